@@ -1,0 +1,131 @@
+#include "crypto/crc32c.h"
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+
+#ifdef SEGWAL_CRC32C_HAVE_ISAL
+#include <isa-l/crc.h>
+#endif
+
+namespace segwal {
+namespace crc32c {
+namespace {
+
+// The reflected Castagnoli polynomial.
+constexpr uint32_t kPolynomial = 0x82F63B78u;
+
+// Slicing-by-8 tables: kTables[0] is the classic byte-at-a-time table;
+// kTables[k][b] is the CRC contribution of byte b followed by k zero bytes, so
+// eight bytes can be folded in with eight independent lookups.
+using Tables = std::array<std::array<uint32_t, 256>, 8>;
+
+constexpr Tables MakeTables() {
+  Tables t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc >> 1) ^ ((crc & 1) ? kPolynomial : 0);
+    }
+    t[0][i] = crc;
+  }
+  for (size_t k = 1; k < t.size(); ++k) {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t prev = t[k - 1][i];
+      t[k][i] = (prev >> 8) ^ t[0][prev & 0xff];
+    }
+  }
+  return t;
+}
+
+constexpr Tables kTables = MakeTables();
+static_assert(kTables[0][1] == 0xF26B8303u, "CRC32C table is wrong");
+
+// Little-endian load that works on any byte order and alignment; compilers turn
+// it into a single load on little-endian machines.
+inline uint32_t LoadLE32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
+}
+
+#ifdef SEGWAL_CRC32C_HAVE_ISAL
+// ISA-L's crc32_iscsi neither inverts its input CRC nor its result (LevelDB's
+// Extend does both), and takes an int length, so long inputs go in chunks.
+uint32_t ExtendIsal(uint32_t init_crc, const char* data, size_t n) {
+  constexpr size_t kMaxChunk = size_t{1} << 30;  // < INT_MAX
+  static_assert(kMaxChunk <= static_cast<size_t>(INT_MAX));
+  // crc32_iscsi takes a non-const pointer but does not write through it.
+  auto* p = reinterpret_cast<unsigned char*>(const_cast<char*>(data));
+  uint32_t crc = ~init_crc;
+  while (n > 0) {
+    size_t chunk = std::min(n, kMaxChunk);
+    crc = crc32_iscsi(p, static_cast<int>(chunk), crc);
+    p += chunk;
+    n -= chunk;
+  }
+  return ~crc;
+}
+#endif
+
+using ExtendFunction = uint32_t (*)(uint32_t, const char*, size_t);
+
+struct Implementation {
+  ExtendFunction extend;
+  const char* name;
+};
+
+Implementation Choose() {
+#ifdef SEGWAL_CRC32C_HAVE_ISAL
+  // Guard against a broken or mismatched libisal: it must agree with the
+  // portable code on the check value before it is trusted.
+  static constexpr char kCheck[] = "123456789";
+  constexpr size_t kCheckLen = sizeof(kCheck) - 1;
+  if (ExtendIsal(0, kCheck, kCheckLen) == 0xE3069283u &&
+      ExtendIsal(0, kCheck, kCheckLen) == ExtendPortable(0, kCheck, kCheckLen)) {
+    return {&ExtendIsal, "isa-l"};
+  }
+#endif
+  return {&ExtendPortable, "portable"};
+}
+
+// Chosen on first use (a function-local static, so it is safe to call from
+// other translation units' static initializers and from several threads).
+const Implementation& Chosen() {
+  static const Implementation impl = Choose();
+  return impl;
+}
+
+}  // namespace
+
+uint32_t ExtendPortable(uint32_t init_crc, const char* data, size_t n) {
+  const auto* p = reinterpret_cast<const uint8_t*>(data);
+  uint32_t crc = ~init_crc;
+  while (n >= 8) {
+    uint32_t lo = LoadLE32(p) ^ crc;
+    uint32_t hi = LoadLE32(p + 4);
+    crc = kTables[7][lo & 0xff] ^ kTables[6][(lo >> 8) & 0xff] ^
+          kTables[5][(lo >> 16) & 0xff] ^ kTables[4][lo >> 24] ^
+          kTables[3][hi & 0xff] ^ kTables[2][(hi >> 8) & 0xff] ^
+          kTables[1][(hi >> 16) & 0xff] ^ kTables[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    crc = kTables[0][(crc ^ *p) & 0xff] ^ (crc >> 8);
+    ++p;
+    --n;
+  }
+  return ~crc;
+}
+
+uint32_t Extend(uint32_t init_crc, const char* data, size_t n) {
+  return Chosen().extend(init_crc, data, n);
+}
+
+const char* ImplementationName() { return Chosen().name; }
+
+}  // namespace crc32c
+}  // namespace segwal
