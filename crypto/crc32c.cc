@@ -5,9 +5,18 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
 
 #ifdef SEGWAL_CRC32C_HAVE_ISAL
 #include <isa-l/crc.h>
+#endif
+
+// The build compiles with -msse4.2 (.bazelrc); the CPU is still checked at run
+// time before this code is used.
+#if defined(__x86_64__) && defined(__SSE4_2__)
+#define SEGWAL_CRC32C_HAVE_SSE42 1
+#include <nmmintrin.h>
 #endif
 
 namespace segwal {
@@ -51,6 +60,29 @@ inline uint32_t LoadLE32(const uint8_t* p) {
          (static_cast<uint32_t>(p[3]) << 24);
 }
 
+#ifdef SEGWAL_CRC32C_HAVE_SSE42
+// One crc32 instruction per 8 bytes: latency-bound, but with no set-up cost, so
+// it beats ISA-L's folding code on short inputs.
+uint32_t ExtendSse42(uint32_t init_crc, const char* data, size_t n) {
+  const auto* p = reinterpret_cast<const uint8_t*>(data);
+  uint64_t crc = ~init_crc;
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, sizeof(word));
+    crc = _mm_crc32_u64(crc, word);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t crc32 = static_cast<uint32_t>(crc);
+  while (n > 0) {
+    crc32 = _mm_crc32_u8(crc32, *p);
+    ++p;
+    --n;
+  }
+  return ~crc32;
+}
+#endif
+
 #ifdef SEGWAL_CRC32C_HAVE_ISAL
 // ISA-L's crc32_iscsi neither inverts its input CRC nor its result (LevelDB's
 // Extend does both), and takes an int length, so long inputs go in chunks.
@@ -68,7 +100,19 @@ uint32_t ExtendIsal(uint32_t init_crc, const char* data, size_t n) {
   }
   return ~crc;
 }
+
+#ifdef SEGWAL_CRC32C_HAVE_SSE42
+// ISA-L costs 12-30 ns per call below a few hundred bytes (measured on x86-64:
+// 20 ns for 64 B, where the plain instruction loop takes 6 ns) and wins from
+// about 256 B on. WAL record headers and small records live below that line.
+constexpr size_t kSmallInput = 256;
+
+uint32_t ExtendIsalSse42(uint32_t init_crc, const char* data, size_t n) {
+  if (n < kSmallInput) return ExtendSse42(init_crc, data, n);
+  return ExtendIsal(init_crc, data, n);
+}
 #endif
+#endif  // SEGWAL_CRC32C_HAVE_ISAL
 
 using ExtendFunction = uint32_t (*)(uint32_t, const char*, size_t);
 
@@ -77,15 +121,44 @@ struct Implementation {
   const char* name;
 };
 
+#if defined(SEGWAL_CRC32C_HAVE_ISAL) || defined(SEGWAL_CRC32C_HAVE_SSE42)
+// An accelerated implementation is trusted only if it agrees with the portable
+// code on the check value and on inputs long enough to reach every code path
+// (guards against a broken or mismatched libisal).
+bool AgreesWithPortable(ExtendFunction extend) {
+  if (extend(0, "123456789", 9) != 0xE3069283u) return false;
+  char buf[1024];
+  for (size_t i = 0; i < sizeof(buf); ++i) {
+    buf[i] = static_cast<char>(i * 131 + 7);
+  }
+  for (size_t n :
+       {size_t{1}, size_t{63}, size_t{255}, size_t{256}, size_t{1000}}) {
+    if (extend(0x1234567u, buf + 3, n) !=
+        ExtendPortable(0x1234567u, buf + 3, n)) {
+      return false;
+    }
+  }
+  return true;
+}
+#endif
+
 Implementation Choose() {
+#ifdef SEGWAL_CRC32C_HAVE_SSE42
+  // Needed if we run before libgcc's own constructor (from another static
+  // initializer); harmless otherwise.
+  __builtin_cpu_init();
+#endif
 #ifdef SEGWAL_CRC32C_HAVE_ISAL
-  // Guard against a broken or mismatched libisal: it must agree with the
-  // portable code on the check value before it is trusted.
-  static constexpr char kCheck[] = "123456789";
-  constexpr size_t kCheckLen = sizeof(kCheck) - 1;
-  if (ExtendIsal(0, kCheck, kCheckLen) == 0xE3069283u &&
-      ExtendIsal(0, kCheck, kCheckLen) == ExtendPortable(0, kCheck, kCheckLen)) {
-    return {&ExtendIsal, "isa-l"};
+#ifdef SEGWAL_CRC32C_HAVE_SSE42
+  if (__builtin_cpu_supports("sse4.2") &&
+      AgreesWithPortable(&ExtendIsalSse42)) {
+    return {&ExtendIsalSse42, "isa-l+sse4.2"};
+  }
+#endif
+  if (AgreesWithPortable(&ExtendIsal)) return {&ExtendIsal, "isa-l"};
+#elif defined(SEGWAL_CRC32C_HAVE_SSE42)
+  if (__builtin_cpu_supports("sse4.2") && AgreesWithPortable(&ExtendSse42)) {
+    return {&ExtendSse42, "sse4.2"};
   }
 #endif
   return {&ExtendPortable, "portable"};

@@ -2,13 +2,17 @@
 // segwal stores with every record and header. Same API and same values as
 // LevelDB's crc32c: Value("123456789") == 0xE3069283.
 //
-// Implementation: Extend/Value use Intel ISA-L's crc32_iscsi (which itself picks
-// the best code for the CPU at run time: PCLMULQDQ/SSE4.2 folding on x86-64, the
-// CRC extension on AArch64, a table fallback elsewhere). The choice is made once,
-// on first use, after a self-check against the portable code on the standard
-// vector; if ISA-L is not built in (SEGWAL_CRC32C_HAVE_ISAL undefined) or fails
-// that check, Extend/Value use ExtendPortable. ExtendPortable is always compiled
-// so tests and benchmarks can compare the two.
+// Implementation, chosen once on first use (a function-local static):
+//   - "isa-l+sse4.2" on x86-64 with SSE4.2: inputs of 256 bytes and more go to
+//     Intel ISA-L's crc32_iscsi (PCLMULQDQ folding, tens of GB/s; ISA-L picks
+//     its own best variant for the CPU at run time); shorter ones to a plain
+//     crc32-instruction loop, because ISA-L's per-call set-up dominates there.
+//   - "isa-l" elsewhere when ISA-L is built in (SEGWAL_CRC32C_HAVE_ISAL).
+//   - "sse4.2" on x86-64 without ISA-L: the instruction loop for every length.
+//   - "portable" otherwise: ExtendPortable, table-driven slicing-by-8.
+// Each accelerated candidate must first agree with ExtendPortable on the check
+// value and a few longer inputs, else the next one is tried. ExtendPortable is
+// always compiled so tests and benchmarks can compare against it.
 //
 // Thread safety: every function is pure and safe to call from any thread.
 
@@ -42,15 +46,17 @@ inline uint32_t Value(absl::string_view data) {
 // the fallback and as the reference in tests.
 uint32_t ExtendPortable(uint32_t init_crc, const char* data, size_t n);
 
-// "isa-l" or "portable": which code Extend/Value run on this machine.
+// Which code Extend/Value run on this machine: "isa-l+sse4.2", "isa-l",
+// "sse4.2" or "portable".
 const char* ImplementationName();
 
 // Why masking: the CRC of a string that itself contains CRCs (a record whose
 // payload embeds checksummed data, a segment file copied into a record, a CRC
-// stored next to the bytes it covers) is prone to degenerate cases, e.g. the CRC
-// of (data + CRC(data)) is a constant for every data. LevelDB therefore stores a
-// "masked" CRC: rotated right by 15 bits plus a constant. Store Mask(crc) on
-// disk; Unmask what you read before comparing it with a freshly computed CRC.
+// stored next to the bytes it covers) is prone to degenerate cases, e.g. the
+// CRC of (data + CRC(data)) is a constant for every data. LevelDB therefore
+// stores a "masked" CRC: rotated right by 15 bits plus a constant. Store
+// Mask(crc) on disk; Unmask what you read before comparing it with a freshly
+// computed CRC.
 inline constexpr uint32_t kMaskDelta = 0xa282ead8u;
 
 inline uint32_t Mask(uint32_t crc) {
