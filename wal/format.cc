@@ -1,0 +1,235 @@
+#include "wal/format.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "crypto/crc32c.h"
+
+namespace segwal {
+namespace wal_format {
+
+void PutFixed32(std::string* dst, uint32_t v) {
+  char buf[4];
+  for (int i = 0; i < 4; ++i) buf[i] = static_cast<char>(v >> (8 * i));
+  dst->append(buf, 4);
+}
+
+void PutFixed64(std::string* dst, uint64_t v) {
+  char buf[8];
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(v >> (8 * i));
+  dst->append(buf, 8);
+}
+
+static void PutFixed16(std::string* dst, uint16_t v) {
+  char buf[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};
+  dst->append(buf, 2);
+}
+
+uint16_t DecodeFixed16(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint16_t>(u[0] | (u[1] << 8));
+}
+
+uint32_t DecodeFixed32(const char* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);  // x86-64 and the format are both little-endian
+  return v;
+}
+
+uint64_t DecodeFixed64(const char* p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+std::string EncodeSegmentHeader(const SegmentHeader& h) {
+  std::string out;
+  out.reserve(kSegmentHeaderSize);
+  out.append(kSegmentMagic, sizeof(kSegmentMagic));
+  PutFixed32(&out, h.version);
+  PutFixed32(&out, kSegmentHeaderSize);
+  PutFixed64(&out, h.first_lsn);
+  out.append(h.salt, kSaltSize);
+  PutFixed32(&out, h.flags);
+  PutFixed32(&out, h.cipher);
+  PutFixed64(&out, h.key_id);
+  PutFixed32(&out, 0);
+  PutFixed32(&out, crc32c::Mask(crc32c::Value(out.data(), out.size())));
+  return out;
+}
+
+absl::Status DecodeSegmentHeader(absl::string_view in, SegmentHeader* h) {
+  if (in.size() < kSegmentHeaderSize) {
+    return absl::DataLossError(absl::StrCat("segment header truncated: ",
+                                            in.size(), " of ",
+                                            kSegmentHeaderSize, " bytes"));
+  }
+  const char* p = in.data();
+  if (memcmp(p, kSegmentMagic, sizeof(kSegmentMagic)) != 0) {
+    return absl::DataLossError("bad segment magic (not a segwal segment)");
+  }
+  const uint32_t stored = crc32c::Unmask(DecodeFixed32(p + 60));
+  if (stored != crc32c::Value(p, 60)) {
+    return absl::DataLossError("segment header checksum mismatch");
+  }
+  h->version = DecodeFixed32(p + 8);
+  if (h->version != kFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("unsupported segment format version ", h->version,
+                     " (this segwal reads version ", kFormatVersion, ")"));
+  }
+  if (DecodeFixed32(p + 12) != kSegmentHeaderSize) {
+    return absl::DataLossError("segment header size field is not 64");
+  }
+  h->first_lsn = DecodeFixed64(p + 16);
+  memcpy(h->salt, p + 24, kSaltSize);
+  h->flags = DecodeFixed32(p + 40);
+  h->cipher = DecodeFixed32(p + 44);
+  h->key_id = DecodeFixed64(p + 48);
+  return absl::OkStatus();
+}
+
+uint32_t SegmentSeed(const SegmentHeader& h) {
+  std::string buf(h.salt, kSaltSize);
+  PutFixed64(&buf, h.first_lsn);
+  return crc32c::Value(buf.data(), buf.size());
+}
+
+void AppendRecord(uint32_t seed, const RecordHeader& h,
+                  absl::string_view payload, std::string* dst) {
+  const size_t start = dst->size();
+  dst->append(8, '\0');  // the two CRCs, filled in below
+  PutFixed32(dst, h.payload_length);
+  PutFixed16(dst, h.flags);
+  PutFixed16(dst, 0);
+  PutFixed64(dst, h.lsn);
+  PutFixed64(dst, h.durable_lsn);
+  PutFixed64(dst, h.tenant_id);
+  PutFixed64(dst, h.database_id);
+  PutFixed32(dst, h.record_type);
+  PutFixed32(dst, h.vshard_id);
+  const uint32_t header_crc =
+      crc32c::Extend(seed, dst->data() + start + 8, kRecordHeaderSize - 8);
+  const uint32_t payload_crc =
+      crc32c::Extend(header_crc, payload.data(), payload.size());
+  char crcs[8];
+  for (int i = 0; i < 4; ++i) {
+    crcs[i] = static_cast<char>(crc32c::Mask(header_crc) >> (8 * i));
+    crcs[4 + i] = static_cast<char>(crc32c::Mask(payload_crc) >> (8 * i));
+  }
+  memcpy(dst->data() + start, crcs, 8);
+  dst->append(payload.data(), payload.size());
+}
+
+bool DecodeRecordHeader(uint32_t seed, const char* p, RecordHeader* h,
+                        uint32_t* payload_seed, uint32_t* payload_crc) {
+  const uint32_t header_crc = crc32c::Extend(seed, p + 8, kRecordHeaderSize - 8);
+  if (crc32c::Unmask(DecodeFixed32(p)) != header_crc) return false;
+  h->payload_length = DecodeFixed32(p + 8);
+  h->flags = DecodeFixed16(p + 12);
+  h->lsn = DecodeFixed64(p + 16);
+  h->durable_lsn = DecodeFixed64(p + 24);
+  h->tenant_id = DecodeFixed64(p + 32);
+  h->database_id = DecodeFixed64(p + 40);
+  h->record_type = DecodeFixed32(p + 48);
+  h->vshard_id = DecodeFixed32(p + 52);
+  *payload_seed = header_crc;
+  *payload_crc = crc32c::Unmask(DecodeFixed32(p + 4));
+  return true;
+}
+
+bool PayloadMatches(uint32_t payload_seed, uint32_t payload_crc,
+                    absl::string_view payload) {
+  return crc32c::Extend(payload_seed, payload.data(), payload.size()) ==
+         payload_crc;
+}
+
+uint64_t FooterFrameSize(size_t index_entries) {
+  return kRecordHeaderSize + index_entries * kIndexEntrySize + kTrailerSize;
+}
+
+void AppendFooter(uint32_t seed, uint64_t durable_lsn, const Footer& f,
+                  std::string* dst) {
+  std::string payload;
+  payload.reserve(f.index.size() * kIndexEntrySize + kTrailerSize);
+  for (const IndexEntry& e : f.index) {
+    PutFixed64(&payload, e.lsn);
+    PutFixed64(&payload, e.offset);
+  }
+  PutFixed64(&payload, f.footer_offset);
+  PutFixed64(&payload, f.last_lsn);
+  PutFixed64(&payload, f.record_count);
+  PutFixed32(&payload, static_cast<uint32_t>(f.index.size()));
+  PutFixed32(&payload, kTrailerMagic);
+  RecordHeader h;
+  h.payload_length = static_cast<uint32_t>(payload.size());
+  h.flags = kFlagFooter;
+  h.lsn = f.last_lsn;
+  h.durable_lsn = durable_lsn;
+  AppendRecord(seed, h, payload, dst);
+}
+
+bool DecodeTrailer(absl::string_view in, Trailer* t) {
+  if (in.size() < kTrailerSize) return false;
+  const char* p = in.data() + in.size() - kTrailerSize;
+  if (DecodeFixed32(p + 28) != kTrailerMagic) return false;
+  t->footer_offset = DecodeFixed64(p);
+  t->last_lsn = DecodeFixed64(p + 8);
+  t->record_count = DecodeFixed64(p + 16);
+  t->index_count = DecodeFixed32(p + 24);
+  return true;
+}
+
+absl::Status DecodeFooterPayload(absl::string_view payload,
+                                 uint64_t footer_offset, Footer* f) {
+  Trailer t;
+  if (!DecodeTrailer(payload, &t)) {
+    return absl::DataLossError("footer trailer magic mismatch");
+  }
+  if (payload.size() !=
+      uint64_t{t.index_count} * kIndexEntrySize + kTrailerSize) {
+    return absl::DataLossError("footer index size does not match its count");
+  }
+  if (t.footer_offset != footer_offset) {
+    return absl::DataLossError(absl::StrCat(
+        "footer claims offset ", t.footer_offset, " but sits at ", footer_offset));
+  }
+  f->footer_offset = t.footer_offset;
+  f->last_lsn = t.last_lsn;
+  f->record_count = t.record_count;
+  f->index.clear();
+  f->index.reserve(t.index_count);
+  const char* p = payload.data();
+  for (uint32_t i = 0; i < t.index_count; ++i, p += kIndexEntrySize) {
+    f->index.push_back({DecodeFixed64(p), DecodeFixed64(p + 8)});
+    if (f->index.back().offset < kSegmentHeaderSize ||
+        f->index.back().offset >= footer_offset ||
+        (i > 0 && f->index[i - 1].lsn >= f->index[i].lsn)) {
+      return absl::DataLossError(
+          absl::StrCat("footer index entry ", i, " is out of order or range"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string SegmentFileName(uint64_t first_lsn) {
+  return absl::StrFormat("%020u.wal", first_lsn);
+}
+
+bool ParseSegmentFileName(absl::string_view name, uint64_t* first_lsn) {
+  if (name.size() != 24 || name.substr(20) != ".wal") return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    const char c = name[i];
+    if (c < '0' || c > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  *first_lsn = v;
+  return true;
+}
+
+}  // namespace wal_format
+}  // namespace segwal

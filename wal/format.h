@@ -1,0 +1,128 @@
+// Encoding and decoding of segwal's on-disk structures. The format is specified
+// in wal/FORMAT.md (version 1); this file is its only implementation.
+//
+// Thread safety: pure functions.
+
+#ifndef SEGWAL_WAL_FORMAT_H_
+#define SEGWAL_WAL_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace segwal {
+namespace wal_format {
+
+inline constexpr char kSegmentMagic[8] = {'s', 'e', 'g', 'w', 'a', 'l', '\x1a', '\n'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr size_t kSegmentHeaderSize = 64;
+inline constexpr size_t kSaltSize = 16;
+inline constexpr size_t kRecordHeaderSize = 56;
+inline constexpr size_t kTrailerSize = 32;
+inline constexpr size_t kIndexEntrySize = 16;
+inline constexpr uint32_t kTrailerMagic = 0x54465753;  // "SWFT" little-endian
+// The footer index has an entry for the first record at or after every
+// kIndexInterval bytes of record data.
+inline constexpr uint64_t kIndexInterval = 16 << 10;
+
+// Record flags.
+inline constexpr uint16_t kFlagSnappy = 1 << 0;
+inline constexpr uint16_t kFlagEncrypted = 1 << 1;
+inline constexpr uint16_t kFlagFooter = 1 << 15;
+inline constexpr uint16_t kKnownRecordFlags =
+    kFlagSnappy | kFlagEncrypted | kFlagFooter;
+
+// Segment flags.
+inline constexpr uint32_t kSegmentEncrypted = 1 << 0;
+
+struct SegmentHeader {
+  uint32_t version = kFormatVersion;
+  uint64_t first_lsn = 0;
+  char salt[kSaltSize] = {};
+  uint32_t flags = 0;
+  uint32_t cipher = 0;
+  uint64_t key_id = 0;
+};
+
+std::string EncodeSegmentHeader(const SegmentHeader& header);
+// `in` must hold kSegmentHeaderSize bytes. DataLoss for a bad magic or CRC,
+// FailedPrecondition for an unknown format version. Messages name no file:
+// callers add it.
+absl::Status DecodeSegmentHeader(absl::string_view in, SegmentHeader* header);
+// The seed every record CRC of the segment extends (FORMAT.md).
+uint32_t SegmentSeed(const SegmentHeader& header);
+
+struct RecordHeader {
+  uint32_t payload_length = 0;
+  uint16_t flags = 0;
+  uint64_t lsn = 0;
+  uint64_t durable_lsn = 0;
+  uint64_t tenant_id = 0;
+  uint64_t database_id = 0;
+  uint32_t record_type = 0;
+  uint32_t vshard_id = 0;
+};
+
+// Appends the framed record (header + payload) to *dst.
+// REQUIRES: payload.size() == header.payload_length.
+void AppendRecord(uint32_t seed, const RecordHeader& header,
+                  absl::string_view payload, std::string* dst);
+
+// Decodes the 56 bytes at `p` and checks the header CRC. Returns false if the
+// CRC does not match (nothing in *header can be trusted then). On success
+// *payload_seed is what the payload CRC must extend, *payload_crc the stored one.
+bool DecodeRecordHeader(uint32_t seed, const char* p, RecordHeader* header,
+                        uint32_t* payload_seed, uint32_t* payload_crc);
+bool PayloadMatches(uint32_t payload_seed, uint32_t payload_crc,
+                    absl::string_view payload);
+
+struct IndexEntry {
+  uint64_t lsn;
+  uint64_t offset;
+};
+
+struct Footer {
+  uint64_t footer_offset = 0;
+  uint64_t last_lsn = 0;
+  uint64_t record_count = 0;
+  std::vector<IndexEntry> index;
+};
+
+// Appends the footer frame for a footer starting at footer.footer_offset.
+void AppendFooter(uint32_t seed, uint64_t durable_lsn, const Footer& footer,
+                  std::string* dst);
+// The size of the frame AppendFooter writes.
+uint64_t FooterFrameSize(size_t index_entries);
+
+struct Trailer {
+  uint64_t footer_offset = 0;
+  uint64_t last_lsn = 0;
+  uint64_t record_count = 0;
+  uint32_t index_count = 0;
+};
+// `in` must hold kTrailerSize bytes. False if the magic does not match.
+bool DecodeTrailer(absl::string_view in, Trailer* trailer);
+// Decodes a footer frame's payload (index entries + trailer). DataLoss if it is
+// inconsistent with itself.
+absl::Status DecodeFooterPayload(absl::string_view payload,
+                                 uint64_t footer_offset, Footer* footer);
+
+// "00000000000000000001.wal" for first_lsn 1.
+std::string SegmentFileName(uint64_t first_lsn);
+// True for names of exactly the form SegmentFileName produces.
+bool ParseSegmentFileName(absl::string_view name, uint64_t* first_lsn);
+
+// Little-endian helpers.
+void PutFixed32(std::string* dst, uint32_t v);
+void PutFixed64(std::string* dst, uint64_t v);
+uint32_t DecodeFixed32(const char* p);
+uint64_t DecodeFixed64(const char* p);
+uint16_t DecodeFixed16(const char* p);
+
+}  // namespace wal_format
+}  // namespace segwal
+
+#endif  // SEGWAL_WAL_FORMAT_H_

@@ -1,0 +1,108 @@
+// SegmentReader: reads the records of one segment file (wal/FORMAT.md).
+//
+// It never trusts a length before the header CRC matched, never reads past
+// `limit` (the readable size of the file) and never allocates more than the
+// record's bounded length, so a corrupt or hostile file yields a precise error
+// (file, offset, reason), never a crash or a huge allocation.
+//
+// Thread safety: one thread at a time.
+
+#ifndef SEGWAL_WAL_SEGMENT_READER_H_
+#define SEGWAL_WAL_SEGMENT_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "env/env.h"
+#include "wal/format.h"
+#include "wal/segmented_wal.h"
+
+namespace segwal {
+
+class SegmentReader {
+ public:
+  // What the scan found at the current position.
+  enum class Outcome {
+    kRecord,  // a valid record (returned, position advanced)
+    kEnd,     // clean end: end of the readable bytes, or zeros to the end
+    kFooter,  // a valid footer frame that ends the file (segment is sealed)
+    kBad,     // damage at the current position (bad_reason() says what)
+  };
+
+  // Opens `path` and reads its header. `limit` is how many bytes of the file may
+  // be read (the file size, or for the active segment the bytes written so far).
+  // DataLoss (bad header), FailedPrecondition (unknown version), NotFound.
+  static absl::StatusOr<std::unique_ptr<SegmentReader>> Open(
+      Env* env, const std::string& path, uint64_t limit,
+      uint64_t max_record_size);
+
+  const wal_format::SegmentHeader& header() const { return header_; }
+  uint32_t seed() const { return seed_; }
+  const std::string& path() const { return path_; }
+  uint64_t limit() const { return limit_; }
+
+  // Reads the footer of a sealed segment via the trailer in the last bytes.
+  // NotFound if there is no trailer (not sealed); DataLoss if the trailer is
+  // there but the footer is damaged.
+  absl::StatusOr<wal_format::Footer> ReadFooter();
+
+  // Positions the scan at `offset`, where the record with `lsn` is expected.
+  void Seek(uint64_t offset, uint64_t lsn);
+  uint64_t position() const { return pos_; }
+  uint64_t expected_lsn() const { return expected_lsn_; }
+
+  // Reads the frame at the current position. For kRecord fills *record (payload
+  // as stored: decoding compression/encryption is the caller's job, see flags)
+  // and *header; for kFooter fills *header. `check_lsn`: a record whose LSN is
+  // not expected_lsn() is kBad.
+  Outcome Next(WalRecord* record, wal_format::RecordHeader* header,
+               bool check_lsn = true);
+  // Why the last Next returned kBad, and I/O errors (which also yield kBad).
+  const std::string& bad_reason() const { return bad_reason_; }
+  const absl::Status& io_status() const { return io_status_; }
+
+  // Looks for the first offset > `from` holding a valid frame of this segment
+  // (both CRCs match, length in bounds) whose LSN is >= min_lsn. Returns the
+  // offset and fills *header, or nullopt.
+  std::optional<uint64_t> FindNextValidFrame(uint64_t from, uint64_t min_lsn,
+                                             wal_format::RecordHeader* header);
+
+ private:
+  SegmentReader(Env* env, std::string path, std::unique_ptr<RandomAccessFile> f,
+                uint64_t limit, uint64_t max_record_size);
+  // Returns up to n bytes at offset (fewer only at `limit`); the view stays
+  // valid until the next Fetch.
+  absl::Status Fetch(uint64_t offset, size_t n, absl::string_view* out);
+  bool ZerosToEnd(uint64_t from);
+  Outcome Bad(std::string reason);
+  // Validates a whole frame at `offset` (header + payload CRCs, bounds).
+  bool ValidFrameAt(uint64_t offset, wal_format::RecordHeader* header,
+                    absl::string_view* payload);
+
+  Env* env_;
+  std::string path_;
+  std::unique_ptr<RandomAccessFile> file_;
+  uint64_t limit_;
+  uint64_t max_frame_payload_;
+  wal_format::SegmentHeader header_;
+  uint32_t seed_ = 0;
+
+  uint64_t pos_ = wal_format::kSegmentHeaderSize;
+  uint64_t expected_lsn_ = 0;
+  std::string bad_reason_;
+  absl::Status io_status_;
+
+  // Read buffer: bytes [buf_offset_, buf_offset_ + buf_len_) of the file.
+  std::string buf_;
+  uint64_t buf_offset_ = 0;
+  size_t buf_len_ = 0;
+  std::string big_;  // for reads larger than buf_
+};
+
+}  // namespace segwal
+
+#endif  // SEGWAL_WAL_SEGMENT_READER_H_

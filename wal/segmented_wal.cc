@@ -1,0 +1,1133 @@
+#include "wal/segmented_wal.h"
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "wal/format.h"
+#include "wal/segment_reader.h"
+
+namespace segwal {
+
+using wal_format::Footer;
+using wal_format::IndexEntry;
+using wal_format::kRecordHeaderSize;
+using wal_format::kSegmentHeaderSize;
+using wal_format::RecordHeader;
+using wal_format::SegmentHeader;
+
+WalIterator::~WalIterator() = default;
+
+namespace {
+
+constexpr char kLockFileName[] = "LOCK";
+constexpr char kQuarantineDir[] = "quarantine";
+
+absl::Status Annotate(const absl::Status& s, absl::string_view what) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+}
+
+// Fresh random salt for a segment. std::random_device reads the kernel's RNG.
+void FillSalt(char* salt) {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::random_device* rd = new std::random_device();
+  absl::MutexLock l(&mu);
+  for (size_t i = 0; i < wal_format::kSaltSize; i += 4) {
+    const uint32_t v = (*rd)();
+    memcpy(salt + i, &v, 4);
+  }
+}
+
+}  // namespace
+
+// One segment file, as the WAL sees it. Fields not marked otherwise are
+// immutable after construction.
+struct Segment {
+  std::string path;
+  uint64_t first_lsn = 0;
+  uint32_t seed = 0;
+
+  // Guarded by the WAL's mu_.
+  uint64_t framed_size = 0;     // header + every record framed so far
+  uint64_t framed_last_lsn = 0; // first_lsn - 1 when empty
+  uint64_t record_count = 0;
+  std::vector<IndexEntry> index;
+  uint64_t next_index_offset = 0;  // frame an index entry at/after this offset
+  uint64_t readable_size = 0;      // bytes handed to the OS: readers stop here
+  uint64_t readable_last_lsn = 0;
+  bool sealed = false;             // footer written and synced
+  // Records that were skipped by kSkipAnyCorruptedRecords recovery live in this
+  // segment: readers must resynchronise instead of failing.
+  bool has_skipped_damage = false;
+
+  // Touched only by the thread holding the I/O token (io_busy_).
+  std::unique_ptr<WritableFile> file;
+  bool unsynced = false;
+};
+
+// A queued file operation, executed in order by the I/O token holder.
+struct IoOp {
+  enum Kind { kCreate, kWrite, kSeal } kind;
+  std::shared_ptr<Segment> segment;
+  std::string data;        // header, framed records, or footer
+  uint64_t end_size = 0;   // segment size after this op
+  uint64_t last_lsn = 0;   // last LSN contained after this op
+};
+
+// What a reader needs of one segment, copied under the lock.
+struct SegmentView {
+  std::string path;
+  uint64_t first_lsn;
+  uint64_t last_lsn;  // first_lsn - 1 when empty
+  uint64_t size;      // readable bytes
+  bool skip_damage;
+  std::vector<IndexEntry> index;  // only for the segment a read starts in
+};
+
+class SegmentedWal::Impl {
+ public:
+  Impl(const SegmentedWalOptions& options, Env* env)
+      : options_(options), env_(env) {}
+  ~Impl();
+
+  absl::Status Recover();
+
+  absl::StatusOr<uint64_t> Append(uint32_t record_type, uint64_t tenant_id,
+                                  uint32_t vshard_id, uint64_t database_id,
+                                  absl::string_view payload);
+  absl::Status Sync() { return Drain(/*sync=*/true); }
+  absl::Status Flush() { return Drain(/*sync=*/false); }
+  absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn);
+  // Views of the segments a read from *from_lsn needs. *from_lsn == 0 means
+  // from the first retained record (and is replaced by its LSN). OutOfRange
+  // below the retained floor.
+  absl::StatusOr<std::vector<SegmentView>> Snapshot(uint64_t* from_lsn);
+  absl::StatusOr<std::vector<SegmentMeta>> ListSegments();
+  // from_lsn 0: from the first retained record.
+  absl::StatusOr<std::unique_ptr<WalIterator>> NewIterator(uint64_t from_lsn);
+  absl::StatusOr<ReplayPage> ReadPage(uint64_t from_lsn, size_t max_records);
+
+  uint64_t next_lsn() const {
+    absl::MutexLock l(&mu_);
+    return next_lsn_;
+  }
+  uint64_t active_segment_first_lsn() const {
+    absl::MutexLock l(&mu_);
+    return segments_.back()->first_lsn;
+  }
+  uint64_t durable_lsn() const {
+    absl::MutexLock l(&mu_);
+    return durable_lsn_;
+  }
+  absl::Status poisoned_status() const {
+    absl::MutexLock l(&mu_);
+    return poisoned_;
+  }
+  const RecoveryReport& report() const { return report_; }
+  const SegmentedWalOptions& options() const { return options_; }
+  Env* env() const { return env_; }
+
+ private:
+  std::string PathOf(uint64_t first_lsn) const {
+    return options_.wal_dir + "/" + wal_format::SegmentFileName(first_lsn);
+  }
+  // Makes every record framed before the call readable (sync=false) or
+  // durable (sync=true).
+  absl::Status Drain(bool sync);
+  // Frames a new segment starting at next_lsn_ and queues its creation.
+  void StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the staged records (if any) as a write to the active segment.
+  void QueueStagedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs queued ops as the I/O token holder. REQUIRES: io_busy_ set by caller.
+  absl::Status RunOps(std::deque<IoOp>& ops, bool sync,
+                      std::shared_ptr<Segment> active);
+  void PoisonLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (poisoned_.ok()) poisoned_ = s;
+  }
+
+  // Recovery helpers.
+  struct ScanResult {
+    uint64_t end_offset = kSegmentHeaderSize;  // after the last kept frame
+    uint64_t last_lsn = 0;
+    uint64_t count = 0;
+    std::vector<IndexEntry> index;
+    bool sealed = false;  // ended with a valid footer
+    bool damaged = false;
+    uint64_t bad_offset = 0;
+    uint64_t bad_lsn = 0;  // the LSN expected at bad_offset
+    std::string bad_reason;
+    bool corruption = false;  // damage proven to be of durable bytes
+    bool skipped = false;     // kSkipAny skipped records and went on
+  };
+  absl::Status ScanSegment(SegmentReader* reader, bool is_last, bool skip_bad,
+                           ScanResult* result);
+  absl::Status Quarantine(const std::vector<std::string>& names);
+  absl::Status CreateSegmentFileNow(uint64_t first_lsn);
+  absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg);
+
+  const SegmentedWalOptions options_;
+  Env* const env_;
+  RecoveryReport report_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  // Every record with LSN <= flushed_lsn_ has been handed to the OS.
+  uint64_t flushed_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string staged_ ABSL_GUARDED_BY(mu_);
+  uint64_t staged_last_lsn_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<IoOp> ops_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status poisoned_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex truncate_mu_;  // serialises TruncateBefore calls
+  std::unique_ptr<FileLock> lock_;
+  friend class SegmentedWal;
+};
+
+// ---------------------------------------------------------------------------
+// Writing.
+
+void SegmentedWal::Impl::StartSegmentLocked() {
+  auto seg = std::make_shared<Segment>();
+  SegmentHeader h;
+  h.first_lsn = next_lsn_;
+  FillSalt(h.salt);
+  seg->first_lsn = next_lsn_;
+  seg->path = PathOf(next_lsn_);
+  seg->seed = wal_format::SegmentSeed(h);
+  seg->framed_size = kSegmentHeaderSize;
+  seg->framed_last_lsn = next_lsn_ - 1;
+  seg->next_index_offset = kSegmentHeaderSize;
+  seg->readable_size = 0;  // not even the header yet
+  seg->readable_last_lsn = next_lsn_ - 1;
+  IoOp op{IoOp::kCreate, seg, wal_format::EncodeSegmentHeader(h),
+          kSegmentHeaderSize, next_lsn_ - 1};
+  queued_bytes_ += op.data.size();
+  ops_.push_back(std::move(op));
+  segments_.push_back(std::move(seg));
+}
+
+void SegmentedWal::Impl::QueueStagedLocked() {
+  if (staged_.empty()) return;
+  const std::shared_ptr<Segment>& seg = segments_.back();
+  IoOp op{IoOp::kWrite, seg, std::move(staged_), seg->framed_size,
+          staged_last_lsn_};
+  staged_.clear();
+  queued_bytes_ += op.data.size();
+  ops_.push_back(std::move(op));
+}
+
+void SegmentedWal::Impl::RollLocked() {
+  QueueStagedLocked();
+  const std::shared_ptr<Segment>& seg = segments_.back();
+  Footer f;
+  f.footer_offset = seg->framed_size;
+  f.last_lsn = seg->framed_last_lsn;
+  f.record_count = seg->record_count;
+  f.index = seg->index;
+  std::string footer;
+  wal_format::AppendFooter(seg->seed, durable_lsn_, f, &footer);
+  seg->framed_size += footer.size();
+  IoOp op{IoOp::kSeal, seg, std::move(footer), seg->framed_size,
+          seg->framed_last_lsn};
+  queued_bytes_ += op.data.size();
+  ops_.push_back(std::move(op));
+  StartSegmentLocked();
+}
+
+absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
+    uint32_t record_type, uint64_t tenant_id, uint32_t vshard_id,
+    uint64_t database_id, absl::string_view payload) {
+  if (payload.size() > options_.max_record_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("record payload of ", payload.size(),
+                     " bytes exceeds max_record_size ",
+                     options_.max_record_size));
+  }
+  absl::MutexLock l(&mu_);
+  // Back-pressure: do not let queued I/O grow without bound while another
+  // thread holds the I/O token.
+  while (poisoned_.ok() && io_busy_ &&
+         queued_bytes_ + staged_.size() >
+             4 * options_.write_buffer_size + payload.size()) {
+    cv_.Wait(&mu_);
+  }
+  if (!poisoned_.ok()) return poisoned_;
+  const uint64_t lsn = next_lsn_++;
+  Segment* seg = segments_.back().get();
+  const uint64_t offset = seg->framed_size;
+  RecordHeader h;
+  h.payload_length = static_cast<uint32_t>(payload.size());
+  h.lsn = lsn;
+  h.durable_lsn = durable_lsn_;
+  h.tenant_id = tenant_id;
+  h.database_id = database_id;
+  h.record_type = record_type;
+  h.vshard_id = vshard_id;
+  const size_t before = staged_.size();
+  wal_format::AppendRecord(seg->seed, h, payload, &staged_);
+  seg->framed_size += staged_.size() - before;
+  seg->framed_last_lsn = lsn;
+  seg->record_count++;
+  staged_last_lsn_ = lsn;
+  if (offset >= seg->next_index_offset) {
+    seg->index.push_back({lsn, offset});
+    seg->next_index_offset = offset + wal_format::kIndexInterval;
+  }
+  if (seg->framed_size >= options_.segment_target_size) {
+    RollLocked();
+  } else if (staged_.size() >= options_.write_buffer_size) {
+    QueueStagedLocked();
+  }
+  if (!ops_.empty() && !io_busy_) {
+    // Become the I/O token holder and write the queued chunks (no sync).
+    io_busy_ = true;
+    std::deque<IoOp> ops;
+    ops.swap(ops_);
+    queued_bytes_ = 0;
+    std::shared_ptr<Segment> active = segments_.back();
+    mu_.Unlock();
+    absl::Status s = RunOps(ops, /*sync=*/false, active);
+    mu_.Lock();
+    io_busy_ = false;
+    cv_.SignalAll();
+    // The record is framed and its LSN assigned; a write failure poisons the
+    // instance and surfaces on the next call (and on Sync).
+    if (!s.ok()) return poisoned_;
+  }
+  return lsn;
+}
+
+absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
+                                        std::shared_ptr<Segment> active) {
+  absl::Status s;
+  // Record the progress of each op so readers and durable_lsn_ follow.
+  struct Done {
+    std::shared_ptr<Segment> seg;
+    uint64_t size, last_lsn;
+    bool sealed;
+  };
+  std::vector<Done> done;
+  uint64_t sealed_durable = 0;
+  for (IoOp& op : ops) {
+    Segment* seg = op.segment.get();
+    switch (op.kind) {
+      case IoOp::kCreate: {
+        auto file = env_->NewWritableFile(seg->path);
+        if (!file.ok()) {
+          s = Annotate(file.status(), "creating segment " + seg->path);
+          break;
+        }
+        seg->file = std::move(*file);
+        s = seg->file->Append(op.data);
+        if (s.ok()) s = seg->file->Sync();
+        if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+        s = Annotate(s, "creating segment " + seg->path);
+        break;
+      }
+      case IoOp::kWrite:
+        s = Annotate(seg->file->Append(op.data),
+                     "writing records to " + seg->path);
+        seg->unsynced = true;
+        break;
+      case IoOp::kSeal:
+        s = seg->file->Append(op.data);
+        if (s.ok()) s = seg->file->Sync();
+        if (s.ok()) s = seg->file->Close();
+        s = Annotate(s, "sealing segment " + seg->path);
+        if (s.ok()) {
+          seg->file.reset();
+          seg->unsynced = false;
+          sealed_durable = op.last_lsn;
+        }
+        break;
+    }
+    if (!s.ok()) break;
+    done.push_back({op.segment, op.end_size, op.last_lsn, op.kind == IoOp::kSeal});
+  }
+  if (s.ok() && active->file != nullptr) {
+    if (sync && active->unsynced) {
+      s = Annotate(active->file->Sync(), "syncing " + active->path);
+      if (s.ok()) active->unsynced = false;
+    } else if (!sync) {
+      s = Annotate(active->file->Flush(), "flushing " + active->path);
+    }
+  }
+  absl::MutexLock l(&mu_);
+  for (const Done& d : done) {
+    d.seg->readable_size = d.size;
+    d.seg->readable_last_lsn = d.last_lsn;
+    if (d.sealed) d.seg->sealed = true;
+  }
+  if (s.ok() && !done.empty()) {
+    flushed_lsn_ = std::max(flushed_lsn_, done.back().last_lsn);
+  }
+  if (sealed_durable > durable_lsn_) durable_lsn_ = sealed_durable;
+  if (!s.ok()) PoisonLocked(s);
+  return s;
+}
+
+absl::Status SegmentedWal::Impl::Drain(bool sync) {
+  absl::MutexLock l(&mu_);
+  if (segments_.empty()) return poisoned_;
+  const uint64_t target = next_lsn_ - 1;
+  while (true) {
+    if (!poisoned_.ok()) return poisoned_;
+    if ((sync ? durable_lsn_ : flushed_lsn_) >= target) return absl::OkStatus();
+    if (io_busy_) {
+      cv_.Wait(&mu_);
+      continue;
+    }
+    // Become the I/O token holder: write everything framed so far, and sync.
+    io_busy_ = true;
+    QueueStagedLocked();
+    std::deque<IoOp> ops;
+    ops.swap(ops_);
+    queued_bytes_ = 0;
+    const uint64_t covered = next_lsn_ - 1;
+    std::shared_ptr<Segment> active = segments_.back();
+    mu_.Unlock();
+    absl::Status s = RunOps(ops, sync, active);
+    mu_.Lock();
+    io_busy_ = false;
+    if (s.ok()) {
+      flushed_lsn_ = std::max(flushed_lsn_, covered);
+      if (sync) durable_lsn_ = std::max(durable_lsn_, covered);
+    }
+    cv_.SignalAll();
+    if (!s.ok()) return s;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Truncation.
+
+absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
+    uint64_t checkpoint_lsn) {
+  absl::MutexLock tl(&truncate_mu_);
+  TruncateResult result;
+  while (true) {
+    std::shared_ptr<Segment> victim;
+    {
+      absl::MutexLock l(&mu_);
+      if (!poisoned_.ok()) return poisoned_;
+      if (segments_.size() < 2) break;
+      const std::shared_ptr<Segment>& oldest = segments_.front();
+      if (!oldest->sealed || oldest->framed_last_lsn >= checkpoint_lsn) break;
+      victim = oldest;
+      // Readers that start now no longer see it.
+      segments_.erase(segments_.begin());
+    }
+    absl::Status s = env_->DeleteFile(victim->path);
+    if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+    if (!s.ok()) {
+      absl::MutexLock l(&mu_);
+      s = Annotate(s, "truncating (deleting " + victim->path + ")");
+      PoisonLocked(s);
+      return s;
+    }
+    result.segments_deleted++;
+    result.bytes_reclaimed += victim->readable_size;
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Reading.
+
+absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
+    uint64_t* from_lsn_ptr) {
+  absl::Status s = Drain(/*sync=*/false);
+  if (!s.ok()) return s;
+  absl::MutexLock l(&mu_);
+  const uint64_t floor = segments_.front()->first_lsn;
+  if (*from_lsn_ptr == 0) *from_lsn_ptr = floor;  // "from the start"
+  const uint64_t from_lsn = *from_lsn_ptr;
+  if (from_lsn < floor) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "LSN ", from_lsn, " was truncated: the log starts at LSN ", floor));
+  }
+  std::vector<SegmentView> views;
+  // The last segment whose first LSN is <= from_lsn holds it.
+  auto it = std::upper_bound(
+      segments_.begin(), segments_.end(), from_lsn,
+      [](uint64_t lsn, const std::shared_ptr<Segment>& seg) {
+        return lsn < seg->first_lsn;
+      });
+  if (it != segments_.begin()) --it;
+  bool first = true;
+  for (; it != segments_.end(); ++it) {
+    const Segment& seg = **it;
+    if (seg.readable_size < kSegmentHeaderSize) break;  // not created yet
+    SegmentView v{seg.path,          seg.first_lsn,          seg.readable_last_lsn,
+                  seg.readable_size, seg.has_skipped_damage, {}};
+    if (first) {
+      for (const IndexEntry& e : seg.index) {
+        if (e.offset >= seg.readable_size) break;
+        v.index.push_back(e);
+      }
+      first = false;
+    }
+    views.push_back(std::move(v));
+  }
+  return views;
+}
+
+absl::StatusOr<std::vector<SegmentMeta>> SegmentedWal::Impl::ListSegments() {
+  absl::Status s = Drain(/*sync=*/false);
+  if (!s.ok()) return s;
+  absl::MutexLock l(&mu_);
+  std::vector<SegmentMeta> out;
+  for (const auto& seg : segments_) {
+    if (seg->readable_size == 0) continue;
+    out.push_back({seg->path, seg->first_lsn, seg->readable_size});
+  }
+  return out;
+}
+
+namespace {
+
+// Streams records from a snapshot of segments.
+class SegmentIterator : public WalIterator {
+ public:
+  SegmentIterator(Env* env, std::vector<SegmentView> views, uint64_t from_lsn,
+                  uint64_t max_record_size)
+      : env_(env),
+        views_(std::move(views)),
+        from_lsn_(from_lsn),
+        max_record_size_(max_record_size) {
+    Advance();
+  }
+
+  bool Valid() const override { return valid_; }
+  void Next() override { Advance(); }
+  const WalRecord& record() const override { return record_; }
+  absl::Status status() const override { return status_; }
+
+ private:
+  // Opens views_[next_view_] positioned at the first record >= from_lsn_.
+  bool OpenNextSegment() {
+    while (next_view_ < views_.size()) {
+      const SegmentView& v = views_[next_view_++];
+      if (v.last_lsn < v.first_lsn) continue;  // empty segment
+      if (v.last_lsn < from_lsn_) continue;
+      auto r = SegmentReader::Open(env_, v.path, v.size, max_record_size_);
+      if (!r.ok()) {
+        status_ = r.status();
+        if (absl::IsNotFound(status_)) {
+          status_ = absl::OutOfRangeError(absl::StrCat(
+              "segment ", v.path, " was truncated while it was being read"));
+        }
+        return false;
+      }
+      reader_ = std::move(*r);
+      view_ = &v;
+      uint64_t offset = kSegmentHeaderSize, lsn = v.first_lsn;
+      for (const IndexEntry& e : v.index) {  // sparse index: last entry <= from
+        if (e.lsn > from_lsn_) break;
+        offset = e.offset;
+        lsn = e.lsn;
+      }
+      reader_->Seek(offset, lsn);
+      return true;
+    }
+    return false;
+  }
+
+  void Advance() {
+    valid_ = false;
+    if (!status_.ok()) return;
+    while (true) {
+      if (reader_ == nullptr && !OpenNextSegment()) return;
+      if (last_lsn_ != 0 && reader_->expected_lsn() > view_->last_lsn) {
+        reader_.reset();
+        continue;
+      }
+      RecordHeader h;
+      const SegmentReader::Outcome o =
+          reader_->Next(&record_, &h, /*check_lsn=*/!view_->skip_damage);
+      if (o == SegmentReader::Outcome::kRecord) {
+        if (view_->skip_damage && record_.lsn <= last_lsn_) continue;
+        if (record_.lsn < from_lsn_) continue;
+        last_lsn_ = record_.lsn;
+        valid_ = true;
+        if (record_.lsn >= view_->last_lsn) reader_.reset();
+        return;
+      }
+      if (o == SegmentReader::Outcome::kBad) {
+        if (!reader_->io_status().ok()) {
+          status_ = reader_->io_status();
+          return;
+        }
+        if (view_->skip_damage) {
+          RecordHeader next;
+          auto off = reader_->FindNextValidFrame(reader_->position(),
+                                                 reader_->expected_lsn(), &next);
+          if (off.has_value()) {
+            reader_->Seek(*off, next.lsn);
+            continue;
+          }
+          reader_.reset();
+          continue;
+        }
+        status_ = absl::DataLossError(absl::StrCat(
+            reader_->path(), " offset ", reader_->position(), " (LSN ",
+            reader_->expected_lsn(), "): ", reader_->bad_reason()));
+        return;
+      }
+      // kEnd or kFooter: this segment is done.
+      if (!view_->skip_damage && reader_->expected_lsn() <= view_->last_lsn) {
+        status_ = absl::DataLossError(absl::StrCat(
+            reader_->path(), " offset ", reader_->position(),
+            ": segment ends before LSN ", view_->last_lsn));
+        return;
+      }
+      reader_.reset();
+    }
+  }
+
+  Env* env_;
+  std::vector<SegmentView> views_;
+  const uint64_t from_lsn_;
+  const uint64_t max_record_size_;
+  size_t next_view_ = 0;
+  const SegmentView* view_ = nullptr;
+  std::unique_ptr<SegmentReader> reader_;
+  WalRecord record_;
+  uint64_t last_lsn_ = 0;
+  bool valid_ = false;
+  absl::Status status_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Recovery (FORMAT.md, "Recovery").
+
+absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
+                                             bool is_last, bool skip_bad,
+                                             ScanResult* r) {
+  const uint64_t first = reader->header().first_lsn;
+  r->last_lsn = first - 1;
+  uint64_t next_index_offset = kSegmentHeaderSize;
+  WalRecord rec;
+  RecordHeader h;
+  while (true) {
+    const uint64_t offset = reader->position();
+    SegmentReader::Outcome o = reader->Next(&rec, &h, /*check_lsn=*/!r->skipped);
+    if (o == SegmentReader::Outcome::kRecord && rec.lsn <= r->last_lsn) {
+      o = SegmentReader::Outcome::kBad;  // out of order after a resync
+    }
+    if (o == SegmentReader::Outcome::kRecord) {
+      r->count++;
+      r->last_lsn = rec.lsn;
+      r->end_offset = reader->position();
+      if (offset >= next_index_offset) {
+        r->index.push_back({rec.lsn, offset});
+        next_index_offset = offset + wal_format::kIndexInterval;
+      }
+      continue;
+    }
+    if (o == SegmentReader::Outcome::kEnd) return absl::OkStatus();
+    if (o == SegmentReader::Outcome::kFooter) {
+      r->sealed = true;
+      return absl::OkStatus();
+    }
+    if (!reader->io_status().ok()) return reader->io_status();
+
+    // Damage at `offset`. Look at the valid frames after it: the first one
+    // that continues the log (for kSkipAny), and any whose durable LSN proves
+    // the damaged bytes had been acknowledged durable (FORMAT.md).
+    const uint64_t expected = r->last_lsn + 1;
+    const std::string reason = reader->bad_reason().empty()
+                                   ? "record out of LSN order"
+                                   : reader->bad_reason();
+    std::optional<uint64_t> resume_offset;
+    uint64_t resume_lsn = 0;
+    bool proof = false;
+    RecordHeader later;
+    uint64_t search_from = offset;
+    while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
+      const bool is_footer = (later.flags & wal_format::kFlagFooter) != 0;
+      if (!resume_offset && !is_footer && later.lsn >= expected) {
+        resume_offset = off;
+        resume_lsn = later.lsn;
+      }
+      if (later.durable_lsn >= expected) proof = true;
+      if (resume_offset && (proof || r->damaged)) break;
+      search_from = *off;
+    }
+    if (!r->damaged) {
+      r->damaged = true;
+      r->bad_offset = offset;
+      r->bad_lsn = expected;
+      r->bad_reason = reason;
+      r->corruption = !is_last || proof;
+    }
+    if (skip_bad && resume_offset) {
+      report_.drops.push_back(
+          {reader->path(), offset, *resume_offset - offset,
+           absl::StrCat("skipped damaged bytes (", reason, "), LSNs ", expected,
+                        "..", resume_lsn - 1, " missing")});
+      r->skipped = true;
+      reader->Seek(*resume_offset, resume_lsn);
+      continue;
+    }
+    if (r->skipped) {
+      // kSkipAny: damage at the end of the segment after earlier skips.
+      r->bad_offset = offset;
+      r->bad_reason = reason;
+    }
+    return absl::OkStatus();
+  }
+}
+
+absl::Status SegmentedWal::Impl::Quarantine(
+    const std::vector<std::string>& names) {
+  if (names.empty()) return absl::OkStatus();
+  const std::string qdir = options_.wal_dir + "/" + kQuarantineDir;
+  absl::Status s = env_->CreateDirIfMissing(qdir);
+  if (!s.ok()) return s;
+  for (const std::string& name : names) {
+    s = env_->RenameFile(options_.wal_dir + "/" + name, qdir + "/" + name);
+    if (!s.ok()) return s;
+  }
+  s = env_->SyncDir(qdir);
+  if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+  return s;
+}
+
+absl::Status SegmentedWal::Impl::CreateSegmentFileNow(uint64_t first_lsn) {
+  absl::MutexLock l(&mu_);
+  next_lsn_ = first_lsn;
+  StartSegmentLocked();
+  std::deque<IoOp> ops;
+  ops.swap(ops_);
+  queued_bytes_ = 0;
+  std::shared_ptr<Segment> seg = segments_.back();
+  mu_.Unlock();
+  absl::Status s = RunOps(ops, /*sync=*/true, seg);
+  mu_.Lock();
+  return s;
+}
+
+absl::Status SegmentedWal::Impl::OpenTailForAppend(std::shared_ptr<Segment> seg) {
+  auto file = env_->NewAppendableFile(seg->path);
+  if (!file.ok()) return Annotate(file.status(), "reopening " + seg->path);
+  // The recovered bytes may be only in the OS cache (a process crash): make
+  // them durable before durable_lsn() claims them and before records framed
+  // with that durable LSN can follow them.
+  absl::Status s = (*file)->Sync();
+  if (!s.ok()) return Annotate(s, "syncing recovered tail " + seg->path);
+  seg->file = std::move(*file);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentedWal::Impl::Recover() {
+  const std::string& dir = options_.wal_dir;
+  auto children = env_->GetChildren(dir);
+  if (!children.ok()) return children.status();
+  std::vector<std::pair<uint64_t, std::string>> found;
+  for (const std::string& name : *children) {
+    uint64_t lsn;
+    if (wal_format::ParseSegmentFileName(name, &lsn)) found.push_back({lsn, name});
+  }
+  std::sort(found.begin(), found.end());
+  report_.segments_found = found.size();
+
+  const RecoveryMode mode = options_.recovery_mode;
+  const bool pit = mode == RecoveryMode::kPointInTimeRecovery;
+  const bool skip_bad = mode == RecoveryMode::kSkipAnyCorruptedRecords;
+  const bool read_footers_only = mode == RecoveryMode::kTolerateCorruptedTail;
+
+  // Moves found[from..] to quarantine/ (kPointInTimeRecovery) and reports it.
+  auto quarantine_rest = [&](size_t from, const std::string& why) {
+    std::vector<std::string> names;
+    for (size_t j = from; j < found.size(); ++j) {
+      const std::string path = dir + "/" + found[j].second;
+      auto size = env_->GetFileSize(path);
+      report_.drops.push_back({path, 0, size.ok() ? *size : 0,
+                               "moved to " + std::string(kQuarantineDir) +
+                                   "/: " + why});
+      names.push_back(found[j].second);
+    }
+    found.resize(from);
+    return Quarantine(names);
+  };
+
+  std::vector<std::shared_ptr<Segment>> segs;
+  // What to do with the end of the log once the segments are known.
+  std::optional<uint64_t> recreate_lsn;  // torn creation: rewrite this segment
+  for (size_t i = 0; i < found.size(); ++i) {
+    const bool is_last = i + 1 == found.size();
+    const std::string path = dir + "/" + found[i].second;
+    if (!segs.empty() && found[i].first != segs.back()->framed_last_lsn + 1) {
+      const uint64_t prev_last = segs.back()->framed_last_lsn;
+      const bool gap = found[i].first > prev_last + 1;
+      const std::string msg =
+          gap ? absl::StrCat("missing records: LSNs ", prev_last + 1, "..",
+                             found[i].first - 1, " are absent between ",
+                             segs.back()->path, " and ", path)
+              : absl::StrCat("overlapping segments: LSNs ", found[i].first,
+                             "..", prev_last, " appear in both ",
+                             segs.back()->path, " and ", path);
+      if (!pit) return absl::DataLossError(msg);
+      absl::Status s = quarantine_rest(i, msg);
+      if (!s.ok()) return s;
+      break;
+    }
+    auto size = env_->GetFileSize(path);
+    if (!size.ok()) return size.status();
+    auto reader_or =
+        SegmentReader::Open(env_, path, *size, options_.max_record_size);
+    if (!reader_or.ok()) {
+      const absl::Status& s = reader_or.status();
+      // A last segment no longer than a header whose header is invalid is a
+      // torn creation: no record of it can have been acknowledged.
+      if (absl::IsDataLoss(s) && is_last && *size <= kSegmentHeaderSize &&
+          mode != RecoveryMode::kAbsoluteConsistency) {
+        report_.drops.push_back({path, 0, *size,
+                                 "torn segment creation: " +
+                                     std::string(s.message())});
+        report_.truncated_tail = true;
+        recreate_lsn = found[i].first;
+        break;
+      }
+      if (pit && absl::IsDataLoss(s) && !segs.empty()) {
+        absl::Status qs = quarantine_rest(i, std::string(s.message()));
+        if (!qs.ok()) return qs;
+        break;
+      }
+      return s;
+    }
+    SegmentReader* reader = reader_or->get();
+    if (reader->header().first_lsn != found[i].first) {
+      return absl::DataLossError(absl::StrCat(
+          path, " offset 16: header says first LSN ",
+          reader->header().first_lsn, " but the file name says ",
+          found[i].first));
+    }
+
+    ScanResult scan;
+    if (!is_last && read_footers_only) {
+      auto footer = reader->ReadFooter();
+      if (!footer.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("sealed segment ", path, " has no valid footer: ",
+                         footer.status().message()));
+      }
+      scan.sealed = true;
+      scan.count = footer->record_count;
+      scan.last_lsn = found[i].first + footer->record_count - 1;
+      scan.index = std::move(footer->index);
+      scan.end_offset = footer->footer_offset;
+    } else {
+      absl::Status s = ScanSegment(reader, is_last, skip_bad, &scan);
+      if (!s.ok()) return s;
+      if (!is_last && !scan.damaged && !scan.sealed) {
+        // A non-last segment must be sealed: its footer is missing.
+        scan.damaged = true;
+        scan.corruption = true;
+        scan.bad_offset = scan.end_offset;
+        scan.bad_lsn = scan.last_lsn + 1;
+        scan.bad_reason = "sealed segment has no footer";
+      }
+    }
+
+    // Decide what the damage (if any) means in this mode.
+    bool cut = false;
+    if (scan.damaged && !(skip_bad && scan.skipped && scan.sealed)) {
+      const std::string kind = scan.corruption ? "corruption" : "torn tail";
+      const std::string where = absl::StrCat(path, " offset ", scan.bad_offset,
+                                             " (LSN ", scan.bad_lsn, ")");
+      if (mode == RecoveryMode::kAbsoluteConsistency ||
+          (mode == RecoveryMode::kTolerateCorruptedTail && scan.corruption)) {
+        return absl::DataLossError(absl::StrCat(
+            kind, " at ", where, ": ", scan.bad_reason,
+            !scan.corruption ? ""
+            : is_last        ? " (a later record proves these bytes were durable)"
+                             : " (the segment was sealed)"));
+      }
+      if (skip_bad && !is_last) {
+        // Damage at the end of a non-last segment: keep it, readers skip.
+        if (scan.bad_offset < *size) {
+          report_.drops.push_back({path, scan.bad_offset,
+                                   *size - scan.bad_offset,
+                                   absl::StrCat("skipped ", kind, ": ",
+                                                scan.bad_reason)});
+        }
+        scan.skipped = true;
+      } else {
+        report_.drops.push_back({path, scan.bad_offset,
+                                 *size - scan.bad_offset,
+                                 absl::StrCat(kind, ": ", scan.bad_reason)});
+        cut = true;
+        if (pit && !is_last) {
+          absl::Status s = quarantine_rest(
+              i + 1, absl::StrCat("after the first bad record at ", where));
+          if (!s.ok()) return s;
+        }
+      }
+    } else if (!scan.sealed && scan.end_offset < *size) {
+      // Zero fill after the last record: nothing lost, but cut it before
+      // appending so the log has no hole.
+      report_.drops.push_back({path, scan.end_offset, *size - scan.end_offset,
+                               "zero fill after the last record"});
+      cut = true;
+    }
+    if (cut) {
+      absl::Status s = env_->TruncateFile(path, scan.end_offset);
+      if (!s.ok()) return Annotate(s, "cutting the torn tail of " + path);
+      report_.truncated_tail = true;
+      scan.sealed = false;
+    }
+
+    auto seg = std::make_shared<Segment>();
+    seg->path = path;
+    seg->first_lsn = found[i].first;
+    seg->seed = reader->seed();
+    seg->framed_size = scan.sealed ? *size : scan.end_offset;
+    seg->framed_last_lsn = scan.last_lsn;
+    seg->record_count = scan.count;
+    seg->index = std::move(scan.index);
+    seg->next_index_offset =
+        seg->index.empty()
+            ? kSegmentHeaderSize
+            : seg->index.back().offset + wal_format::kIndexInterval;
+    seg->readable_size = seg->framed_size;
+    seg->readable_last_lsn = scan.last_lsn;
+    seg->sealed = scan.sealed;
+    seg->has_skipped_damage = scan.skipped;
+    report_.records_recovered += scan.count;
+    segs.push_back(std::move(seg));
+    if (cut || i + 1 == found.size()) break;
+  }
+
+  const uint64_t last_lsn =
+      segs.empty() ? (recreate_lsn ? *recreate_lsn - 1 : 0)
+                   : segs.back()->framed_last_lsn;
+  {
+    absl::MutexLock l(&mu_);
+    segments_ = segs;
+    next_lsn_ = last_lsn + 1;
+  }
+  absl::Status s;
+  if (segs.empty() || recreate_lsn || segs.back()->sealed) {
+    // A fresh directory, a torn creation, or a sealed last segment: start the
+    // next segment now (created, synced, directory synced).
+    s = CreateSegmentFileNow(last_lsn + 1);
+  } else {
+    s = OpenTailForAppend(segs.back());
+  }
+  if (!s.ok()) return s;
+  absl::MutexLock l(&mu_);
+  report_.first_lsn = segments_.front()->first_lsn;
+  report_.last_lsn = last_lsn;
+  durable_lsn_ = last_lsn;
+  flushed_lsn_ = last_lsn;
+  return absl::OkStatus();
+}
+
+SegmentedWal::Impl::~Impl() {
+  absl::Status s = Drain(/*sync=*/false);
+  (void)s;  // Close does not promise durability; errors were already reported
+  absl::MutexLock l(&mu_);
+  for (auto& seg : segments_) {
+    if (seg->file != nullptr) {
+      (void)seg->file->Close();
+      seg->file.reset();
+    }
+  }
+  if (lock_ != nullptr) (void)env_->UnlockFile(std::move(lock_));
+}
+
+// ---------------------------------------------------------------------------
+// SegmentedWal.
+
+SegmentedWal::SegmentedWal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SegmentedWal::~SegmentedWal() = default;
+
+namespace {
+
+absl::Status CreateDirs(Env* env, const std::string& dir) {
+  // Creates every missing level of an absolute or relative path.
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos == dir.size() || dir[pos] == '/') {
+      const std::string prefix = dir.substr(0, pos);
+      if (prefix.empty() || prefix.back() == '/') continue;
+      absl::Status s = env->CreateDirIfMissing(prefix);
+      if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
+    const SegmentedWalOptions& options) {
+  if (options.wal_dir.empty()) {
+    return absl::InvalidArgumentError("SegmentedWalOptions.wal_dir is empty");
+  }
+  if (options.segment_target_size == 0) {
+    return absl::InvalidArgumentError(
+        "SegmentedWalOptions.segment_target_size must be > 0");
+  }
+  if (options.max_record_size == 0 || options.max_record_size > (1u << 31)) {
+    return absl::InvalidArgumentError(
+        "SegmentedWalOptions.max_record_size must be in (0, 2 GiB]");
+  }
+  if (options.write_buffer_size == 0) {
+    return absl::InvalidArgumentError(
+        "SegmentedWalOptions.write_buffer_size must be > 0");
+  }
+  if (options.encryption_ring.has_value()) {
+    return absl::UnimplementedError(
+        "encryption at rest is not implemented yet in this build of segwal");
+  }
+  if (options.compression != Compression::kNone) {
+    return absl::UnimplementedError(
+        "compression is not implemented yet in this build of segwal");
+  }
+  Env* env = options.env != nullptr ? options.env : Env::Default();
+  std::string dir = options.wal_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  SegmentedWalOptions opts = options;
+  opts.wal_dir = dir;
+  absl::Status s = CreateDirs(env, dir);
+  if (!s.ok()) return Annotate(s, "creating WAL directory " + dir);
+  auto lock = env->LockFile(dir + "/" + kLockFileName);
+  if (!lock.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "WAL directory ", dir, " is already open (", lock.status().message(),
+        ")"));
+  }
+  auto impl = std::make_unique<Impl>(opts, env);
+  impl->lock_ = std::move(*lock);
+  s = impl->Recover();
+  if (!s.ok()) {
+    // Nothing was written; release the lock without the destructor's flush.
+    {
+      absl::MutexLock l(&impl->mu_);
+      impl->PoisonLocked(s);
+    }
+    return s;
+  }
+  return std::unique_ptr<SegmentedWal>(new SegmentedWal(std::move(impl)));
+}
+
+absl::Status SegmentedWal::SetEncryptionRing(KeyRing ring) {
+  (void)ring;
+  return absl::UnimplementedError(
+      "encryption at rest is not implemented yet in this build of segwal");
+}
+
+absl::Status SegmentedWal::RotateEncryptionRing(KeyRing ring) {
+  (void)ring;
+  return absl::UnimplementedError(
+      "encryption at rest is not implemented yet in this build of segwal");
+}
+
+const KeyRing* SegmentedWal::encryption_ring() const { return nullptr; }
+
+absl::StatusOr<uint64_t> SegmentedWal::Append(uint32_t record_type,
+                                              uint64_t tenant_id,
+                                              uint32_t vshard_id,
+                                              uint64_t database_id,
+                                              absl::string_view payload) {
+  return impl_->Append(record_type, tenant_id, vshard_id, database_id, payload);
+}
+
+absl::Status SegmentedWal::Sync() { return impl_->Sync(); }
+absl::Status SegmentedWal::Flush() { return impl_->Flush(); }
+uint64_t SegmentedWal::next_lsn() const { return impl_->next_lsn(); }
+uint64_t SegmentedWal::active_segment_first_lsn() const {
+  return impl_->active_segment_first_lsn();
+}
+const std::string& SegmentedWal::wal_dir() const {
+  return impl_->options().wal_dir;
+}
+uint64_t SegmentedWal::durable_lsn() const { return impl_->durable_lsn(); }
+absl::Status SegmentedWal::poisoned_status() const {
+  return impl_->poisoned_status();
+}
+const RecoveryReport& SegmentedWal::recovery_report() const {
+  return impl_->report();
+}
+
+absl::StatusOr<TruncateResult> SegmentedWal::TruncateBefore(
+    uint64_t checkpoint_lsn) {
+  return impl_->TruncateBefore(checkpoint_lsn);
+}
+
+absl::StatusOr<std::unique_ptr<WalIterator>> SegmentedWal::NewIterator(
+    uint64_t from_lsn) const {
+  // LSNs start at 1: from_lsn 0 asks for no record that 1 would not.
+  return impl_->NewIterator(std::max<uint64_t>(from_lsn, 1));
+}
+
+absl::StatusOr<std::unique_ptr<WalIterator>> SegmentedWal::Impl::NewIterator(
+    uint64_t from_lsn) {
+  auto views = Snapshot(&from_lsn);
+  if (!views.ok()) return views.status();
+  return std::unique_ptr<WalIterator>(new SegmentIterator(
+      env_, std::move(*views), from_lsn, options_.max_record_size));
+}
+
+absl::StatusOr<ReplayPage> SegmentedWal::Impl::ReadPage(
+    uint64_t from_lsn, size_t max_records) {
+  auto it = NewIterator(from_lsn);
+  if (!it.ok()) return it.status();
+  ReplayPage page;
+  for (; (*it)->Valid(); (*it)->Next()) {
+    if (page.records.size() == max_records) {
+      page.has_more = true;
+      break;
+    }
+    page.records.push_back((*it)->record());
+  }
+  if (!(*it)->status().ok()) return (*it)->status();
+  return page;
+}
+
+absl::StatusOr<ReplayPage> SegmentedWal::ReplayFromLimit(
+    uint64_t from_lsn, size_t max_records) const {
+  return impl_->ReadPage(std::max<uint64_t>(from_lsn, 1), max_records);
+}
+
+absl::StatusOr<std::vector<WalRecord>> SegmentedWal::ReplayFrom(
+    uint64_t from_lsn) const {
+  auto page = impl_->ReadPage(std::max<uint64_t>(from_lsn, 1), SIZE_MAX);
+  if (!page.ok()) return page.status();
+  return std::move(page->records);
+}
+
+absl::StatusOr<std::vector<WalRecord>> SegmentedWal::Replay() const {
+  auto page = impl_->ReadPage(/*from the start*/ 0, SIZE_MAX);
+  if (!page.ok()) return page.status();
+  return std::move(page->records);
+}
+
+absl::StatusOr<std::vector<SegmentMeta>> SegmentedWal::ListSegments() const {
+  return impl_->ListSegments();
+}
+
+absl::StatusOr<uint64_t> SegmentedWal::TotalSizeBytes() const {
+  auto segs = ListSegments();
+  if (!segs.ok()) return segs.status();
+  uint64_t total = 0;
+  for (const SegmentMeta& m : *segs) total += m.file_size;
+  return total;
+}
+
+}  // namespace segwal

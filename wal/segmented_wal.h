@@ -1,0 +1,224 @@
+// SegmentedWal: a write-ahead log split into segment files, in the RocksDB style.
+//
+// Records carry an LSN (contiguous from 1), a record type, and tenant / vshard /
+// database ids. Appends are buffered and group-committed: Sync() makes everything
+// appended before it durable and concurrent callers share fsyncs. Once the active
+// segment passes `segment_target_size` it is sealed (footer with a sparse LSN index,
+// synced) and a new segment is started. Old segments are removed with
+// TruncateBefore(). The on-disk format is documented in wal/FORMAT.md.
+//
+// Durability (see FORMAT.md, "Durability"):
+//   - Append: the record is in memory. Lost by any crash.
+//   - Sync:   every record appended before the call is durable (its bytes and the
+//             directory entry of its segment are synced); durable_lsn() moves.
+//   - Rollover: the sealed segment is synced; records in it become durable.
+//   - Destruction (close): buffered records are written to the OS (they survive a
+//             process crash) but NOT synced. Call Sync() first if you need them.
+//   - After a failed write or sync the instance is poisoned: every later Append,
+//     Sync, TruncateBefore and read returns that first error. Reopen to recover.
+//
+// Thread safety: every method may be called from several threads at once.
+// Replay, iterators and listings see every record whose Append returned before
+// they began. REQUIRES: the SegmentedWal outlives its iterators.
+
+#ifndef SEGWAL_WAL_SEGMENTED_WAL_H_
+#define SEGWAL_WAL_SEGMENTED_WAL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crypto/key_ring.h"
+#include "env/env.h"
+
+namespace segwal {
+
+enum class Compression { kNone, kSnappy };
+
+enum class RecoveryMode {
+  // Default. A torn or partial tail after the last good record of the last segment
+  // (bytes never acknowledged durable) is dropped, reported, and cut off the file.
+  // Damage anywhere else (a sealed segment, or bytes a later record proves were
+  // durable) fails Open with DataLoss naming file and offset. Open reads only the
+  // last segment and the footers of the others.
+  kTolerateCorruptedTail,
+  // Any torn or corrupt byte fails Open. Open verifies every record of every segment.
+  kAbsoluteConsistency,
+  // Recovery stops at the first bad record; everything after it is discarded and
+  // reported (the bad segment is cut there; later segments are moved to
+  // `<wal_dir>/quarantine/`, never deleted). Open verifies every segment.
+  kPointInTimeRecovery,
+  // Bad records are skipped and reported; the log continues after them (LSNs of
+  // skipped records are missing from replay). Open verifies every segment.
+  kSkipAnyCorruptedRecords,
+};
+
+struct SegmentedWalOptions {
+  std::string wal_dir;
+  Env* env = nullptr;                       // nullptr => Env::Default()
+  uint64_t segment_target_size = 64 << 20;  // soft limit: roll once exceeded
+  Compression compression = Compression::kNone;
+  RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTail;
+  // Keys for encryption at rest. Required to open a WAL that holds encrypted
+  // segments (else Open fails with FailedPrecondition naming the key id it needs);
+  // when set, new segments are encrypted under its current key and older ones are
+  // read with whichever key they name.
+  std::optional<KeyRing> encryption_ring;
+
+  // ---- Beyond the seed API. ----
+  // Largest payload Append accepts (InvalidArgument above it). Readers treat a
+  // stored length above this (plus framing overhead) as corruption, so a corrupt
+  // length never causes a huge allocation.
+  uint64_t max_record_size = 64 << 20;
+  // Framed records are staged in memory and written in chunks of about this size
+  // (no syscall per record). Sync writes whatever is staged.
+  size_t write_buffer_size = 1 << 20;
+};
+
+struct WalRecord {
+  uint64_t lsn = 0;
+  uint32_t record_type = 0;
+  uint64_t tenant_id = 0;
+  uint32_t vshard_id = 0;
+  uint64_t database_id = 0;  // 0 = default database
+  std::string payload;
+
+  friend bool operator==(const WalRecord& a, const WalRecord& b) {
+    return a.lsn == b.lsn && a.record_type == b.record_type &&
+           a.tenant_id == b.tenant_id && a.vshard_id == b.vshard_id &&
+           a.database_id == b.database_id && a.payload == b.payload;
+  }
+};
+
+struct TruncateResult {
+  uint64_t segments_deleted = 0;
+  uint64_t bytes_reclaimed = 0;
+};
+
+struct SegmentMeta {
+  std::string path;
+  uint64_t first_lsn = 0;
+  uint64_t file_size = 0;
+};
+
+struct ReplayPage {
+  std::vector<WalRecord> records;
+  bool has_more = false;
+};
+
+// One piece of data that Open dropped, skipped or moved aside.
+struct RecoveryDrop {
+  std::string file;     // path of the segment
+  uint64_t offset = 0;  // where the dropped bytes start
+  uint64_t bytes = 0;   // how many bytes were dropped / skipped / moved
+  std::string reason;   // e.g. "torn tail: bad record checksum"
+};
+
+// What Open found and did.
+struct RecoveryReport {
+  uint64_t segments_found = 0;
+  uint64_t records_recovered = 0;  // records Open scanned and kept
+  uint64_t last_lsn = 0;           // last LSN in the log after recovery (0: empty)
+  uint64_t first_lsn = 0;          // first LSN still in the log (the truncation floor)
+  std::vector<RecoveryDrop> drops;
+  // True if Open cut a torn tail (the file was truncated and synced).
+  bool truncated_tail = false;
+};
+
+class WalIterator {
+ public:
+  WalIterator() = default;
+  WalIterator(const WalIterator&) = delete;
+  WalIterator& operator=(const WalIterator&) = delete;
+  virtual ~WalIterator();
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;                      // REQUIRES: Valid()
+  virtual const WalRecord& record() const = 0;  // REQUIRES: Valid()
+  // Non-OK if iteration stopped on an error (Valid() is then false).
+  virtual absl::Status status() const = 0;
+};
+
+class SegmentedWal {
+ public:
+  SegmentedWal(const SegmentedWal&) = delete;
+  SegmentedWal& operator=(const SegmentedWal&) = delete;
+  // Writes buffered records to the OS (no sync) and releases the directory lock.
+  ~SegmentedWal();
+
+  // Creates the directory and first segment, or discovers existing segments,
+  // recovers according to options.recovery_mode, and continues appending after the
+  // last record. A second Open of a directory that is open (in this or another
+  // process) fails with FailedPrecondition.
+  static absl::StatusOr<std::unique_ptr<SegmentedWal>> Open(
+      const SegmentedWalOptions& options);
+
+  // Encryption: all later records are encrypted. Fails (FailedPrecondition) once
+  // records have been written to the active segment. Rotate seals the active
+  // segment and starts a new one under the new ring; older segments stay readable
+  // while their key is in the ring.
+  absl::Status SetEncryptionRing(KeyRing ring);
+  absl::Status RotateEncryptionRing(KeyRing ring);
+  const KeyRing* encryption_ring() const;  // nullptr when not encrypted
+
+  // Appends one record; returns its LSN. LSNs start at 1 and are contiguous.
+  // InvalidArgument if payload is larger than max_record_size (no LSN is used).
+  absl::StatusOr<uint64_t> Append(uint32_t record_type, uint64_t tenant_id,
+                                  uint32_t vshard_id, uint64_t database_id,
+                                  absl::string_view payload);
+  // Makes every record appended before the call durable (group commit: concurrent
+  // callers share fsyncs). After a failed write or sync the WAL refuses further
+  // appends and syncs with that error.
+  absl::Status Sync();
+
+  uint64_t next_lsn() const;
+  uint64_t active_segment_first_lsn() const;
+  const std::string& wal_dir() const;
+
+  // Deletes, oldest first, sealed segments whose records all have
+  // LSN < checkpoint_lsn; never the active one. The directory is synced.
+  absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn);
+
+  absl::StatusOr<std::vector<WalRecord>> Replay() const;  // all, LSN order
+  // Records with LSN >= from_lsn. OutOfRange if from_lsn is below the first LSN
+  // still retained (after TruncateBefore): never silently fewer records.
+  absl::StatusOr<std::vector<WalRecord>> ReplayFrom(uint64_t from_lsn) const;
+  // At most max_records records with LSN >= from_lsn; has_more is true iff a
+  // record with a larger LSN exists. Continue with from_lsn = last.lsn + 1.
+  absl::StatusOr<ReplayPage> ReplayFromLimit(uint64_t from_lsn,
+                                             size_t max_records) const;
+
+  absl::StatusOr<std::vector<SegmentMeta>> ListSegments() const;  // ascending
+  absl::StatusOr<uint64_t> TotalSizeBytes() const;
+
+  // Every record with LSN <= this is durable; 0 if none.
+  uint64_t durable_lsn() const;
+  // Streams records with LSN >= from_lsn (same OutOfRange rule as ReplayFrom)
+  // without materialising the log: O(log segments) to position, memory
+  // independent of log size. Sees records appended before the call.
+  absl::StatusOr<std::unique_ptr<WalIterator>> NewIterator(
+      uint64_t from_lsn) const;
+  // What Open found and did.
+  const RecoveryReport& recovery_report() const;
+
+  // ---- Beyond the seed API. ----
+  // Writes staged records to the OS (survives a process crash, not power loss).
+  absl::Status Flush();
+  // The first write/sync error, or OK while the instance is healthy.
+  absl::Status poisoned_status() const;
+
+  class Impl;
+
+ private:
+  explicit SegmentedWal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace segwal
+
+#endif  // SEGWAL_WAL_SEGMENTED_WAL_H_
