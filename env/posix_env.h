@@ -1,0 +1,77 @@
+// What the POSIX Env (Env::Default(), env/posix_env.cc) promises beyond env.h,
+// and the errno -> absl::Status mapping it shares with the in-memory Env so that
+// both report the same code and message for the same mistake.
+//
+// Writable files. Appends are copied into a kPosixWritableBufferSize user-space
+// buffer; an append that does not fit is written straight through with write(2)
+// once the buffer has been emptied. Short writes and EINTR are retried. Flush
+// writes the buffer out; Sync is Flush + fdatasync(2); Close is Flush + close(2),
+// never a sync. Size() counts buffered bytes. After a write or fdatasync fails the
+// file is poisoned: every later Append/Flush/Sync/Close returns that first error,
+// because the kernel may have dropped the dirty pages and a later successful
+// fdatasync would prove nothing ("fsyncgate").
+//
+// Direct I/O (FileOptions::use_direct_io, new files only). The file is opened with
+// O_DIRECT and appends are staged in a kDirectIoAlignment-aligned buffer; whole
+// buffers are written as they fill. Flush/Sync of a partial block write that block
+// padded with zeros and keep its bytes buffered, so the next Flush rewrites the same
+// block with more data. Close cuts the file back to Size() with ftruncate(2). Until
+// Close (or if the process dies first) the file on disk may be longer than Size()
+// by less than kDirectIoAlignment bytes of zeros: readers must tolerate a zero tail.
+// A file system that refuses O_DIRECT (EINVAL, e.g. older tmpfs) makes
+// NewWritableFileWithOptions fail with InvalidArgument; the file may have been
+// created (or truncated) by then.
+//
+// Read-only files: SequentialFile uses read(2) (one call per Read, retried on EINTR);
+// RandomAccessFile uses pread(2) in a loop until n bytes or end of file. Opening a
+// directory as a file fails with FailedPrecondition (EISDIR).
+//
+// Locks: LockFile opens the path with O_CREAT and takes flock(LOCK_EX|LOCK_NB). A
+// lock held by another process fails with FailedPrecondition "... held by another
+// process"; a second lock of the same file (same device and inode) from this
+// process fails with FailedPrecondition "... already held by this process".
+// Releasing the FileLock (UnlockFile or destruction) closes the descriptor, which
+// drops the flock. A child created by fork() does not inherit the parent's locks.
+//
+// Allocate uses fallocate(FALLOC_FL_KEEP_SIZE); file systems without it
+// (EOPNOTSUPP/ENOSYS) are fine: the hint is dropped.
+
+#ifndef SEGWAL_ENV_POSIX_ENV_H_
+#define SEGWAL_ENV_POSIX_ENV_H_
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace segwal {
+
+// User-space buffer of a POSIX WritableFile.
+inline constexpr size_t kPosixWritableBufferSize = 64 << 10;
+// Block size and buffer alignment for direct I/O.
+inline constexpr size_t kDirectIoAlignment = 4096;
+// Staging buffer of a direct-I/O WritableFile (a multiple of kDirectIoAlignment).
+inline constexpr size_t kDirectIoBufferSize = 64 << 10;
+
+// A status for a failed system call: the code from the table below, and the
+// message "<op> <path>: <strerror(err)>", e.g. "open /wal/000001.log: No such
+// file or directory".
+//
+//   ENOENT                                     -> NotFound
+//   EEXIST                                     -> AlreadyExists
+//   EACCES, EPERM                              -> PermissionDenied
+//   ENOSPC, EDQUOT, EFBIG, EMFILE, ENFILE,
+//   ENOMEM                                     -> ResourceExhausted
+//   ENOTDIR, EISDIR, ENOTEMPTY, EBUSY, EROFS,
+//   EXDEV, ETXTBSY                             -> FailedPrecondition
+//   EINVAL, ENAMETOOLONG, ELOOP                -> InvalidArgument
+//   EIO and everything else                    -> Internal
+//
+// EIO is deliberately Internal, not DataLoss: segwal uses DataLoss for corruption
+// it found in bytes it read (which recovery may tolerate, e.g. as a torn tail),
+// while a device error must stop the caller, never be skipped over as corruption.
+absl::Status PosixError(absl::string_view op, absl::string_view path, int err);
+
+}  // namespace segwal
+
+#endif  // SEGWAL_ENV_POSIX_ENV_H_
