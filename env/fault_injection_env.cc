@@ -1,0 +1,920 @@
+#include "env/fault_injection_env.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace segwal {
+namespace {
+
+constexpr uint64_t kSectorSize = 512;
+constexpr size_t kCopyChunk = 64 << 10;
+
+// Collapses repeated slashes, drops a trailing slash and leading "./", so that
+// "dir//f", "./dir/f" and "dir/f" name the same directory entry.
+std::string NormalizePath(absl::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (char c : path) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out.push_back(c);
+  }
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  while (out.size() > 2 && out.compare(0, 2, "./") == 0) out.erase(0, 2);
+  if (out.empty()) return std::string(".");
+  return out;
+}
+
+// The directory holding the normalized path `norm`.
+std::string DirOf(const std::string& norm) {
+  const size_t slash = norm.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return norm.substr(0, slash);
+}
+
+// Per-file crash randomness: a splitmix64 stream keyed by (seed, path) only, so
+// one file's outcome does not depend on which other files exist.
+class CrashRandom {
+ public:
+  CrashRandom(uint64_t seed, absl::string_view path) : state_(seed) {
+    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+    for (char c : path) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 0x100000001b3ULL;
+    }
+    state_ = Next() ^ h;
+  }
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n). REQUIRES: n > 0.
+  uint64_t Uniform(uint64_t n) { return Next() % n; }
+
+ private:
+  uint64_t state_;
+};
+
+// Reads up to `limit` bytes from the start of `path` on `env`.
+absl::StatusOr<std::string> ReadPrefix(Env* env, const std::string& path,
+                                       uint64_t limit) {
+  absl::StatusOr<std::unique_ptr<SequentialFile>> file =
+      env->NewSequentialFile(path);
+  if (!file.ok()) return file.status();
+  std::string out;
+  std::string scratch(kCopyChunk, '\0');
+  while (out.size() < limit) {
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(kCopyChunk, limit - out.size()));
+    absl::string_view chunk;
+    absl::Status s = (*file)->Read(want, &chunk, scratch.data());
+    if (!s.ok()) return s;
+    if (chunk.empty()) break;
+    out.append(chunk.data(), chunk.size());
+  }
+  return out;
+}
+
+// Reads bytes [offset, offset + n) of `path` (fewer at end of file).
+absl::StatusOr<std::string> ReadRange(Env* env, const std::string& path,
+                                      uint64_t offset, uint64_t n) {
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
+      env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  std::string out;
+  std::string scratch(kCopyChunk, '\0');
+  while (out.size() < n) {
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(kCopyChunk, n - out.size()));
+    absl::string_view chunk;
+    absl::Status s =
+        (*file)->Read(offset + out.size(), want, &chunk, scratch.data());
+    if (!s.ok()) return s;
+    if (chunk.empty()) break;
+    out.append(chunk.data(), chunk.size());
+  }
+  return out;
+}
+
+absl::Status AppendToFile(Env* env, const std::string& path,
+                          absl::string_view data, bool truncate) {
+  absl::StatusOr<std::unique_ptr<WritableFile>> file =
+      truncate ? env->NewWritableFile(path) : env->NewAppendableFile(path);
+  if (!file.ok()) return file.status();
+  absl::Status s = (*file)->Append(data);
+  absl::Status c = (*file)->Close();
+  return s.ok() ? c : s;
+}
+
+absl::Status StaleHandleError(const std::string& path) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("stale handle from before SimulateCrash: ", path));
+}
+
+}  // namespace
+
+// ---- Handles. ----
+//
+// Each handle call holds crash_mu_ shared for its whole duration, so a crash
+// never interleaves with it, and takes mu_ only briefly to check for faults and
+// update the recorded state (base I/O runs without mu_).
+//
+// A handle's base object is touched by its owner's calls (one at a time, under
+// crash_mu_ shared) and by SimulateCrash (crash_mu_ exclusive), never both at once.
+
+class FaultInjectionEnv::WritableHandle : public WritableFile {
+ public:
+  WritableHandle(FaultInjectionEnv* env, std::unique_ptr<WritableFile> base,
+                 uint64_t file, std::string path, uint64_t epoch, uint64_t id)
+      : env_(env),
+        base_(std::move(base)),
+        file_(file),
+        path_(std::move(path)),
+        epoch_(epoch),
+        id_(id) {}
+
+  ~WritableHandle() override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    {
+      absl::MutexLock l(&env_->mu_);
+      env_->writable_handles_.erase(id_);
+    }
+    // May flush buffered bytes (already counted as appended); never during a
+    // crash, and never after one (SimulateCrash has reset base_ by then).
+    base_.reset();
+  }
+
+  absl::Status Append(absl::string_view data) override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(kOpAppend); !s.ok()) return s;
+    const uint64_t before = base_->Size();
+    absl::Status s = base_->Append(data);
+    uint64_t added = data.size();
+    if (!s.ok()) {
+      // Whatever part the base took anyway is on the file: count it.
+      const uint64_t after = base_->Size();
+      added = after > before ? after - before : 0;
+    }
+    env_->AddAppended(file_, added);
+    return s;
+  }
+
+  absl::Status Flush() override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(kOpFlush); !s.ok()) return s;
+    return base_->Flush();
+  }
+
+  absl::Status Sync() override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(kOpSync); !s.ok()) return s;
+    uint64_t target = 0;
+    {
+      absl::MutexLock l(&env_->mu_);
+      auto it = env_->files_.find(file_);
+      if (it != env_->files_.end()) target = it->second.size;
+    }
+    absl::Status s = base_->Sync();
+    if (!s.ok()) return s;
+    absl::MutexLock l(&env_->mu_);
+    auto it = env_->files_.find(file_);
+    if (it != env_->files_.end()) {
+      FileState& state = it->second;
+      state.synced = std::min(std::max(state.synced, target), state.size);
+    }
+    return s;
+  }
+
+  absl::Status Close() override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(0); !s.ok()) return s;
+    return base_->Close();
+  }
+
+  uint64_t Size() const override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    return base_ != nullptr ? base_->Size() : size_at_crash_;
+  }
+
+  absl::Status Allocate(uint64_t offset, uint64_t len) override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(0); !s.ok()) return s;
+    return base_->Allocate(offset, len);
+  }
+
+  // Called by SimulateCrash (crash_mu_ exclusive): buffered bytes reach the base
+  // file before the crash rules cut it, and nothing reaches it afterwards.
+  void DetachForCrash() {
+    if (base_ == nullptr) return;
+    size_at_crash_ = base_->Size();
+    base_->Close().IgnoreError();
+    base_.reset();
+  }
+
+ private:
+  absl::Status Check(uint32_t op) const
+      ABSL_SHARED_LOCKS_REQUIRED(env_->crash_mu_) {
+    if (epoch_ != env_->epoch_) return StaleHandleError(path_);
+    absl::MutexLock l(&env_->mu_);
+    return env_->CheckOp(op, path_);
+  }
+
+  FaultInjectionEnv* const env_;
+  std::unique_ptr<WritableFile> base_;
+  uint64_t size_at_crash_ = 0;
+  const uint64_t file_;
+  const std::string path_;
+  const uint64_t epoch_;
+  const uint64_t id_;
+};
+
+class FaultInjectionEnv::SequentialHandle : public SequentialFile {
+ public:
+  SequentialHandle(FaultInjectionEnv* env, std::unique_ptr<SequentialFile> base,
+                   std::string path, uint64_t epoch)
+      : env_(env), base_(std::move(base)), path_(std::move(path)),
+        epoch_(epoch) {}
+
+  absl::Status Read(size_t n, absl::string_view* result,
+                    char* scratch) override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(); !s.ok()) {
+      *result = absl::string_view();
+      return s;
+    }
+    return base_->Read(n, result, scratch);
+  }
+
+  absl::Status Skip(uint64_t n) override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(); !s.ok()) return s;
+    return base_->Skip(n);
+  }
+
+ private:
+  absl::Status Check() const ABSL_SHARED_LOCKS_REQUIRED(env_->crash_mu_) {
+    if (epoch_ != env_->epoch_) return StaleHandleError(path_);
+    absl::MutexLock l(&env_->mu_);
+    return env_->CheckOp(kOpRead, path_);
+  }
+
+  FaultInjectionEnv* const env_;
+  const std::unique_ptr<SequentialFile> base_;
+  const std::string path_;
+  const uint64_t epoch_;
+};
+
+class FaultInjectionEnv::RandomAccessHandle : public RandomAccessFile {
+ public:
+  RandomAccessHandle(FaultInjectionEnv* env,
+                     std::unique_ptr<RandomAccessFile> base, std::string path,
+                     uint64_t epoch)
+      : env_(env), base_(std::move(base)), path_(std::move(path)),
+        epoch_(epoch) {}
+
+  absl::Status Read(uint64_t offset, size_t n, absl::string_view* result,
+                    char* scratch) const override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    if (absl::Status s = Check(); !s.ok()) {
+      *result = absl::string_view();
+      return s;
+    }
+    return base_->Read(offset, n, result, scratch);
+  }
+
+ private:
+  absl::Status Check() const ABSL_SHARED_LOCKS_REQUIRED(env_->crash_mu_) {
+    if (epoch_ != env_->epoch_) return StaleHandleError(path_);
+    absl::MutexLock l(&env_->mu_);
+    return env_->CheckOp(kOpRead, path_);
+  }
+
+  FaultInjectionEnv* const env_;
+  const std::unique_ptr<RandomAccessFile> base_;
+  const std::string path_;
+  const uint64_t epoch_;
+};
+
+class FaultInjectionEnv::LockHandle : public FileLock {
+ public:
+  LockHandle(FaultInjectionEnv* env, std::unique_ptr<FileLock> base,
+             std::string path, uint64_t epoch, uint64_t id)
+      : env_(env), base_(std::move(base)), path_(std::move(path)),
+        epoch_(epoch), id_(id) {}
+
+  ~LockHandle() override {
+    absl::ReaderMutexLock crash(&env_->crash_mu_);
+    absl::MutexLock l(&env_->mu_);
+    env_->locks_.erase(id_);
+    if (base_ != nullptr) env_->base_->UnlockFile(std::move(base_)).IgnoreError();
+  }
+
+  // Gives the base lock back to the base Env (UnlockFile, or a crash: a power
+  // loss releases every lock). Idempotent.
+  absl::Status Release() {
+    if (base_ == nullptr) return absl::OkStatus();
+    return env_->base_->UnlockFile(std::move(base_));
+  }
+
+  const std::string& path() const { return path_; }
+  uint64_t epoch() const { return epoch_; }
+  uint64_t id() const { return id_; }
+
+ private:
+  FaultInjectionEnv* const env_;
+  std::unique_ptr<FileLock> base_;
+  const std::string path_;
+  const uint64_t epoch_;
+  const uint64_t id_;
+};
+
+// ---- FaultInjectionEnv. ----
+
+FaultInjectionEnv::FaultInjectionEnv(Env* base) : base_(base) {}
+
+FaultInjectionEnv::~FaultInjectionEnv() = default;
+
+absl::Status FaultInjectionEnv::CheckOp(uint32_t op, const std::string& path,
+                                        const std::string& path2) {
+  if (op != 0) ++op_counts_[std::countr_zero(op)];
+  if (!active_) return inactive_error_;
+  if (op == 0) return absl::OkStatus();
+  for (auto it = injections_.begin(); it != injections_.end(); ++it) {
+    Injection& injection = *it;
+    if ((injection.ops & op) == 0) continue;
+    if (!injection.path_substring.empty() &&
+        !absl::StrContains(path, injection.path_substring) &&
+        !absl::StrContains(path2, injection.path_substring)) {
+      continue;
+    }
+    if (injection.skip > 0) {
+      --injection.skip;
+      continue;
+    }
+    if (injection.count == 0) continue;
+    if (injection.count > 0) --injection.count;
+    absl::Status error = injection.error;
+    if (injection.count == 0) injections_.erase(it);
+    return error;
+  }
+  return absl::OkStatus();
+}
+
+uint64_t FaultInjectionEnv::TrackExisting(const std::string& norm,
+                                          const std::string& raw) {
+  auto it = live_.find(norm);
+  if (it != live_.end()) return it->second.file;
+  absl::StatusOr<uint64_t> size = base_->GetFileSize(raw);
+  if (!size.ok()) return 0;
+  const uint64_t file = AddFile(norm, raw);
+  files_[file].size = *size;
+  files_[file].synced = *size;
+  return file;
+}
+
+uint64_t FaultInjectionEnv::AddFile(const std::string& norm,
+                                    const std::string& raw) {
+  const uint64_t file = next_file_++;
+  files_[file].live_path = norm;
+  live_[norm] = Binding{file, raw};
+  return file;
+}
+
+void FaultInjectionEnv::RecordDirChange(const std::string& norm,
+                                        const std::string& raw) {
+  std::map<std::string, Binding>& entries = undo_[DirOf(norm)];
+  if (entries.count(norm) != 0) return;  // the durable binding is known
+  auto it = live_.find(norm);
+  if (it == live_.end()) {
+    entries.emplace(norm, Binding{0, raw});
+  } else {
+    ++files_[it->second.file].undo_refs;
+    entries.emplace(norm, it->second);
+  }
+}
+
+absl::Status FaultInjectionEnv::SaveBytesIfUndoable(uint64_t file,
+                                                    const std::string& raw) {
+  FileState& state = files_[file];
+  if (state.undo_refs == 0) return absl::OkStatus();
+  absl::StatusOr<std::string> bytes = ReadPrefix(base_, raw, state.synced);
+  if (!bytes.ok()) return bytes.status();
+  state.saved_bytes = *std::move(bytes);
+  state.has_saved_bytes = true;
+  return absl::OkStatus();
+}
+
+void FaultInjectionEnv::Unlink(const std::string& norm) {
+  auto it = live_.find(norm);
+  if (it == live_.end()) return;
+  const uint64_t file = it->second.file;
+  live_.erase(it);
+  FileState& state = files_[file];
+  if (state.live_path == norm) state.live_path.clear();
+  ForgetIfUnreachable(file);
+}
+
+void FaultInjectionEnv::ForgetIfUnreachable(uint64_t file) {
+  auto it = files_.find(file);
+  if (it != files_.end() && it->second.live_path.empty() &&
+      it->second.undo_refs == 0) {
+    files_.erase(it);
+  }
+}
+
+void FaultInjectionEnv::AddAppended(uint64_t file, uint64_t bytes) {
+  absl::MutexLock l(&mu_);
+  auto it = files_.find(file);
+  if (it != files_.end()) it->second.size += bytes;
+}
+
+// ---- Fault control. ----
+
+void FaultInjectionEnv::SetFilesystemActive(bool active, absl::Status error) {
+  absl::MutexLock l(&mu_);
+  active_ = active;
+  inactive_error_ =
+      error.ok() ? absl::UnavailableError("filesystem inactive") : error;
+}
+
+void FaultInjectionEnv::InjectError(uint32_t ops, absl::Status error,
+                                    std::string path_substring, int64_t skip,
+                                    int64_t count) {
+  if (error.ok()) error = absl::UnavailableError("injected error");
+  absl::MutexLock l(&mu_);
+  injections_.push_back(Injection{ops, std::move(error),
+                                  std::move(path_substring),
+                                  std::max<int64_t>(skip, 0), count});
+}
+
+void FaultInjectionEnv::ClearInjectedErrors() {
+  absl::MutexLock l(&mu_);
+  injections_.clear();
+}
+
+bool FaultInjectionEnv::IsFilesystemActive() const {
+  absl::MutexLock l(&mu_);
+  return active_;
+}
+
+uint64_t FaultInjectionEnv::OpCount(uint32_t ops) const {
+  absl::MutexLock l(&mu_);
+  uint64_t total = 0;
+  for (size_t i = 0; i < op_counts_.size(); ++i) {
+    if ((ops >> i) & 1) total += op_counts_[i];
+  }
+  return total;
+}
+
+uint64_t FaultInjectionEnv::CrashCount() const {
+  absl::MutexLock l(&mu_);
+  return crash_count_;
+}
+
+absl::StatusOr<uint64_t> FaultInjectionEnv::SyncedSize(
+    const std::string& path) const {
+  absl::MutexLock l(&mu_);
+  auto it = live_.find(NormalizePath(path));
+  if (it != live_.end()) return files_.at(it->second.file).synced;
+  return base_->GetFileSize(path);
+}
+
+absl::StatusOr<uint64_t> FaultInjectionEnv::AppendedSize(
+    const std::string& path) const {
+  absl::MutexLock l(&mu_);
+  auto it = live_.find(NormalizePath(path));
+  if (it != live_.end()) return files_.at(it->second.file).size;
+  return base_->GetFileSize(path);
+}
+
+std::vector<std::string> FaultInjectionEnv::FilesWithUnsyncedData() const {
+  absl::MutexLock l(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [norm, binding] : live_) {
+    const FileState& state = files_.at(binding.file);
+    if (state.size > state.synced) out.push_back(binding.raw_path);
+  }
+  return out;
+}
+
+std::vector<std::string> FaultInjectionEnv::UnsyncedDirEntries() const {
+  absl::MutexLock l(&mu_);
+  std::map<std::string, std::string> changed;  // norm -> raw, sorted by norm
+  for (const auto& [dir, entries] : undo_) {
+    for (const auto& [norm, durable] : entries) {
+      auto it = live_.find(norm);
+      const uint64_t live_file = it == live_.end() ? 0 : it->second.file;
+      if (live_file != durable.file) changed.emplace(norm, durable.raw_path);
+    }
+  }
+  std::vector<std::string> out;
+  for (auto& [norm, raw] : changed) out.push_back(raw);
+  return out;
+}
+
+// ---- The crash. ----
+
+absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
+                                               const std::string& norm,
+                                               const Binding& binding,
+                                               const FileState& state) {
+  const std::string& raw = binding.raw_path;
+  absl::StatusOr<uint64_t> actual = base_->GetFileSize(raw);
+  if (absl::IsNotFound(actual.status())) return absl::OkStatus();
+  if (!actual.ok()) return actual.status();
+  // Bytes the base holds beyond what this Env saw appended are unsynced too.
+  const uint64_t size = *actual;
+  const uint64_t synced = std::min(state.synced, size);
+  if (synced == size) return absl::OkStatus();
+  CrashRandom rnd(seed, norm);
+  switch (mode) {
+    case CrashMode::kDropUnsynced:
+      return base_->TruncateFile(raw, synced);
+    case CrashMode::kTornTail: {
+      const uint64_t keep = synced + rnd.Uniform(size - synced + 1);
+      if (keep == size) return absl::OkStatus();
+      return base_->TruncateFile(raw, keep);
+    }
+    case CrashMode::kTornSectors: {
+      absl::StatusOr<std::string> tail =
+          ReadRange(base_, raw, synced, size - synced);
+      if (!tail.ok()) return tail.status();
+      const uint64_t end_of_file = synced + tail->size();
+      uint64_t cut = synced;  // end of the last kept unsynced sector
+      for (uint64_t sector = synced / kSectorSize * kSectorSize;
+           sector < end_of_file; sector += kSectorSize) {
+        const uint64_t begin = std::max(sector, synced);
+        const uint64_t end = std::min(sector + kSectorSize, end_of_file);
+        char* bytes = tail->data() + (begin - synced);
+        const size_t n = static_cast<size_t>(end - begin);
+        switch (rnd.Uniform(3)) {
+          case 0:  // kept
+            cut = end;
+            break;
+          case 1:  // zeroed
+            std::memset(bytes, 0, n);
+            break;
+          default: {  // garbage, never equal to what was written
+            const std::string original(bytes, n);
+            for (size_t i = 0; i < n; ++i) {
+              bytes[i] = static_cast<char>(rnd.Next() & 0xff);
+            }
+            if (std::memcmp(bytes, original.data(), n) == 0) {
+              bytes[0] = static_cast<char>(bytes[0] + 1);
+            }
+            break;
+          }
+        }
+      }
+      if (rnd.Uniform(2) == 0) tail->resize(cut - synced);
+      // Rewrite only the unsynced part: the synced prefix is never touched.
+      if (absl::Status s = base_->TruncateFile(raw, synced); !s.ok()) return s;
+      return AppendToFile(base_, raw, *tail, /*truncate=*/false);
+    }
+  }
+  return absl::InternalError("unknown CrashMode");
+}
+
+absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
+  absl::WriterMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  absl::Status result;
+
+  // 1. Every pre-crash handle goes stale; its buffered bytes land first.
+  for (auto& [id, handle] : writable_handles_) handle->DetachForCrash();
+  for (auto& [id, lock] : locks_) lock->Release().IgnoreError();
+  writable_handles_.clear();
+  locks_.clear();
+  ++epoch_;
+  ++crash_count_;
+
+  // 2. File contents, in path order.
+  for (const auto& [norm, binding] : live_) {
+    result.Update(
+        ApplyCrashMode(mode, seed, norm, binding, files_.at(binding.file)));
+  }
+
+  // 3. Directory entries: every changed name goes back to its durable binding.
+  struct Change {
+    Binding durable;       // file 0: the name must not exist
+    uint64_t live_file;    // 0: the name does not exist now
+    std::string live_raw;
+  };
+  std::vector<Change> changes;  // in (directory, path) order
+  for (const auto& [dir, entries] : undo_) {
+    for (const auto& [norm, durable] : entries) {
+      auto it = live_.find(norm);
+      const uint64_t live_file = it == live_.end() ? 0 : it->second.file;
+      if (live_file == durable.file) continue;
+      changes.push_back(Change{durable, live_file,
+                               it == live_.end() ? "" : it->second.raw_path});
+    }
+  }
+  // Contents of the files that come back, read before any name is removed.
+  std::map<uint64_t, std::string> contents;
+  for (const Change& change : changes) {
+    const uint64_t file = change.durable.file;
+    if (file == 0 || contents.count(file) != 0) continue;
+    const FileState& state = files_.at(file);
+    if (!state.live_path.empty()) {
+      absl::StatusOr<std::string> bytes = ReadPrefix(
+          base_, live_.at(state.live_path).raw_path, UINT64_MAX);
+      if (!bytes.ok()) {
+        result.Update(bytes.status());
+        continue;
+      }
+      contents[file] = *std::move(bytes);
+    } else {
+      contents[file] = state.saved_bytes;
+    }
+  }
+  for (const Change& change : changes) {
+    if (change.live_file != 0) result.Update(base_->DeleteFile(change.live_raw));
+  }
+  for (const Change& change : changes) {
+    const uint64_t file = change.durable.file;
+    if (file == 0 || contents.count(file) == 0) continue;
+    const std::string& raw = change.durable.raw_path;
+    const size_t slash = raw.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      result.Update(base_->CreateDirIfMissing(raw.substr(0, slash)));
+    }
+    result.Update(AppendToFile(base_, raw, contents[file], /*truncate=*/true));
+  }
+
+  // 4. A fresh start: everything on the file system is now durable.
+  files_.clear();
+  live_.clear();
+  undo_.clear();
+  active_ = true;
+  injections_.clear();
+  return result;
+}
+
+// ---- Env. ----
+
+absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritable(
+    const std::string& path, const FileOptions* options) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
+  const std::string norm = NormalizePath(path);
+  const bool existed = base_->FileExists(path);
+  absl::StatusOr<std::unique_ptr<WritableFile>> base_file =
+      options != nullptr ? base_->NewWritableFileWithOptions(path, *options)
+                         : base_->NewWritableFile(path);
+  if (!base_file.ok()) return base_file.status();
+  uint64_t file;
+  auto it = live_.find(norm);
+  if (existed && it != live_.end()) {
+    // Same file, truncated: a shrink, durable at once (see the header).
+    file = it->second.file;
+    files_[file].size = 0;
+    files_[file].synced = 0;
+  } else if (existed) {
+    file = AddFile(norm, path);  // its directory entry was already durable
+  } else {
+    RecordDirChange(norm, path);
+    file = AddFile(norm, path);
+  }
+  const uint64_t id = next_handle_++;
+  auto handle = std::make_unique<WritableHandle>(
+      this, *std::move(base_file), file, path, epoch_, id);
+  writable_handles_[id] = handle.get();
+  return handle;
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>>
+FaultInjectionEnv::NewWritableFile(const std::string& path) {
+  return OpenWritable(path, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>>
+FaultInjectionEnv::NewWritableFileWithOptions(const std::string& path,
+                                              const FileOptions& options) {
+  return OpenWritable(path, &options);
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>>
+FaultInjectionEnv::NewAppendableFile(const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
+  const std::string norm = NormalizePath(path);
+  // An existing file counts as durable at its size before we append to it.
+  uint64_t file = base_->FileExists(path) ? TrackExisting(norm, path) : 0;
+  absl::StatusOr<std::unique_ptr<WritableFile>> base_file =
+      base_->NewAppendableFile(path);
+  if (!base_file.ok()) return base_file.status();
+  if (file == 0) {
+    RecordDirChange(norm, path);
+    file = AddFile(norm, path);
+  }
+  const uint64_t id = next_handle_++;
+  auto handle = std::make_unique<WritableHandle>(
+      this, *std::move(base_file), file, path, epoch_, id);
+  writable_handles_[id] = handle.get();
+  return handle;
+}
+
+absl::StatusOr<std::unique_ptr<SequentialFile>>
+FaultInjectionEnv::NewSequentialFile(const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
+  }
+  absl::StatusOr<std::unique_ptr<SequentialFile>> base_file =
+      base_->NewSequentialFile(path);
+  if (!base_file.ok()) return base_file.status();
+  return std::make_unique<SequentialHandle>(this, *std::move(base_file), path,
+                                            epoch_);
+}
+
+absl::StatusOr<std::unique_ptr<RandomAccessFile>>
+FaultInjectionEnv::NewRandomAccessFile(const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> base_file =
+      base_->NewRandomAccessFile(path);
+  if (!base_file.ok()) return base_file.status();
+  return std::make_unique<RandomAccessHandle>(this, *std::move(base_file),
+                                              path, epoch_);
+}
+
+bool FaultInjectionEnv::FileExists(const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (!CheckOp(0, path).ok()) return false;
+  }
+  return base_->FileExists(path);
+}
+
+absl::StatusOr<std::vector<std::string>> FaultInjectionEnv::GetChildren(
+    const std::string& dir) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
+  }
+  return base_->GetChildren(dir);
+}
+
+absl::StatusOr<uint64_t> FaultInjectionEnv::GetFileSize(
+    const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (absl::Status s = CheckOp(0, path); !s.ok()) return s;
+  }
+  return base_->GetFileSize(path);
+}
+
+absl::Status FaultInjectionEnv::DeleteFile(const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpDelete, path); !s.ok()) return s;
+  const std::string norm = NormalizePath(path);
+  const uint64_t file = TrackExisting(norm, path);
+  if (file == 0) return base_->DeleteFile(path);  // the base reports why
+  RecordDirChange(norm, path);
+  if (absl::Status s = SaveBytesIfUndoable(file, path); !s.ok()) return s;
+  if (absl::Status s = base_->DeleteFile(path); !s.ok()) return s;
+  Unlink(norm);
+  return absl::OkStatus();
+}
+
+absl::Status FaultInjectionEnv::RenameFile(const std::string& from,
+                                           const std::string& to) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpRename, from, to); !s.ok()) return s;
+  const std::string norm_from = NormalizePath(from);
+  const std::string norm_to = NormalizePath(to);
+  const uint64_t file = TrackExisting(norm_from, from);
+  if (file == 0 || norm_from == norm_to) return base_->RenameFile(from, to);
+  const uint64_t replaced = TrackExisting(norm_to, to);
+  RecordDirChange(norm_from, from);
+  RecordDirChange(norm_to, to);
+  if (replaced != 0) {
+    if (absl::Status s = SaveBytesIfUndoable(replaced, to); !s.ok()) return s;
+  }
+  if (absl::Status s = base_->RenameFile(from, to); !s.ok()) return s;
+  if (replaced != 0) Unlink(norm_to);
+  live_.erase(norm_from);
+  live_[norm_to] = Binding{file, to};
+  files_[file].live_path = norm_to;
+  return absl::OkStatus();
+}
+
+absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
+                                             uint64_t size) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpTruncate, path); !s.ok()) return s;
+  const uint64_t file = TrackExisting(NormalizePath(path), path);
+  if (absl::Status s = base_->TruncateFile(path, size); !s.ok()) return s;
+  if (file != 0) {
+    FileState& state = files_[file];
+    state.size = size;
+    state.synced = std::min(state.synced, size);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaultInjectionEnv::CreateDirIfMissing(const std::string& dir) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
+  }
+  return base_->CreateDirIfMissing(dir);
+}
+
+absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpSyncDir, dir); !s.ok()) return s;
+  if (absl::Status s = base_->SyncDir(dir); !s.ok()) return s;
+  auto it = undo_.find(NormalizePath(dir));
+  if (it == undo_.end()) return absl::OkStatus();
+  std::vector<uint64_t> released;
+  for (const auto& [norm, durable] : it->second) {
+    if (durable.file != 0) released.push_back(durable.file);
+  }
+  undo_.erase(it);
+  for (uint64_t file : released) {
+    --files_[file].undo_refs;
+    ForgetIfUnreachable(file);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(
+    const std::string& path) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  absl::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
+  const bool existed = base_->FileExists(path);
+  absl::StatusOr<std::unique_ptr<FileLock>> base_lock = base_->LockFile(path);
+  if (!base_lock.ok()) return base_lock.status();
+  const std::string norm = NormalizePath(path);
+  if (!existed && live_.count(norm) == 0 && base_->FileExists(path)) {
+    // LockFile created the file: a new directory entry like any other.
+    RecordDirChange(norm, path);
+    AddFile(norm, path);
+  }
+  const uint64_t id = next_handle_++;
+  auto handle = std::make_unique<LockHandle>(this, *std::move(base_lock), path,
+                                             epoch_, id);
+  locks_[id] = handle.get();
+  return handle;
+}
+
+absl::Status FaultInjectionEnv::UnlockFile(std::unique_ptr<FileLock> lock) {
+  auto* handle = dynamic_cast<LockHandle*>(lock.get());
+  if (handle == nullptr) {
+    return absl::InvalidArgumentError(
+        "UnlockFile: not a lock taken through this FaultInjectionEnv");
+  }
+  absl::Status result;
+  {
+    absl::ReaderMutexLock crash(&crash_mu_);
+    absl::MutexLock l(&mu_);
+    if (handle->epoch() != epoch_) {
+      result = StaleHandleError(handle->path());
+    } else {
+      // The caller gave the lock up: release it even when the call fails.
+      result = CheckOp(0, handle->path());
+      locks_.erase(handle->id());
+      absl::Status s = handle->Release();
+      if (result.ok()) result = s;
+    }
+  }
+  lock.reset();  // outside the locks: ~LockHandle takes them again
+  return result;
+}
+
+absl::Status FaultInjectionEnv::DeleteDir(const std::string& dir) {
+  absl::ReaderMutexLock crash(&crash_mu_);
+  {
+    absl::MutexLock l(&mu_);
+    if (absl::Status s = CheckOp(kOpDelete, dir); !s.ok()) return s;
+  }
+  return base_->DeleteDir(dir);
+}
+
+uint64_t FaultInjectionEnv::NowMicros() { return base_->NowMicros(); }
+
+}  // namespace segwal

@@ -1,0 +1,299 @@
+// FaultInjectionEnv: an Env wrapper that simulates power loss and I/O errors,
+// deterministically, so crash recovery can be tested as a loop: write, crash at a
+// seeded point, reopen, compare with what was acknowledged. Modelled on RocksDB's
+// FaultInjectionTestFS and LevelDB's fault_injection_test.
+//
+// What it records. For every file written through it, the bytes appended (the
+// visible size) and the prefix made durable by a successful WritableFile::Sync (the
+// synced size). A file it had not seen before (opened with NewAppendableFile,
+// renamed, truncated or deleted without having been written through this Env)
+// counts as fully durable at the size it had at that moment; files it only reads
+// are left alone. For every directory, the creates, renames and deletes of entries
+// since that directory's last successful SyncDir.
+//
+// What a crash does (SimulateCrash):
+//   1. Every handle opened before the crash becomes stale: the base handles of
+//      writable files are closed (their buffered bytes reach the base file and
+//      count as unsynced), held locks are released (a power loss releases them),
+//      and every later call on a pre-crash handle fails with FailedPrecondition
+//      "stale handle from before SimulateCrash". Destroying a stale handle
+//      never touches the post-crash files.
+//   2. Each file's content is cut back according to the CrashMode (see below).
+//      Bytes below the synced size are never changed.
+//   3. Directory changes not made durable by SyncDir are undone: a file created
+//      since the last SyncDir of its directory disappears; a rename brings the old
+//      name back (with the content it has after step 2) and brings back the file
+//      the rename replaced (with its synced content); a delete brings the file back
+//      with its synced content. Entries are per directory: a rename across
+//      directories needs a SyncDir of both.
+//   4. The file system is usable again: SetFilesystemActive(true), injected
+//      errors cleared, and tracking restarts with every file considered durable.
+//
+// Crash modes, for a file of size `size` whose first `synced` bytes are durable:
+//   kDropUnsynced: the file is cut to `synced`.
+//   kTornTail:     the file keeps `synced` plus a seeded random prefix (0 to all)
+//                  of its unsynced bytes.
+//   kTornSectors:  each 512-byte sector overlapping [synced, size) (sectors aligned
+//                  to absolute file offsets; the part of a sector below `synced` is
+//                  kept as is) is independently kept, zeroed, or overwritten with
+//                  seeded garbage that differs from the original bytes, each with
+//                  probability 1/3. Then, with probability 1/2, the file is cut
+//                  right after the last kept sector (at `synced` when no unsynced
+//                  sector was kept). So a later sector can survive while an earlier
+//                  one is lost, and the file may end in zeros or garbage.
+// Randomness is derived from (seed, path) only and files are visited in sorted
+// order, so the same seed and the same history give the same bytes.
+//
+// TruncateFile(path, n): the visible size becomes n and the synced size becomes
+// min(synced, n). A shrink is treated as durable at once (a crash never brings the
+// cut bytes back; NewWritableFile over an existing file is a shrink to 0); the zeros
+// added by an extending truncate are unsynced until the next Sync. A real file
+// system may keep the old tail until the file is synced; this model does not
+// produce that outcome.
+//
+// Errors. SetFilesystemActive(false, error) makes every call (on the Env and on its
+// open handles) fail with `error`; FileExists returns false, NowMicros still works.
+// InjectError fails chosen operations; the injected status reaches the caller
+// unchanged. A failed Append (injected) does not reach the base file and changes no
+// recorded state; a failed Sync leaves the synced size unchanged. Close and
+// Allocate fail only while the file system is inactive.
+//
+// Limits: creating a directory is not tracked (a created directory survives a crash
+// even if its parent was never synced); a file written by several handles at once
+// is tracked per file, not per handle; a file removed by a delete that is later
+// undone comes back with the synced content it had when it was deleted.
+//
+// Thread safety: all methods may be called from several threads at once. A crash
+// waits for calls in flight to finish. REQUIRES: the FaultInjectionEnv outlives
+// every handle and lock it returned; `base` outlives the FaultInjectionEnv.
+
+#ifndef SEGWAL_ENV_FAULT_INJECTION_ENV_H_
+#define SEGWAL_ENV_FAULT_INJECTION_ENV_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "env/env.h"
+
+namespace segwal {
+
+enum class CrashMode {
+  kDropUnsynced,  // every byte not covered by a successful Sync is lost
+  kTornTail,      // each file keeps a random prefix of its unsynced bytes
+  kTornSectors,   // unsynced 512-byte sectors are independently kept, zeroed,
+                  // or filled with garbage
+};
+
+// Operations InjectError can fail, as a bit set.
+enum FaultOp : uint32_t {
+  kOpOpen = 1,         // NewWritableFile[WithOptions], NewAppendableFile,
+                       // NewSequentialFile, NewRandomAccessFile, LockFile
+  kOpAppend = 2,       // WritableFile::Append
+  kOpFlush = 4,        // WritableFile::Flush
+  kOpSync = 8,         // WritableFile::Sync
+  kOpRead = 16,        // SequentialFile::Read/Skip, RandomAccessFile::Read
+  kOpDelete = 32,      // DeleteFile, DeleteDir
+  kOpRename = 64,      // RenameFile (matches on either path)
+  kOpTruncate = 128,   // TruncateFile
+  kOpSyncDir = 256,    // SyncDir
+  kOpAll = 0xffffffff,
+};
+
+class FaultInjectionEnv : public Env {
+ public:
+  // Wraps base (usually a MemEnv or the POSIX Env); does not own it.
+  explicit FaultInjectionEnv(Env* base);
+  ~FaultInjectionEnv() override;
+
+  // ---- Fault control. ----
+
+  // Power loss: applies `mode` to every file written through this Env, removes
+  // files whose creation (and undoes renames/deletes whose change) was not made
+  // durable by SyncDir, then leaves the file system usable again (see the top of
+  // this file). Same seed and same history => same result, bit for bit.
+  // Returns the first error the base Env reported while rewriting files; the crash
+  // is still applied as far as possible and tracking restarts either way.
+  absl::Status SimulateCrash(CrashMode mode, uint64_t seed);
+
+  // While inactive, every call fails with `error` (models a dead disk / frozen
+  // process). An OK `error` is replaced by Unavailable.
+  void SetFilesystemActive(
+      bool active,
+      absl::Status error = absl::UnavailableError("filesystem inactive"));
+
+  // Makes the matching operations fail with `error`. ops: a bit set of FaultOp;
+  // a call matches when its op is in `ops` and its path contains path_substring
+  // ("" matches all; a handle's path is the one it was opened with). The first
+  // `skip` matching calls pass; the next `count` fail (count < 0: forever).
+  // Several injections may be active; a call is checked against them in the
+  // order they were added, and the first one that fires decides the error (later
+  // injections do not see that call). An OK `error` is replaced by Unavailable.
+  void InjectError(uint32_t ops, absl::Status error,
+                   std::string path_substring = "", int64_t skip = 0,
+                   int64_t count = 1);
+  void ClearInjectedErrors();
+
+  // ---- Introspection, for tests. ----
+
+  bool IsFilesystemActive() const;
+  // Calls made of the operations in `ops` (a FaultOp bit set) through this Env
+  // and its non-stale handles since construction, including calls that failed.
+  uint64_t OpCount(uint32_t ops) const;
+  // Number of SimulateCrash calls so far.
+  uint64_t CrashCount() const;
+  // The durable prefix of `path`: what a kDropUnsynced crash would keep (not
+  // counting directory-entry loss). A file never written through this Env reports
+  // its current size. NotFound if the file does not exist.
+  absl::StatusOr<uint64_t> SyncedSize(const std::string& path) const;
+  // Bytes the file holds as far as this Env knows, including unsynced ones (may
+  // exceed GetFileSize while a base handle buffers). NotFound if missing.
+  absl::StatusOr<uint64_t> AppendedSize(const std::string& path) const;
+  // Paths (sorted) of files whose appended size exceeds their synced size.
+  std::vector<std::string> FilesWithUnsyncedData() const;
+  // Paths (sorted) whose directory entry differs from its durable state: created,
+  // renamed to, renamed away or deleted since the last SyncDir of the directory.
+  std::vector<std::string> UnsyncedDirEntries() const;
+  Env* base() const { return base_; }
+
+  // ---- Env: forwards to base while recording (see above). ----
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override;
+  bool FileExists(const std::string& path) override;
+  absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) override;
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override;
+  absl::Status DeleteFile(const std::string& path) override;
+  absl::Status RenameFile(const std::string& from,
+                          const std::string& to) override;
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override;
+  absl::Status CreateDirIfMissing(const std::string& dir) override;
+  absl::Status SyncDir(const std::string& dir) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
+      const std::string& path, const FileOptions& options) override;
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) override;
+  absl::Status UnlockFile(std::unique_ptr<FileLock> lock) override;
+  absl::Status DeleteDir(const std::string& dir) override;
+  uint64_t NowMicros() override;
+
+ private:
+  class WritableHandle;
+  class SequentialHandle;
+  class RandomAccessHandle;
+  class LockHandle;
+
+  // What this Env knows about one file (an inode: it keeps its identity across
+  // renames). Files are numbered from 1 in the order this Env first sees them.
+  struct FileState {
+    uint64_t size = 0;    // bytes appended, as far as this Env knows
+    uint64_t synced = 0;  // durable prefix; <= size
+    std::string live_path;  // normalized path it has now; "" once unlinked
+    // Number of undo records (undo_) that would bring this file back. When it
+    // drops to zero and the file is unlinked, the state is forgotten.
+    int undo_refs = 0;
+    // The synced bytes, captured when the file lost its last name while an undo
+    // record still refers to it (the base file is gone then).
+    bool has_saved_bytes = false;
+    std::string saved_bytes;
+  };
+  // A name bound to a file: the file's number and the path as the caller spelled
+  // it (used for base calls, so a base Env that does not normalize paths works).
+  struct Binding {
+    uint64_t file = 0;
+    std::string raw_path;
+  };
+  struct Injection {
+    uint32_t ops;
+    absl::Status error;
+    std::string path_substring;
+    int64_t skip;
+    int64_t count;
+  };
+
+  // Counts the call and returns the error it must fail with: the inactive error,
+  // or the error of the first injection that fires. OK if the call may proceed.
+  // `op` 0 means "not injectable" (only the active check applies).
+  absl::Status CheckOp(uint32_t op, const std::string& path,
+                       const std::string& path2 = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The file bound to `norm`, registering an untracked existing file as fully
+  // durable at its current size. 0 if the base has no such file.
+  uint64_t TrackExisting(const std::string& norm, const std::string& raw)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new file of size 0 bound to `norm`.
+  uint64_t AddFile(const std::string& norm, const std::string& raw)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Remembers the durable binding of `norm` before its first change since the
+  // last SyncDir of its directory.
+  void RecordDirChange(const std::string& norm, const std::string& raw)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Before `file` loses its last name: keeps its synced bytes if an undo record
+  // may bring it back.
+  absl::Status SaveBytesIfUndoable(uint64_t file, const std::string& raw)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the name `norm`; forgets its file if nothing can bring it back.
+  void Unlink(const std::string& norm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetIfUnreachable(uint64_t file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shared by NewWritableFile and NewWritableFileWithOptions.
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
+      const std::string& path, const FileOptions* options);
+  // Applies `mode` to the live file `norm` (its bytes on the base Env).
+  absl::Status ApplyCrashMode(CrashMode mode, uint64_t seed,
+                              const std::string& norm, const Binding& binding,
+                              const FileState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Handle bookkeeping, called by the handles.
+  void AddAppended(uint64_t file, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+
+  Env* const base_;
+
+  // Held shared by every call for its whole duration, exclusively by
+  // SimulateCrash: a crash never overlaps a call in flight. Always acquired
+  // before mu_.
+  mutable absl::Mutex crash_mu_;
+  // Bumped by every crash; a handle whose epoch differs is stale.
+  uint64_t epoch_ ABSL_GUARDED_BY(crash_mu_) = 0;
+
+  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(crash_mu_);
+  bool active_ ABSL_GUARDED_BY(mu_) = true;
+  absl::Status inactive_error_ ABSL_GUARDED_BY(mu_);
+  std::vector<Injection> injections_ ABSL_GUARDED_BY(mu_);
+  std::array<uint64_t, 9> op_counts_ ABSL_GUARDED_BY(mu_) = {};
+  uint64_t crash_count_ ABSL_GUARDED_BY(mu_) = 0;
+
+  uint64_t next_file_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, FileState> files_ ABSL_GUARDED_BY(mu_);
+  // Normalized path -> the file bound to it now (only files this Env tracks).
+  std::map<std::string, Binding> live_ ABSL_GUARDED_BY(mu_);
+  // Normalized directory -> normalized path -> the binding that path had at the
+  // directory's last SyncDir (file 0: the name did not exist). Only paths
+  // changed since then appear.
+  std::map<std::string, std::map<std::string, Binding>> undo_
+      ABSL_GUARDED_BY(mu_);
+
+  // Open writable handles and held locks, by creation order, so a crash can
+  // detach them deterministically.
+  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, WritableHandle*> writable_handles_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, LockHandle*> locks_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace segwal
+
+#endif  // SEGWAL_ENV_FAULT_INJECTION_ENV_H_
