@@ -20,6 +20,7 @@ MIN_TIME="${SEGWAL_BENCH_MIN_TIME:-0.2}"
 # Benchmark binaries, as paths inside the workspace (runfiles of :bench_suite).
 BENCHMARKS=(
   crypto/crc32c_benchmark
+  env/env_benchmark
 )
 
 # Summary rows: "label|numerator benchmark|denominator benchmark". The ratio is
@@ -29,6 +30,10 @@ SUMMARY=(
   "CRC32C fast/portable, 64 B|BM_Crc32cFast/64|BM_Crc32cPortable/64"
   "CRC32C fast/portable, 4 KiB|BM_Crc32cFast/4096|BM_Crc32cPortable/4096"
   "CRC32C fast/portable, 1 MiB|BM_Crc32cFast/1048576|BM_Crc32cPortable/1048576"
+  "Append POSIX/mem, 100 B, no sync|BM_PosixAppend/record_bytes:100/sync_every:0/real_time|BM_MemAppend/record_bytes:100/sync_every:0/real_time"
+  "Append POSIX/mem, 100 B, sync/100|BM_PosixAppend/record_bytes:100/sync_every:100/real_time|BM_MemAppend/record_bytes:100/sync_every:100/real_time"
+  "Append POSIX/mem, 4 KiB, no sync|BM_PosixAppend/record_bytes:4096/sync_every:0/real_time|BM_MemAppend/record_bytes:4096/sync_every:0/real_time"
+  "Append POSIX/mem, 4 KiB, sync/100|BM_PosixAppend/record_bytes:4096/sync_every:100/real_time|BM_MemAppend/record_bytes:4096/sync_every:100/real_time"
 )
 
 # Finds a binary among this script's runfiles. `bazel run` starts us in
