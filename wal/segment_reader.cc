@@ -25,7 +25,9 @@ SegmentReader::SegmentReader(Env* env, std::string path,
       limit_(limit),
       // Room for framing a payload may add later (compression, AEAD tag).
       max_frame_payload_(max_record_size + (max_record_size >> 4) + 1024),
-      buf_(kReadBufferSize, '\0') {}
+      // Small segments get a small buffer: replay opens every segment.
+      buf_cap_(static_cast<size_t>(std::min<uint64_t>(kReadBufferSize, limit))),
+      buf_(new char[buf_cap_ == 0 ? 1 : buf_cap_]) {}
 
 absl::StatusOr<std::unique_ptr<SegmentReader>> SegmentReader::Open(
     Env* env, const std::string& path, uint64_t limit,
@@ -54,15 +56,14 @@ absl::Status SegmentReader::Fetch(uint64_t offset, size_t n,
   }
   n = static_cast<size_t>(std::min<uint64_t>(n, limit_ - offset));
   if (offset >= buf_offset_ && offset + n <= buf_offset_ + buf_len_) {
-    *out = absl::string_view(buf_.data() + (offset - buf_offset_), n);
+    *out = absl::string_view(buf_.get() + (offset - buf_offset_), n);
     return absl::OkStatus();
   }
   char* dst;
   size_t want;
-  if (n <= buf_.size()) {
-    dst = buf_.data();
-    want = static_cast<size_t>(
-        std::min<uint64_t>(buf_.size(), limit_ - offset));
+  if (n <= buf_cap_) {
+    dst = buf_.get();
+    want = static_cast<size_t>(std::min<uint64_t>(buf_cap_, limit_ - offset));
   } else {
     big_.resize(n);
     dst = big_.data();
@@ -82,7 +83,7 @@ absl::Status SegmentReader::Fetch(uint64_t offset, size_t n,
     if (piece.data() != dst + got) memmove(dst + got, piece.data(), piece.size());
     got += piece.size();
   }
-  if (dst == buf_.data()) {
+  if (dst == buf_.get()) {
     buf_offset_ = offset;
     buf_len_ = got;
   }

@@ -97,7 +97,8 @@ class SegmentReader {
   absl::Status io_status_;
 
   // Read buffer: bytes [buf_offset_, buf_offset_ + buf_len_) of the file.
-  std::string buf_;
+  size_t buf_cap_;
+  std::unique_ptr<char[]> buf_;
   uint64_t buf_offset_ = 0;
   size_t buf_len_ = 0;
   std::string big_;  // for reads larger than buf_
