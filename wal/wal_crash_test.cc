@@ -1,0 +1,1615 @@
+// Crash, fault and concurrency tests for SegmentedWal, against its public API.
+//
+// Three families, each checking the same promise (wal/segmented_wal.h,
+// wal/FORMAT.md "Durability"): what was acknowledged durable survives, and what
+// comes back is exactly a prefix of what was appended (contiguous LSNs, no
+// holes, no phantom or altered records).
+//
+//   CrashCycleTest     Random workloads over FaultInjectionEnv(MemEnv), each
+//                      ended by a SimulateCrash in a random CrashMode, then a
+//                      reopen checked against a model of the log. Sharded; the
+//                      total is SEGWAL_CRASH_CYCLES (default 2,400; fewer under
+//                      sanitizers). Failures print the seed and the first bad
+//                      LSN; replay with SEGWAL_TEST_SEED=<seed> and the shard's
+//                      --gtest_filter.
+//   InjectedErrorTest  For every FaultOp the writer uses and every k, a fixed
+//                      workload with the k-th matching call failing (EIO- and
+//                      ENOSPC-like): the error reaches the caller with its
+//                      code, the instance is poisoned, reopening (with or
+//                      without a crash, and with the disk still full) recovers
+//                      everything acknowledged. Read errors surface as errors,
+//                      never as a shorter log.
+//   ConcurrencyTest    8 appending/syncing threads, a tailing iterator and a
+//                      lagging TruncateBefore; a failing group-commit sync must
+//                      reach every waiter. Meant to be run under TSan too.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "env/env.h"
+#include "env/fault_injection_env.h"
+#include "env/mem_env.h"
+#include "gtest/gtest.h"
+#include "testutil/testutil.h"
+#include "wal/segmented_wal.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SEGWAL_CRASH_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define SEGWAL_CRASH_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef SEGWAL_CRASH_TEST_SANITIZED
+#define SEGWAL_CRASH_TEST_SANITIZED 0
+#endif
+
+namespace segwal {
+namespace {
+
+using ::testing::HasSubstr;
+using testutil::Random;
+
+constexpr char kWalDir[] = "/wal";
+constexpr bool kSanitized = SEGWAL_CRASH_TEST_SANITIZED != 0;
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+
+uint64_t Fnv1a(absl::string_view data, uint64_t h = 0xcbf29ce484222325ULL) {
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+std::string Describe(const WalRecord& r) {
+  char hash[20];
+  snprintf(hash, sizeof(hash), "%016" PRIx64, Fnv1a(r.payload));
+  return absl::StrCat("{lsn ", r.lsn, " type ", r.record_type, " tenant ",
+                      r.tenant_id, " vshard ", r.vshard_id, " db ",
+                      r.database_id, " payload ", r.payload.size(),
+                      " bytes fnv ", hash, "}");
+}
+
+const char* ModeName(CrashMode mode) {
+  switch (mode) {
+    case CrashMode::kDropUnsynced:
+      return "kDropUnsynced";
+    case CrashMode::kTornTail:
+      return "kTornTail";
+    case CrashMode::kTornSectors:
+      return "kTornSectors";
+  }
+  return "?";
+}
+
+const char* OpName(uint32_t op) {
+  switch (op) {
+    case kOpOpen:
+      return "kOpOpen";
+    case kOpAppend:
+      return "kOpAppend";
+    case kOpFlush:
+      return "kOpFlush";
+    case kOpSync:
+      return "kOpSync";
+    case kOpRead:
+      return "kOpRead";
+    case kOpDelete:
+      return "kOpDelete";
+    case kOpRename:
+      return "kOpRename";
+    case kOpTruncate:
+      return "kOpTruncate";
+    case kOpSyncDir:
+      return "kOpSyncDir";
+  }
+  return "?";
+}
+
+// A record with random ids and a payload that is usually small, sometimes
+// empty, and sometimes larger than any segment or write buffer the tests use.
+WalRecord RandomRecord(Random& rnd, uint64_t lsn) {
+  WalRecord r;
+  r.lsn = lsn;
+  r.record_type = static_cast<uint32_t>(rnd.Next64());
+  r.tenant_id = rnd.OneIn(4) ? 0 : rnd.Next64();
+  r.vshard_id = static_cast<uint32_t>(rnd.Uniform(4096));
+  r.database_id = rnd.OneIn(2) ? 0 : rnd.Next64();
+  size_t len;
+  if (rnd.OneIn(12)) {
+    len = 0;
+  } else if (rnd.OneIn(60)) {
+    len = (8 << 10) + rnd.Uniform(56 << 10);  // 8-64 KiB
+  } else {
+    len = rnd.Skewed(11);
+  }
+  r.payload = rnd.RandomBytes(len);
+  return r;
+}
+
+absl::StatusOr<uint64_t> AppendRecord(SegmentedWal& wal, const WalRecord& r) {
+  return wal.Append(r.record_type, r.tenant_id, r.vshard_id, r.database_id,
+                    r.payload);
+}
+
+// ---------------------------------------------------------------------------
+// The model of a log: what was appended (and returned OK), what must survive.
+
+struct WalModel {
+  // The log starts at an LSN in [floor, floor_hi]. They differ only after a
+  // TruncateBefore that failed (its deletes may or may not be durable).
+  uint64_t floor = 1;
+  uint64_t floor_hi = 1;
+  std::deque<WalRecord> records;  // records[i].lsn == floor + i
+  // Every LSN in [floor_hi, acked] must survive any crash.
+  uint64_t acked = 0;
+
+  uint64_t next_lsn() const { return floor + records.size(); }
+  uint64_t last_lsn() const { return next_lsn() - 1; }
+
+  void Add(WalRecord r) { records.push_back(std::move(r)); }
+  // The log now starts at `first` (truncation made durable).
+  void DropBefore(uint64_t first) {
+    while (!records.empty() && records.front().lsn < first) {
+      records.pop_front();
+    }
+    floor = std::max(floor, first);
+    floor_hi = std::max(floor_hi, floor);
+  }
+  // Records after `last` were lost by a crash (none was acknowledged).
+  void CutAfter(uint64_t last) {
+    while (!records.empty() && records.back().lsn > last) records.pop_back();
+  }
+};
+
+// Checks a log read back after a crash or an error against the model. Returns
+// "" when it is a valid outcome, else what is wrong, naming the first bad LSN.
+// `failed_append` (may be null): the record of the first Append that returned
+// an error, with the LSN it would have had.
+std::string CheckRecovered(const std::vector<WalRecord>& got, uint64_t next_lsn,
+                           const WalModel& m,
+                           const WalRecord* failed_append = nullptr) {
+  if (got.empty()) {
+    if (next_lsn < m.floor || next_lsn > std::max(m.floor_hi, m.floor)) {
+      return absl::StrCat("log is empty with next_lsn() ", next_lsn,
+                          "; expected the truncation floor, in [", m.floor,
+                          ", ", m.floor_hi, "]");
+    }
+    if (m.acked >= next_lsn) {
+      return absl::StrCat("first bad LSN ", next_lsn,
+                          ": log is empty but LSNs up to ", m.acked,
+                          " were acknowledged durable");
+    }
+    return "";
+  }
+  const uint64_t first = got.front().lsn;
+  if (first < m.floor || first > std::max(m.floor_hi, m.floor)) {
+    return absl::StrCat("first bad LSN ", std::min(first, m.floor),
+                        ": the log starts at LSN ", first,
+                        " but the truncation floor is in [", m.floor, ", ",
+                        m.floor_hi, "]");
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    const uint64_t want_lsn = first + i;
+    const WalRecord& g = got[i];
+    if (g.lsn != want_lsn) {
+      return absl::StrCat("first bad LSN ", want_lsn, ": got LSN ", g.lsn,
+                          " instead (hole or reordering) ", Describe(g));
+    }
+    if (want_lsn > m.last_lsn()) {
+      WalRecord failed;
+      if (failed_append != nullptr) failed = *failed_append;
+      const bool is_failed = failed_append != nullptr && failed == g;
+      return absl::StrCat("first bad LSN ", want_lsn, ": ",
+                          is_failed
+                              ? "the record of an Append that returned an error"
+                              : "a phantom record (never appended OK)",
+                          " came back: ", Describe(g),
+                          "; last LSN appended OK is ", m.last_lsn());
+    }
+    const WalRecord& w = m.records[want_lsn - m.floor];
+    if (!(g == w)) {
+      return absl::StrCat("first bad LSN ", want_lsn, ": got ", Describe(g),
+                          ", appended ", Describe(w));
+    }
+  }
+  const uint64_t last = got.back().lsn;
+  if (last < m.acked) {
+    return absl::StrCat("first bad LSN ", last + 1,
+                        ": acknowledged durable records [", last + 1, ", ",
+                        m.acked, "] are missing (log ends at ", last, ")");
+  }
+  if (next_lsn != last + 1) {
+    return absl::StrCat("next_lsn() is ", next_lsn,
+                        " but the recovered log ends at LSN ", last);
+  }
+  return "";
+}
+
+// Like CheckRecovered, for a live instance: nothing may be missing.
+std::string CheckComplete(const std::vector<WalRecord>& got, uint64_t next_lsn,
+                          const WalModel& m) {
+  std::string err = CheckRecovered(got, next_lsn, m);
+  if (!err.empty()) return err;
+  const uint64_t last = got.empty() ? next_lsn - 1 : got.back().lsn;
+  if (last != m.last_lsn()) {
+    return absl::StrCat("first bad LSN ", last + 1, ": log ends at ", last,
+                        " but LSNs up to ", m.last_lsn(), " were appended");
+  }
+  return "";
+}
+
+// Reads [from, end) through NewIterator and compares with the model.
+std::string CheckIterator(const SegmentedWal& wal, const WalModel& m,
+                          uint64_t from) {
+  auto it = wal.NewIterator(from);
+  if (!it.ok())
+    return absl::StrCat("NewIterator(", from, "): ", it.status().ToString());
+  uint64_t expect = from;
+  for (; (*it)->Valid(); (*it)->Next()) {
+    const WalRecord& r = (*it)->record();
+    if (r.lsn != expect) {
+      return absl::StrCat("iterator from ", from, ": first bad LSN ", expect,
+                          ", got ", Describe(r));
+    }
+    if (expect < m.floor || expect > m.last_lsn() ||
+        !(r == m.records[expect - m.floor])) {
+      return absl::StrCat("iterator from ", from, ": first bad LSN ", expect,
+                          ", got ", Describe(r));
+    }
+    ++expect;
+  }
+  if (!(*it)->status().ok()) {
+    return absl::StrCat("iterator from ", from, " failed at LSN ", expect, ": ",
+                        (*it)->status().ToString());
+  }
+  if (expect != m.next_lsn()) {
+    return absl::StrCat("iterator from ", from, " stopped at LSN ", expect,
+                        ", log ends at ", m.last_lsn());
+  }
+  return "";
+}
+
+// Pages through [from, end) with ReplayFromLimit and compares with the model,
+// including has_more (true iff a later record exists, also on an exact fit).
+std::string CheckPaging(const SegmentedWal& wal, const WalModel& m,
+                        uint64_t from, size_t page) {
+  uint64_t expect = from;
+  for (int guard = 0; guard < 1000000; ++guard) {
+    auto p = wal.ReplayFromLimit(expect, page);
+    if (!p.ok()) {
+      return absl::StrCat("ReplayFromLimit(", expect, ", ", page,
+                          "): ", p.status().ToString());
+    }
+    if (p->records.size() > page) {
+      return absl::StrCat("ReplayFromLimit(", expect, ", ", page, ") returned ",
+                          p->records.size(), " records");
+    }
+    for (const WalRecord& r : p->records) {
+      if (r.lsn != expect || expect > m.last_lsn() ||
+          !(r == m.records[expect - m.floor])) {
+        return absl::StrCat("ReplayFromLimit: first bad LSN ", expect, ", got ",
+                            Describe(r));
+      }
+      ++expect;
+    }
+    const bool more = expect <= m.last_lsn();
+    if (p->has_more != more) {
+      return absl::StrCat("ReplayFromLimit(..., ", page, ") ending at LSN ",
+                          expect - 1, ": has_more ", p->has_more,
+                          ", log ends at ", m.last_lsn());
+    }
+    if (!more) return "";
+    if (p->records.empty()) {
+      return absl::StrCat("ReplayFromLimit(", expect, ", ", page,
+                          ") returned nothing before the end");
+    }
+  }
+  return "ReplayFromLimit never reached the end";
+}
+
+uint64_t DroppedBytes(const RecoveryReport& report) {
+  uint64_t n = 0;
+  for (const RecoveryDrop& d : report.drops) n += d.bytes;
+  return n;
+}
+
+std::string DescribeDrops(const RecoveryReport& report) {
+  std::string s;
+  for (const RecoveryDrop& d : report.drops) {
+    absl::StrAppend(&s, "[", d.file, " @", d.offset, " +", d.bytes, ": ",
+                    d.reason, "] ");
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// 1. Crash cycles.
+
+constexpr int kCrashShards = 8;
+constexpr uint64_t kDefaultCrashSeed = 0x5e6a17c4a54ULL;
+
+int64_t CrashCycleBudget() {
+  // ASan+UBSan and TSan are several times slower; never fewer than 300.
+  const int64_t fallback = kSanitized ? 600 : 2400;
+  return std::max<int64_t>(testutil::EnvInt("SEGWAL_CRASH_CYCLES", fallback),
+                           kCrashShards);
+}
+
+struct CrashStats {
+  uint64_t cycles[3] = {0, 0, 0};  // by CrashMode
+  uint64_t crash_first = 0;        // SimulateCrash before destroying the WAL
+  uint64_t records_verified = 0;
+  uint64_t records_appended = 0;
+  uint64_t records_lost = 0;   // unacknowledged records a crash took
+  uint64_t bytes_dropped = 0;  // as reported by recovery
+  uint64_t clean_reopens = 0;
+  uint64_t truncations = 0;
+  uint64_t segments_deleted = 0;
+  uint64_t syncs = 0;
+
+  void Add(const CrashStats& o) {
+    for (int i = 0; i < 3; ++i) cycles[i] += o.cycles[i];
+    crash_first += o.crash_first;
+    records_verified += o.records_verified;
+    records_appended += o.records_appended;
+    records_lost += o.records_lost;
+    bytes_dropped += o.bytes_dropped;
+    clean_reopens += o.clean_reopens;
+    truncations += o.truncations;
+    segments_deleted += o.segments_deleted;
+    syncs += o.syncs;
+  }
+  std::string Summary() const {
+    return absl::StrCat(
+        cycles[0] + cycles[1] + cycles[2], " crash cycles (kDropUnsynced ",
+        cycles[0], ", kTornTail ", cycles[1], ", kTornSectors ", cycles[2],
+        "; ", crash_first, " crashed before destroy), ", records_appended,
+        " records appended, ", records_verified, " records verified, ",
+        records_lost, " unsynced records lost, ", bytes_dropped,
+        " bytes dropped by recovery, ", syncs, " syncs, ", clean_reopens,
+        " clean reopens, ", truncations, " truncations (", segments_deleted,
+        " segments deleted)");
+  }
+};
+
+absl::Mutex g_stats_mu;
+CrashStats g_crash_stats ABSL_GUARDED_BY(g_stats_mu);
+uint64_t g_fault_runs ABSL_GUARDED_BY(g_stats_mu) = 0;
+uint64_t g_fault_fired ABSL_GUARDED_BY(g_stats_mu) = 0;
+
+class SummaryPrinter : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    absl::MutexLock l(&g_stats_mu);
+    if (g_crash_stats.cycles[0] + g_crash_stats.cycles[1] +
+            g_crash_stats.cycles[2] >
+        0) {
+      printf("[wal_crash_test] total: %s\n", g_crash_stats.Summary().c_str());
+    }
+    if (g_fault_runs > 0) {
+      printf("[wal_crash_test] total: %" PRIu64 " injected-fault runs, %" PRIu64
+             " in which the fault fired\n",
+             g_fault_runs, g_fault_fired);
+    }
+    fflush(stdout);
+  }
+};
+
+[[maybe_unused]] ::testing::Environment* const kSummaryPrinter =
+    ::testing::AddGlobalTestEnvironment(new SummaryPrinter);
+
+class CrashCycleRunner {
+ public:
+  CrashCycleRunner(uint64_t seed, std::string where)
+      : rnd_(seed), where_(std::move(where)) {}
+  ~CrashCycleRunner() {
+    wal_.reset();  // before the Envs it uses
+    fi_.reset();
+  }
+
+  const CrashStats& stats() const { return stats_; }
+
+  void Run(int64_t cycles) {
+    int64_t cycles_left_in_env = 0;
+    for (int64_t cycle = 0; cycle < cycles; ++cycle) {
+      SCOPED_TRACE(absl::StrCat(where_, " cycle ", cycle));
+      if (cycles_left_in_env == 0) {
+        // A fresh file system now and then keeps logs small and covers
+        // crashes of a young log (first segment, nothing synced yet).
+        cycles_left_in_env = 1 + static_cast<int64_t>(rnd_.Uniform(40));
+        NewFileSystem();
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+      --cycles_left_in_env;
+      Workload();
+      if (::testing::Test::HasFatalFailure()) return;
+      CrashAndRecover();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+
+ private:
+  void NewFileSystem() {
+    wal_.reset();
+    fi_.reset();
+    mem_ = NewMemEnv();
+    fi_ = std::make_unique<FaultInjectionEnv>(mem_.get());
+    model_ = WalModel();
+    OpenWal();
+    if (::testing::Test::HasFatalFailure()) return;
+    ASSERT_EQ(wal_->next_lsn(), 1u);
+    ASSERT_EQ(wal_->durable_lsn(), 0u);
+  }
+
+  void OpenWal() {
+    SegmentedWalOptions o;
+    o.wal_dir = kWalDir;
+    o.env = fi_.get();
+    o.segment_target_size = 1024 + rnd_.Uniform(15 * 1024 + 1);  // 1-16 KiB
+    o.write_buffer_size = size_t{64} << rnd_.Uniform(11);        // 64B-64KiB
+    auto wal = SegmentedWal::Open(o);
+    ASSERT_TRUE(wal.ok()) << "Open after " << last_event_ << ": "
+                          << wal.status();
+    wal_ = std::move(wal).value();
+    durable_seen_ = wal_->durable_lsn();
+  }
+
+  // Called after every operation: durable_lsn() is a promise we can hold the
+  // WAL to at the next crash.
+  void NoteDurable() {
+    const uint64_t d = wal_->durable_lsn();
+    ASSERT_GE(d, durable_seen_) << "durable_lsn() went backwards";
+    ASSERT_LE(d, model_.last_lsn())
+        << "durable_lsn() is beyond the last LSN appended";
+    durable_seen_ = d;
+    model_.acked = std::max(model_.acked, d);
+  }
+
+  void Workload() {
+    const uint64_t ops = 1 + rnd_.Uniform(rnd_.OneIn(5) ? 300 : 60);
+    for (uint64_t i = 0; i < ops; ++i) {
+      const uint64_t dice = rnd_.Uniform(100);
+      if (dice < 70) {
+        DoAppend();
+      } else if (dice < 83) {
+        last_event_ = "Sync";
+        const uint64_t last = model_.last_lsn();
+        ASSERT_OK(wal_->Sync());
+        ASSERT_GE(wal_->durable_lsn(), last)
+            << "Sync returned OK but durable_lsn() does not cover LSN " << last;
+        ++stats_.syncs;
+      } else if (dice < 87) {
+        last_event_ = "Flush";
+        ASSERT_OK(wal_->Flush());
+      } else if (dice < 92) {
+        DoTruncate();
+      } else if (dice < 94) {
+        DoCleanReopen();
+      } else if (dice < 95) {
+        last_event_ = "live Replay";
+        ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
+        const std::string err = CheckComplete(got, wal_->next_lsn(), model_);
+        ASSERT_TRUE(err.empty()) << "live Replay: " << err;
+      } else {
+        DoAppend();
+      }
+      if (::testing::Test::HasFatalFailure()) return;
+      NoteDurable();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+
+  void DoAppend() {
+    last_event_ = "Append";
+    WalRecord rec = RandomRecord(rnd_, model_.next_lsn());
+    ASSERT_OK_AND_ASSIGN(uint64_t lsn, AppendRecord(*wal_, rec));
+    ASSERT_EQ(lsn, rec.lsn) << "LSNs must be contiguous";
+    ASSERT_EQ(wal_->next_lsn(), lsn + 1);
+    model_.Add(std::move(rec));
+    ++stats_.records_appended;
+  }
+
+  void DoTruncate() {
+    last_event_ = "TruncateBefore";
+    const uint64_t d = wal_->durable_lsn();
+    if (d == 0) return;
+    const uint64_t checkpoint = 1 + rnd_.Uniform(d);  // <= durable
+    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> before, wal_->ListSegments());
+    ASSERT_OK_AND_ASSIGN(TruncateResult tr, wal_->TruncateBefore(checkpoint));
+    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> after, wal_->ListSegments());
+    ASSERT_FALSE(after.empty()) << "TruncateBefore deleted the active segment";
+    ASSERT_EQ(before.size() - after.size(), tr.segments_deleted);
+    const uint64_t first = after.front().first_lsn;
+    ASSERT_GE(first, model_.floor);
+    ASSERT_LE(first, std::max(checkpoint, model_.floor))
+        << "TruncateBefore(" << checkpoint << ") deleted LSNs >= checkpoint";
+    if (after.size() > 1) {
+      // Every sealed segment whose records are all < checkpoint is deleted.
+      ASSERT_GT(after[1].first_lsn, checkpoint)
+          << "TruncateBefore(" << checkpoint << ") kept segment "
+          << after.front().path << " whose records all precede it";
+    }
+    model_.DropBefore(first);
+    ++stats_.truncations;
+    stats_.segments_deleted += tr.segments_deleted;
+    if (first > 1 && rnd_.OneIn(4)) {
+      EXPECT_THAT(wal_->ReplayFrom(first - 1),
+                  testutil::StatusIs(absl::StatusCode::kOutOfRange))
+          << "ReplayFrom below the retained floor " << first;
+    }
+  }
+
+  void DoCleanReopen() {
+    last_event_ = "clean reopen";
+    wal_.reset();
+    OpenWal();
+    if (::testing::Test::HasFatalFailure()) return;
+    ++stats_.clean_reopens;
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
+    const std::string err = CheckComplete(got, wal_->next_lsn(), model_);
+    ASSERT_TRUE(err.empty()) << "after a reopen without crash: " << err;
+    stats_.records_verified += got.size();
+  }
+
+  void CrashAndRecover() {
+    const auto mode = static_cast<CrashMode>(rnd_.Uniform(3));
+    const uint64_t crash_seed = rnd_.Next64();
+    const bool crash_first = rnd_.OneIn(2);
+    SCOPED_TRACE(absl::StrCat(
+        "crash ", ModeName(mode), " seed ", crash_seed,
+        crash_first ? ", crash then destroy" : ", destroy then crash",
+        "; model: floor ", model_.floor, ", acked ", model_.acked,
+        ", last appended ", model_.last_lsn()));
+    last_event_ = absl::StrCat("crash ", ModeName(mode));
+    if (crash_first) {
+      ASSERT_OK(fi_->SimulateCrash(mode, crash_seed));
+      wal_.reset();  // its handles are stale: must not touch the new state
+      ++stats_.crash_first;
+    } else {
+      wal_.reset();
+      ASSERT_OK(fi_->SimulateCrash(mode, crash_seed));
+    }
+    ++stats_.cycles[static_cast<int>(mode)];
+
+    OpenWal();
+    if (::testing::Test::HasFatalFailure()) return;
+    const RecoveryReport& report = wal_->recovery_report();
+    SCOPED_TRACE(absl::StrCat("recovery drops: ", DescribeDrops(report)));
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
+    const uint64_t next = wal_->next_lsn();
+    const std::string err = CheckRecovered(got, next, model_);
+    ASSERT_TRUE(err.empty()) << err;
+    const uint64_t last = next - 1;
+    if (got.empty()) {
+      ASSERT_TRUE(wal_->durable_lsn() == 0 || wal_->durable_lsn() == last)
+          << "durable_lsn() " << wal_->durable_lsn() << " of an empty log";
+    } else {
+      ASSERT_EQ(wal_->durable_lsn(), last)
+          << "Open must leave every recovered record durable";
+      ASSERT_EQ(report.last_lsn, last);
+      ASSERT_EQ(report.first_lsn, got.front().lsn);
+    }
+    ASSERT_GE(std::max(wal_->durable_lsn(), model_.floor - 1), model_.acked);
+
+    stats_.records_verified += got.size();
+    stats_.records_lost += model_.last_lsn() - last;
+    stats_.bytes_dropped += DroppedBytes(report);
+    model_.CutAfter(last);
+    durable_seen_ = wal_->durable_lsn();
+    model_.acked = std::max(model_.acked, durable_seen_);
+
+    if (rnd_.OneIn(8)) {
+      // The other readers agree with Replay.
+      const uint64_t span = model_.next_lsn() - model_.floor + 1;
+      std::string e =
+          CheckIterator(*wal_, model_, model_.floor + rnd_.Uniform(span));
+      ASSERT_TRUE(e.empty()) << e;
+      e = CheckPaging(*wal_, model_, model_.floor + rnd_.Uniform(span),
+                      1 + rnd_.Uniform(20));
+      ASSERT_TRUE(e.empty()) << e;
+    }
+
+    // Appends continue right after the recovered prefix (LSNs of lost records
+    // are reused).
+    DoAppend();
+  }
+
+  Random rnd_;
+  const std::string where_;
+  std::unique_ptr<Env> mem_;
+  std::unique_ptr<FaultInjectionEnv> fi_;
+  std::unique_ptr<SegmentedWal> wal_;
+  WalModel model_;
+  uint64_t durable_seen_ = 0;
+  std::string last_event_ = "start";
+  CrashStats stats_;
+};
+
+class CrashCycleTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(CrashCycleTest, AcknowledgedRecordsSurviveAndNothingElseAppears) {
+  const int shard = GetParam();
+  const int64_t total = CrashCycleBudget();
+  const int64_t mine = total / kCrashShards + (shard < total % kCrashShards);
+  const uint64_t base_seed = testutil::TestSeed(kDefaultCrashSeed);
+  const uint64_t seed = base_seed + 0x9e3779b97f4a7c15ULL * (shard + 1);
+  const std::string where = absl::StrCat("replay: SEGWAL_TEST_SEED=", base_seed,
+                                         " --gtest_filter=*CrashCycleTest*/",
+                                         shard, " (shard ", shard, ")");
+  CrashCycleRunner runner(seed, where);
+  runner.Run(mine);
+  const CrashStats& s = runner.stats();
+  printf("[wal_crash_test] shard %d seed %" PRIu64 ": %s\n", shard, base_seed,
+         s.Summary().c_str());
+  fflush(stdout);
+  {
+    absl::MutexLock l(&g_stats_mu);
+    g_crash_stats.Add(s);
+  }
+  if (!HasFatalFailure() && mine >= 60) {
+    for (int m = 0; m < 3; ++m) {
+      EXPECT_GT(s.cycles[m], 0u) << "no cycle crashed in mode " << m;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, CrashCycleTest,
+                         ::testing::Range(0, kCrashShards));
+
+// ---------------------------------------------------------------------------
+// 2. Injected errors.
+
+// The fixed workload every injected-fault run performs (identical each run).
+struct FaultStep {
+  enum Kind { kAppend, kSync, kFlush, kTruncate, kReplay };
+  Kind kind;
+  WalRecord record;  // kAppend (lsn filled in at run time)
+};
+
+std::vector<FaultStep> FixedFaultWorkload() {
+  Random rnd(0xfa017);
+  std::vector<FaultStep> steps;
+  for (int i = 0; i < 64; ++i) {
+    FaultStep a{FaultStep::kAppend, RandomRecord(rnd, 0)};
+    if (i % 9 == 4) a.record.payload = rnd.RandomBytes(3000);  // > segment
+    if (i % 11 == 7) a.record.payload.clear();
+    if (i % 13 == 0) a.record.payload = rnd.RandomBytes(9000);  // > buffers
+    steps.push_back(std::move(a));
+    if (i % 4 == 3) steps.push_back({FaultStep::kSync, {}});
+    if (i % 7 == 5) steps.push_back({FaultStep::kFlush, {}});
+    if (i == 24 || i == 50) steps.push_back({FaultStep::kTruncate, {}});
+    if (i == 40) steps.push_back({FaultStep::kReplay, {}});
+  }
+  steps.push_back({FaultStep::kSync, {}});
+  return steps;
+}
+
+SegmentedWalOptions FaultOptions(Env* env) {
+  SegmentedWalOptions o;
+  o.wal_dir = kWalDir;
+  o.env = env;
+  o.segment_target_size = 2048;
+  o.write_buffer_size = 512;
+  return o;
+}
+
+// What a public call returned, judged against the single injected error.
+class FailureTracker {
+ public:
+  explicit FailureTracker(absl::Status injected)
+      : injected_(std::move(injected)) {}
+
+  // `write` marks Append/Sync/Flush: once one fails, they must all fail.
+  void Observe(const std::string& call, const absl::Status& s, bool write) {
+    if (s.ok()) {
+      if (write && poisoned_) {
+        ADD_FAILURE() << call << " returned OK after " << first_failure_
+                      << " failed with " << first_status_
+                      << ": a poisoned WAL must refuse every later write";
+      }
+      return;
+    }
+    EXPECT_EQ(s.code(), injected_.code())
+        << call << " failed with " << s << ", injected " << injected_;
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr(std::string(injected_.message())))
+        << call << " lost the injected message";
+    if (first_failure_.empty()) {
+      first_failure_ = call;
+      first_status_ = s;
+    }
+    if (write) poisoned_ = true;
+  }
+
+  bool any_failure() const { return !first_failure_.empty(); }
+  bool poisoned() const { return poisoned_; }
+  const std::string& first_failure() const { return first_failure_; }
+
+ private:
+  const absl::Status injected_;
+  std::string first_failure_;
+  absl::Status first_status_;
+  bool poisoned_ = false;
+};
+
+struct FaultCase {
+  uint32_t op;
+  absl::Status error;
+  int64_t skip;
+  bool crash;                 // SimulateCrash(kDropUnsynced) before reopening
+  bool crash_before_destroy;  // ... while the failed WAL is still open
+};
+
+struct FaultOutcome {
+  bool fired = false;
+  std::string first_failure;  // "" if no public call failed
+};
+
+class FaultRunner {
+ public:
+  FaultRunner() : mem_(NewMemEnv()), fi_(mem_.get()) {}
+  ~FaultRunner() { wal_.reset(); }
+
+  void Run(const FaultCase& fc, FaultOutcome* out) {
+    Setup();
+    if (::testing::Test::HasFatalFailure()) return;
+    InjectedPhase(fc, out);
+    if (::testing::Test::HasFatalFailure()) return;
+    Recover(fc);
+    if (::testing::Test::HasFatalFailure()) return;
+    ReopenWithDiskFull();
+  }
+
+ private:
+  // Without faults: 12 synced records, 3 flushed by the destructor, and a
+  // garbage tail after them (a torn tail the injected Open has to cut).
+  void Setup() {
+    Random rnd(0x5e7);
+    {
+      ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi_)));
+      for (int i = 0; i < 15; ++i) {
+        WalRecord r = RandomRecord(rnd, model_.next_lsn());
+        ASSERT_OK(AppendRecord(*wal, r));
+        model_.Add(std::move(r));
+        if (i == 11) {
+          ASSERT_OK(wal->Sync());
+        }
+      }
+      model_.acked = 12;
+    }
+    ASSERT_OK_AND_ASSIGN(std::vector<std::string> names,
+                         fi_.GetChildren(kWalDir));
+    std::string last;
+    for (const std::string& n : names) {
+      if (n.size() == 24 && n.substr(20) == ".wal") last = std::max(last, n);
+    }
+    ASSERT_FALSE(last.empty());
+    ASSERT_OK_AND_ASSIGN(
+        auto f, fi_.NewAppendableFile(absl::StrCat(kWalDir, "/", last)));
+    ASSERT_OK(f->Append(rnd.RandomBytes(200)));
+    ASSERT_OK(f->Sync());
+    ASSERT_OK(f->Close());
+  }
+
+  void NoteDurable() {
+    const uint64_t d = wal_->durable_lsn();
+    ASSERT_LE(d, model_.last_lsn())
+        << "durable_lsn() beyond the last LSN appended OK";
+    model_.acked = std::max(model_.acked, d);
+  }
+
+  void InjectedPhase(const FaultCase& fc, FaultOutcome* out) {
+    static const std::vector<FaultStep>* const kSteps =
+        new std::vector<FaultStep>(FixedFaultWorkload());
+    FailureTracker t(fc.error);
+    fi_.InjectError(fc.op, fc.error, "", fc.skip, 1);
+    const uint64_t count_before = fi_.OpCount(fc.op);
+
+    auto opened = SegmentedWal::Open(FaultOptions(&fi_));
+    t.Observe("Open", opened.status(), /*write=*/false);
+    if (opened.ok()) {
+      wal_ = std::move(opened).value();
+      NoteDurable();
+      for (size_t i = 0; i < kSteps->size(); ++i) {
+        if (::testing::Test::HasFatalFailure()) return;
+        const FaultStep& step = (*kSteps)[i];
+        const std::string call_at = absl::StrCat(" (step ", i, ")");
+        switch (step.kind) {
+          case FaultStep::kAppend: {
+            WalRecord r = step.record;
+            r.lsn = model_.next_lsn();
+            auto lsn = AppendRecord(*wal_, r);
+            t.Observe("Append" + call_at, lsn.status(), true);
+            if (lsn.ok()) {
+              ASSERT_EQ(*lsn, r.lsn) << "LSNs must be contiguous";
+              model_.Add(std::move(r));
+            } else if (!has_failed_append_) {
+              has_failed_append_ = true;
+              failed_append_ = std::move(r);
+            }
+            break;
+          }
+          case FaultStep::kSync: {
+            const uint64_t last = model_.last_lsn();
+            const absl::Status s = wal_->Sync();
+            t.Observe("Sync" + call_at, s, true);
+            if (s.ok()) {
+              ASSERT_GE(wal_->durable_lsn(), last)
+                  << "Sync OK but durable_lsn() does not cover " << last;
+            }
+            break;
+          }
+          case FaultStep::kFlush:
+            t.Observe("Flush" + call_at, wal_->Flush(), true);
+            break;
+          case FaultStep::kTruncate: {
+            const uint64_t c = wal_->durable_lsn();
+            if (c == 0) break;
+            auto r = wal_->TruncateBefore(c);
+            t.Observe("TruncateBefore" + call_at, r.status(), false);
+            model_.floor_hi = std::max(model_.floor_hi, c);
+            if (r.ok()) {
+              auto segs = wal_->ListSegments();
+              t.Observe("ListSegments" + call_at, segs.status(), false);
+              if (segs.ok()) {
+                ASSERT_FALSE(segs->empty());
+                const uint64_t first = segs->front().first_lsn;
+                ASSERT_LE(first, c);
+                // Deletes are durable once TruncateBefore returned OK.
+                model_.DropBefore(first);
+                model_.floor_hi = first;
+              }
+            }
+            break;
+          }
+          case FaultStep::kReplay: {
+            auto got = wal_->Replay();
+            t.Observe("Replay" + call_at, got.status(), false);
+            if (got.ok()) {
+              std::string err = CheckRecovered(*got, wal_->next_lsn(), model_);
+              if (err.empty() && !got->empty() &&
+                  got->back().lsn != model_.last_lsn()) {
+                err = absl::StrCat("live Replay ends at ", got->back().lsn,
+                                   ", appended up to ", model_.last_lsn());
+              }
+              ASSERT_TRUE(err.empty()) << "live Replay: " << err;
+            }
+            break;
+          }
+        }
+        NoteDurable();
+      }
+      if (t.poisoned()) {
+        EXPECT_EQ(wal_->poisoned_status().code(), fc.error.code())
+            << "poisoned_status() after a failed write";
+        // Poisoned for good: neither writes nor syncs ever succeed again.
+        t.Observe("Append after poison",
+                  wal_->Append(1, 2, 3, 4, "after poison").status(), true);
+        t.Observe("Sync after poison", wal_->Sync(), true);
+        t.Observe("Flush after poison", wal_->Flush(), true);
+      }
+    }
+    out->fired =
+        fi_.OpCount(fc.op) - count_before > static_cast<uint64_t>(fc.skip);
+    out->first_failure = t.first_failure();
+    if (out->fired) {
+      EXPECT_TRUE(t.any_failure())
+          << "the injected " << OpName(fc.op) << " error (call #" << fc.skip
+          << ") was swallowed: every public call returned OK";
+    } else {
+      EXPECT_FALSE(t.any_failure())
+          << t.first_failure() << " failed although no error was injected";
+    }
+    fi_.ClearInjectedErrors();
+  }
+
+  void Recover(const FaultCase& fc) {
+    if (fc.crash && fc.crash_before_destroy) {
+      ASSERT_OK(fi_.SimulateCrash(CrashMode::kDropUnsynced, 7));
+      wal_.reset();
+    } else {
+      wal_.reset();
+      if (fc.crash) {
+        ASSERT_OK(fi_.SimulateCrash(CrashMode::kDropUnsynced, 7));
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(wal_, SegmentedWal::Open(FaultOptions(&fi_)));
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
+    const std::string err =
+        CheckRecovered(got, wal_->next_lsn(), model_,
+                       has_failed_append_ ? &failed_append_ : nullptr);
+    ASSERT_TRUE(err.empty())
+        << "after reopening: " << err
+        << " (recovery: " << DescribeDrops(wal_->recovery_report()) << ")";
+    const uint64_t first = got.empty() ? wal_->next_lsn() : got.front().lsn;
+    model_.CutAfter(wal_->next_lsn() - 1);
+    model_.DropBefore(first);
+    model_.floor_hi = model_.floor;
+
+    // The recovered WAL is healthy: appends continue after the prefix.
+    WalRecord r;
+    r.lsn = model_.next_lsn();
+    r.record_type = 9;
+    r.payload = "after recovery";
+    ASSERT_OK_AND_ASSIGN(uint64_t lsn, AppendRecord(*wal_, r));
+    ASSERT_EQ(lsn, r.lsn);
+    model_.Add(std::move(r));
+    ASSERT_OK(wal_->Sync());
+    ASSERT_EQ(wal_->durable_lsn(), model_.last_lsn());
+    model_.acked = model_.last_lsn();
+  }
+
+  // A full disk must not stop a restart (LESSONS: raft-engine #344): Open of a
+  // log with no torn tail must not need to write, and Replay works.
+  void ReopenWithDiskFull() {
+    wal_.reset();
+    const absl::Status full =
+        absl::ResourceExhaustedError("injected ENOSPC: disk full");
+    fi_.InjectError(kOpAppend | kOpFlush | kOpSync | kOpSyncDir | kOpTruncate |
+                        kOpDelete | kOpRename,
+                    full, "", 0, -1);
+    auto opened = SegmentedWal::Open(FaultOptions(&fi_));
+    ASSERT_TRUE(opened.ok())
+        << "Open of a cleanly closed log fails while writes fail: "
+        << opened.status();
+    wal_ = std::move(opened).value();
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
+    std::string err = CheckComplete(got, wal_->next_lsn(), model_);
+    ASSERT_TRUE(err.empty()) << "Replay with the disk full: " << err;
+    err = CheckIterator(*wal_, model_, model_.floor);
+    ASSERT_TRUE(err.empty()) << "with the disk full: " << err;
+    // Writes cannot become durable: Sync must say so.
+    auto lsn = wal_->Append(1, 2, 3, 4, "no room");
+    if (lsn.ok()) {
+      ASSERT_EQ(*lsn, model_.next_lsn());
+      const absl::Status s = wal_->Sync();
+      EXPECT_THAT(s, testutil::StatusIs(absl::StatusCode::kResourceExhausted))
+          << "Sync with the disk full";
+    } else {
+      EXPECT_THAT(lsn,
+                  testutil::StatusIs(absl::StatusCode::kResourceExhausted));
+    }
+    EXPECT_LE(wal_->durable_lsn(), model_.last_lsn());
+    wal_.reset();
+    fi_.ClearInjectedErrors();
+    ASSERT_OK_AND_ASSIGN(wal_, SegmentedWal::Open(FaultOptions(&fi_)));
+    ASSERT_OK_AND_ASSIGN(got, wal_->Replay());
+    err = CheckComplete(got, wal_->next_lsn(), model_);
+    ASSERT_TRUE(err.empty()) << "after the disk-full episode: " << err;
+  }
+
+  std::unique_ptr<Env> mem_;
+  FaultInjectionEnv fi_;
+  std::unique_ptr<SegmentedWal> wal_;
+  WalModel model_;
+  bool has_failed_append_ = false;
+  WalRecord failed_append_;
+};
+
+class InjectedErrorTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(InjectedErrorTest, ErrorSurfacesPoisonsAndReopenRecoversDurable) {
+  const uint32_t op = GetParam();
+  const absl::Status errors[] = {
+      absl::InternalError("injected EIO"),
+      absl::DataLossError("injected EIO (data loss)"),
+      absl::ResourceExhaustedError("injected ENOSPC"),
+  };
+  uint64_t runs = 0, fired_runs = 0, max_k = 0;
+  std::map<std::string, uint64_t> first_failures;
+  for (size_t e = 0; e < 3; ++e) {
+    // DataLoss is the rarer EIO flavour: one reopen variant is enough for it.
+    for (int variant = 0; variant < (e == 1 ? 1 : 3); ++variant) {
+      for (int64_t k = 0;; ++k) {
+        ASSERT_LT(k, 20000)
+            << "the fixed workload never stopped hitting " << OpName(op);
+        FaultCase fc{op, errors[e], k, variant != 0, variant == 2};
+        if (e == 1) {  // alternate the reopen variants over k instead
+          fc.crash = k % 2 == 1;
+          fc.crash_before_destroy = k % 4 == 3;
+        }
+        SCOPED_TRACE(absl::StrCat(
+            OpName(op), " call #", k, " fails with ", errors[e].ToString(),
+            fc.crash ? (fc.crash_before_destroy ? "; crash, then destroy"
+                                                : "; destroy, then crash")
+                     : "; reopen without crash"));
+        FaultOutcome out;
+        {
+          FaultRunner runner;
+          runner.Run(fc, &out);
+        }
+        ++runs;
+        if (HasFatalFailure()) return;
+        if (!out.fired) break;
+        ++fired_runs;
+        max_k = std::max<uint64_t>(max_k, k);
+        std::string kind =
+            out.first_failure.substr(0, out.first_failure.find(' '));
+        ++first_failures[kind.empty() ? "none" : kind];
+      }
+    }
+  }
+  std::string where;
+  for (const auto& [call, n] : first_failures)
+    absl::StrAppend(&where, call, " ", n, ", ");
+  printf("[wal_crash_test] %s: %" PRIu64 " runs, %" PRIu64
+         " with the fault fired (calls #0..#%" PRIu64
+         " of the workload); first failing call: %s\n",
+         OpName(op), runs, fired_runs, max_k, where.c_str());
+  fflush(stdout);
+  absl::MutexLock l(&g_stats_mu);
+  g_fault_runs += runs;
+  g_fault_fired += fired_runs;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryWriterOp, InjectedErrorTest,
+    ::testing::Values(kOpOpen, kOpAppend, kOpFlush, kOpSync, kOpDelete,
+                      kOpSyncDir, kOpTruncate, kOpRename),
+    [](const ::testing::TestParamInfo<uint32_t>& info) {
+      return std::string(OpName(info.param)).substr(3);  // "Open", ...
+    });
+
+// A log of several segments written without faults, and its model.
+void BuildCleanLog(FaultInjectionEnv* fi, WalModel* model) {
+  Random rnd(0x7ead);
+  ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(fi)));
+  for (int i = 0; i < 80; ++i) {
+    WalRecord r = RandomRecord(rnd, model->next_lsn());
+    if (i % 10 == 3) r.payload = rnd.RandomBytes(5000);
+    ASSERT_OK(AppendRecord(*wal, r));
+    model->Add(std::move(r));
+    if (i % 6 == 5) {
+      ASSERT_OK(wal->Sync());
+    }
+  }
+  ASSERT_OK(wal->Sync());
+  model->acked = model->last_lsn();
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_GE(segs.size(), 5u);
+}
+
+TEST(InjectedReadErrorTest, OpenNeverMistakesAReadErrorForDamage) {
+  auto mem = NewMemEnv();
+  FaultInjectionEnv fi(mem.get());
+  WalModel model;
+  BuildCleanLog(&fi, &model);
+  if (HasFatalFailure()) return;
+  const absl::Status injected = absl::DataLossError("injected read error");
+  const RecoveryMode modes[] = {RecoveryMode::kTolerateCorruptedTail,
+                                RecoveryMode::kAbsoluteConsistency,
+                                RecoveryMode::kPointInTimeRecovery,
+                                RecoveryMode::kSkipAnyCorruptedRecords};
+  uint64_t runs = 0;
+  for (RecoveryMode mode : modes) {
+    for (int64_t k = 0;; ++k) {
+      ASSERT_LT(k, 100000);
+      SCOPED_TRACE(absl::StrCat("recovery mode ", static_cast<int>(mode),
+                                ", read #", k, " fails"));
+      ++runs;
+      SegmentedWalOptions o = FaultOptions(&fi);
+      o.recovery_mode = mode;
+      fi.InjectError(kOpRead, injected, "", k, 1);
+      const uint64_t before = fi.OpCount(kOpRead);
+      {
+        auto wal = SegmentedWal::Open(o);
+        const bool fired =
+            fi.OpCount(kOpRead) - before > static_cast<uint64_t>(k);
+        fi.ClearInjectedErrors();
+        if (!wal.ok()) {
+          EXPECT_TRUE(fired)
+              << "Open failed without an error: " << wal.status();
+          EXPECT_EQ(wal.status().code(), injected.code()) << wal.status();
+          EXPECT_THAT(std::string(wal.status().message()),
+                      HasSubstr("injected read error"));
+        } else {
+          // Open may only succeed if it did not lose anything to the error.
+          EXPECT_EQ((*wal)->next_lsn(), model.next_lsn())
+              << "a read error during Open changed where the log ends";
+          EXPECT_TRUE((*wal)->recovery_report().drops.empty())
+              << "a read error during Open was reported as damage: "
+              << DescribeDrops((*wal)->recovery_report());
+          ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, (*wal)->Replay());
+          const std::string err = CheckComplete(got, (*wal)->next_lsn(), model);
+          EXPECT_TRUE(err.empty()) << err;
+          if (!fired) break;
+        }
+      }
+      if (HasFailure()) return;
+      // Nothing was cut, quarantined or rewritten because of the read error.
+      ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi)));
+      EXPECT_TRUE(wal->recovery_report().drops.empty())
+          << DescribeDrops(wal->recovery_report());
+      ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+      const std::string err = CheckComplete(got, wal->next_lsn(), model);
+      ASSERT_TRUE(err.empty()) << "after a read error during Open: " << err;
+      auto quarantined = fi.GetChildren(absl::StrCat(kWalDir, "/quarantine"));
+      if (quarantined.ok()) {
+        EXPECT_TRUE(quarantined->empty())
+            << "segments quarantined after a read error";
+      }
+    }
+  }
+  printf("[wal_crash_test] read errors during Open: %" PRIu64 " runs\n", runs);
+  absl::MutexLock l(&g_stats_mu);
+  g_fault_runs += runs;
+}
+
+TEST(InjectedReadErrorTest, ReadersReportErrorsNeverAShorterLog) {
+  auto mem = NewMemEnv();
+  FaultInjectionEnv fi(mem.get());
+  WalModel model;
+  BuildCleanLog(&fi, &model);
+  if (HasFatalFailure()) return;
+  ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi)));
+  const absl::Status injected = absl::InternalError("injected EIO on read");
+  const uint64_t mid = model.floor + model.records.size() / 2;
+  auto judge = [&](const std::string& what, const absl::Status& s,
+                   const std::string& content_error) {
+    if (s.ok()) {
+      EXPECT_TRUE(content_error.empty()) << what << ": " << content_error;
+    } else {
+      EXPECT_EQ(s.code(), injected.code()) << what << ": " << s;
+      EXPECT_THAT(std::string(s.message()), HasSubstr("injected EIO on read"))
+          << what;
+    }
+  };
+  uint64_t runs = 0;
+  for (int64_t k = 0;; ++k) {
+    ASSERT_LT(k, 100000);
+    SCOPED_TRACE(absl::StrCat("read #", k, " fails"));
+    ++runs;
+    fi.InjectError(kOpRead, injected, "", k, 1);
+    const uint64_t before = fi.OpCount(kOpRead);
+
+    auto all = wal->Replay();
+    judge("Replay", all.status(),
+          all.ok() ? CheckComplete(*all, wal->next_lsn(), model) : "");
+
+    auto from = wal->ReplayFrom(mid);
+    std::string err;
+    if (from.ok()) {
+      if (from->size() != model.next_lsn() - mid) {
+        err = absl::StrCat("ReplayFrom(", mid, ") returned ", from->size(),
+                           " records, want ", model.next_lsn() - mid);
+      } else {
+        for (size_t i = 0; i < from->size() && err.empty(); ++i) {
+          if (!((*from)[i] == model.records[mid - model.floor + i])) {
+            err = absl::StrCat("ReplayFrom: first bad LSN ", mid + i);
+          }
+        }
+      }
+    }
+    judge("ReplayFrom", from.status(), err);
+
+    // Paging and the iterator: an error must come back as an error.
+    err = CheckPaging(*wal, model, model.floor, 7);
+    if (!err.empty() && err.find("injected EIO on read") != std::string::npos) {
+      EXPECT_THAT(err, HasSubstr(absl::StatusCodeToString(injected.code())))
+          << "ReplayFromLimit";
+    } else {
+      EXPECT_TRUE(err.empty()) << err;
+    }
+    {
+      auto it = wal->NewIterator(model.floor);
+      if (!it.ok()) {
+        judge("NewIterator", it.status(), "");
+      } else {
+        uint64_t expect = model.floor;
+        for (; (*it)->Valid(); (*it)->Next()) {
+          ASSERT_EQ((*it)->record().lsn, expect);
+          ASSERT_TRUE((*it)->record() == model.records[expect - model.floor]);
+          ++expect;
+        }
+        if ((*it)->status().ok()) {
+          EXPECT_EQ(expect, model.next_lsn())
+              << "the iterator ended early with an OK status";
+        } else {
+          judge("iterator", (*it)->status(), "");
+        }
+      }
+    }
+    const bool fired = fi.OpCount(kOpRead) - before > static_cast<uint64_t>(k);
+    fi.ClearInjectedErrors();
+    if (HasFailure()) return;
+    if (!fired) break;
+  }
+  // Read errors do not damage the log or poison the writer.
+  EXPECT_OK(wal->poisoned_status());
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+  const std::string err = CheckComplete(got, wal->next_lsn(), model);
+  EXPECT_TRUE(err.empty()) << err;
+  printf("[wal_crash_test] read errors during replay: %" PRIu64 " runs\n",
+         runs);
+  absl::MutexLock l(&g_stats_mu);
+  g_fault_runs += runs;
+}
+
+// ---------------------------------------------------------------------------
+// 3. Concurrency.
+
+void PutU32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string* s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetLE(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+// Payload: thread id, sequence number, checksum of both and the body, body.
+std::string EncodePayload(uint32_t tid, uint32_t seq, absl::string_view body) {
+  std::string p;
+  PutU32(&p, tid);
+  PutU32(&p, seq);
+  PutU64(&p, Fnv1a(body, Fnv1a(p)));
+  p.append(body.data(), body.size());
+  return p;
+}
+
+bool DecodePayload(absl::string_view p, uint32_t* tid, uint32_t* seq) {
+  if (p.size() < 16) return false;
+  *tid = static_cast<uint32_t>(GetLE(p.data(), 4));
+  *seq = static_cast<uint32_t>(GetLE(p.data() + 4, 4));
+  return GetLE(p.data() + 8, 8) == Fnv1a(p.substr(16), Fnv1a(p.substr(0, 8)));
+}
+
+// Collects failures from worker threads (gtest assertions there cannot stop
+// the thread) and tells the others to stop.
+class ThreadErrors {
+ public:
+  void Add(std::string e) {
+    absl::MutexLock l(&mu_);
+    if (errors_.size() < 20) errors_.push_back(std::move(e));
+    failed_.store(true, std::memory_order_relaxed);
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  std::vector<std::string> Take() {
+    absl::MutexLock l(&mu_);
+    return errors_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> failed_{false};
+};
+
+void AtomicMax(std::atomic<uint64_t>* a, uint64_t v) {
+  uint64_t cur = a->load(std::memory_order_relaxed);
+  while (cur < v &&
+         !a->compare_exchange_weak(cur, v, std::memory_order_acq_rel)) {
+  }
+}
+
+TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
+  constexpr int kThreads = 8;
+  const int per_thread = static_cast<int>(
+      testutil::EnvInt("SEGWAL_CONCURRENCY_RECORDS", kSanitized ? 400 : 2500));
+  const uint64_t seed = testutil::TestSeed(0xc0cc);
+  SCOPED_TRACE(absl::StrCat("SEGWAL_TEST_SEED=", seed));
+  auto mem = NewMemEnv();
+  FaultInjectionEnv fi(mem.get());
+  SegmentedWalOptions o = FaultOptions(&fi);
+  o.segment_target_size = 8 << 10;
+  o.write_buffer_size = 2 << 10;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(o));
+
+  ThreadErrors errors;
+  std::atomic<uint64_t> max_returned{0};  // largest LSN an Append returned
+  std::atomic<uint64_t> tail_pos{0};      // last LSN the tailer has seen
+  std::atomic<int> appenders_left{kThreads};
+  std::vector<std::vector<uint64_t>> lsn_of(kThreads);
+  std::atomic<uint64_t> syncs{0};
+
+  auto appender = [&](uint32_t tid) {
+    Random rnd(seed * 31 + tid);
+    std::vector<uint64_t>& mine = lsn_of[tid];
+    for (uint32_t seq = 0; seq < static_cast<uint32_t>(per_thread); ++seq) {
+      if (errors.failed()) break;
+      const std::string payload =
+          EncodePayload(tid, seq, rnd.RandomBytes(rnd.Skewed(9)));
+      auto lsn =
+          wal->Append(100 + tid, tid, seq, uint64_t{seq} * 7 + tid, payload);
+      if (!lsn.ok()) {
+        errors.Add(
+            absl::StrCat("thread ", tid, " Append: ", lsn.status().ToString()));
+        break;
+      }
+      if (!mine.empty() && *lsn <= mine.back()) {
+        errors.Add(absl::StrCat("thread ", tid, " got LSN ", *lsn, " after ",
+                                mine.back()));
+      }
+      mine.push_back(*lsn);
+      AtomicMax(&max_returned, *lsn);
+      if (rnd.OneIn(5)) {
+        absl::Status s = wal->Sync();
+        syncs.fetch_add(1, std::memory_order_relaxed);
+        if (!s.ok()) {
+          errors.Add(absl::StrCat("thread ", tid, " Sync: ", s.ToString()));
+          break;
+        }
+        if (wal->durable_lsn() < *lsn) {
+          errors.Add(absl::StrCat("thread ", tid,
+                                  ": Sync OK but durable_lsn() ",
+                                  wal->durable_lsn(), " < its LSN ", *lsn));
+        }
+      }
+    }
+    appenders_left.fetch_sub(1, std::memory_order_acq_rel);
+  };
+
+  std::vector<WalRecord> seen;  // seen[i].lsn == i + 1 (tailer only)
+  uint64_t tail_passes = 0;
+  auto tail_once = [&]() -> bool {
+    const uint64_t target = max_returned.load(std::memory_order_acquire);
+    const uint64_t from = seen.size() + 1;
+    auto it = wal->NewIterator(from);
+    if (!it.ok()) {
+      errors.Add(
+          absl::StrCat("NewIterator(", from, "): ", it.status().ToString()));
+      return false;
+    }
+    ++tail_passes;
+    for (; (*it)->Valid(); (*it)->Next()) {
+      const WalRecord& r = (*it)->record();
+      uint32_t tid, seq;
+      if (r.lsn != seen.size() + 1) {
+        errors.Add(absl::StrCat("tailer: expected LSN ", seen.size() + 1,
+                                ", got ", r.lsn));
+        return false;
+      }
+      if (!DecodePayload(r.payload, &tid, &seq) || tid >= kThreads ||
+          r.record_type != 100 + tid || r.tenant_id != tid ||
+          r.vshard_id != seq || r.database_id != uint64_t{seq} * 7 + tid) {
+        errors.Add(absl::StrCat("tailer: LSN ", r.lsn,
+                                " does not decode: ", Describe(r)));
+        return false;
+      }
+      seen.push_back(r);
+      tail_pos.store(r.lsn, std::memory_order_release);
+    }
+    if (!(*it)->status().ok()) {
+      errors.Add(absl::StrCat("tailer iterator from ", from, ": ",
+                              (*it)->status().ToString()));
+      return false;
+    }
+    if (seen.size() < target) {
+      errors.Add(absl::StrCat("iterator created after Append returned LSN ",
+                              target, " stopped at ", seen.size()));
+      return false;
+    }
+    return true;
+  };
+  auto tailer = [&] {
+    while (!errors.failed() &&
+           appenders_left.load(std::memory_order_acquire) > 0) {
+      if (!tail_once()) return;
+      std::this_thread::yield();
+    }
+  };
+
+  std::atomic<bool> stop_truncator{false};
+  uint64_t truncations = 0, deleted = 0;
+  auto truncator = [&] {
+    Random rnd(seed + 99);
+    while (!stop_truncator.load(std::memory_order_acquire) &&
+           !errors.failed()) {
+      const uint64_t pos = tail_pos.load(std::memory_order_acquire);
+      if (pos > 2) {
+        const uint64_t checkpoint =
+            pos - rnd.Uniform(std::min<uint64_t>(pos - 1, 300));
+        auto r = wal->TruncateBefore(checkpoint);
+        if (!r.ok()) {
+          errors.Add(absl::StrCat("TruncateBefore(", checkpoint,
+                                  "): ", r.status().ToString()));
+          return;
+        }
+        ++truncations;
+        deleted += r->segments_deleted;
+        auto segs = wal->ListSegments();
+        if (!segs.ok() || segs->empty() ||
+            segs->front().first_lsn > checkpoint) {
+          errors.Add(absl::StrCat("after TruncateBefore(", checkpoint,
+                                  "): bad segment list ",
+                                  segs.ok() ? "" : segs.status().ToString()));
+          return;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < kThreads; ++t) threads.emplace_back(appender, t);
+  std::thread tail_thread(tailer);
+  std::thread truncate_thread(truncator);
+  for (std::thread& t : threads) t.join();
+  tail_thread.join();
+  stop_truncator.store(true, std::memory_order_release);
+  truncate_thread.join();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  for (const std::string& e : errors.Take()) ADD_FAILURE() << e;
+  if (HasFailure()) return;
+
+  // The last records, after every appender returned.
+  ASSERT_TRUE(tail_once()) << errors.Take().front();
+  const uint64_t total = uint64_t{kThreads} * per_thread;
+  ASSERT_EQ(seen.size(), total);
+  ASSERT_EQ(wal->next_lsn(), total + 1);
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(lsn_of[t].size(), static_cast<size_t>(per_thread));
+    for (uint32_t s = 0; s < lsn_of[t].size(); ++s) {
+      uint32_t tid, seq;
+      const WalRecord& r = seen[lsn_of[t][s] - 1];
+      ASSERT_TRUE(DecodePayload(r.payload, &tid, &seq));
+      ASSERT_EQ(tid, t) << "LSN " << r.lsn;
+      ASSERT_EQ(seq, s) << "LSN " << r.lsn;
+    }
+  }
+  // Every (thread, seq) appears exactly once: `total` contiguous LSNs, and each
+  // thread's records sit at the LSNs its Appends returned.
+
+  // Replay of what TruncateBefore kept agrees with what the tailer saw.
+  ASSERT_OK(wal->Sync());
+  ASSERT_EQ(wal->durable_lsn(), total);
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> replay, wal->Replay());
+  ASSERT_FALSE(replay.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_EQ(replay.front().lsn, segs.front().first_lsn);
+  ASSERT_EQ(replay.back().lsn, total);
+  for (size_t i = 0; i < replay.size(); ++i) {
+    ASSERT_EQ(replay[i].lsn, replay.front().lsn + i);
+    ASSERT_TRUE(replay[i] == seen[replay[i].lsn - 1])
+        << "LSN " << replay[i].lsn;
+  }
+  // And survives a reopen.
+  wal.reset();
+  ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(o));
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> reopened, wal->Replay());
+  ASSERT_EQ(reopened.size(), replay.size());
+  for (size_t i = 0; i < reopened.size(); ++i) {
+    ASSERT_TRUE(reopened[i] == replay[i]) << "LSN " << replay[i].lsn;
+  }
+  printf("[wal_crash_test] concurrency: %" PRIu64
+         " records by %d threads, %" PRIu64 " syncs, %" PRIu64
+         " tailer passes, %" PRIu64 " truncations (%" PRIu64
+         " segments deleted), %.2f s\n",
+         total, kThreads, syncs.load(), tail_passes, truncations, deleted,
+         secs);
+}
+
+// LESSONS (RocksDB #3096): when the sync of a group commit fails, every waiter
+// of that group gets the error; none is told OK for a record that is not
+// durable.
+TEST(ConcurrencyTest, FailedGroupSyncReachesEveryWaiter) {
+  constexpr int kThreads = 8;
+  const int64_t skips[] = {0, 1, 2, 3, 5, 8, 13, 21, 34};
+  uint64_t ok_syncs = 0, failed_syncs = 0;
+  for (int64_t skip : skips) {
+    for (bool enospc : {false, true}) {
+      SCOPED_TRACE(absl::StrCat("sync #", skip, " fails"));
+      auto mem = NewMemEnv();
+      FaultInjectionEnv fi(mem.get());
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                           SegmentedWal::Open(FaultOptions(&fi)));
+      const absl::Status injected =
+          enospc ? absl::ResourceExhaustedError("injected ENOSPC on group sync")
+                 : absl::InternalError("injected EIO on group sync");
+      fi.InjectError(kOpSync, injected, "", skip, 1);
+      ThreadErrors errors;
+      std::atomic<bool> failure_seen{false};
+      std::atomic<uint64_t> oks{0}, fails{0};
+      // Per thread: the records it appended and the last LSN a Sync acked.
+      std::vector<std::map<uint64_t, std::string>> appended(kThreads);
+      std::vector<uint64_t> acked(kThreads, 0);
+      auto worker = [&](uint32_t tid) {
+        Random rnd(skip * 100 + tid);
+        for (uint32_t seq = 0; seq < 400; ++seq) {
+          const std::string payload =
+              EncodePayload(tid, seq, rnd.RandomBytes(rnd.Skewed(10)));
+          auto lsn = wal->Append(1, tid, seq, 0, payload);
+          if (!lsn.ok()) {
+            if (lsn.status().code() != injected.code()) {
+              errors.Add(absl::StrCat("Append: ", lsn.status().ToString()));
+            }
+            return;
+          }
+          appended[tid][*lsn] = payload;
+          const bool after_failure =
+              failure_seen.load(std::memory_order_acquire);
+          const absl::Status s = wal->Sync();
+          if (s.ok()) {
+            oks.fetch_add(1, std::memory_order_relaxed);
+            if (after_failure) {
+              errors.Add(absl::StrCat("thread ", tid,
+                                      ": Sync OK after another "
+                                      "thread's Sync had failed"));
+            }
+            if (wal->durable_lsn() < *lsn) {
+              errors.Add(absl::StrCat("thread ", tid,
+                                      ": Sync OK, durable_lsn() ",
+                                      wal->durable_lsn(), " < ", *lsn));
+            }
+            acked[tid] = *lsn;
+          } else {
+            fails.fetch_add(1, std::memory_order_relaxed);
+            failure_seen.store(true, std::memory_order_release);
+            if (s.code() != injected.code() ||
+                s.message().find(injected.message()) ==
+                    absl::string_view::npos) {
+              errors.Add(absl::StrCat("thread ", tid, ": Sync failed with ",
+                                      s.ToString(), ", injected ",
+                                      injected.ToString()));
+            }
+            return;
+          }
+        }
+      };
+      std::vector<std::thread> threads;
+      for (uint32_t t = 0; t < kThreads; ++t) threads.emplace_back(worker, t);
+      for (std::thread& t : threads) t.join();
+      for (const std::string& e : errors.Take()) ADD_FAILURE() << e;
+      if (HasFailure()) return;
+      EXPECT_GT(fails.load(), 0u) << "the injected sync error never surfaced";
+      EXPECT_FALSE(wal->poisoned_status().ok());
+      ok_syncs += oks.load();
+      failed_syncs += fails.load();
+
+      // Power loss: every record some Sync acknowledged must be there.
+      wal.reset();
+      ASSERT_OK(fi.SimulateCrash(CrashMode::kDropUnsynced, skip));
+      ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(FaultOptions(&fi)));
+      ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i].lsn, i + 1);
+        const uint32_t tid = static_cast<uint32_t>(got[i].tenant_id);
+        ASSERT_LT(tid, static_cast<uint32_t>(kThreads));
+        auto f = appended[tid].find(got[i].lsn);
+        ASSERT_TRUE(f != appended[tid].end())
+            << "LSN " << got[i].lsn << " was never returned by an Append";
+        ASSERT_EQ(f->second, got[i].payload) << "LSN " << got[i].lsn;
+      }
+      for (uint32_t t = 0; t < kThreads; ++t) {
+        ASSERT_LE(acked[t], got.size())
+            << "thread " << t << " was told LSN " << acked[t]
+            << " is durable; after the crash the log ends at " << got.size();
+      }
+    }
+  }
+  printf("[wal_crash_test] group sync failures: %" PRIu64 " OK syncs, %" PRIu64
+         " failed syncs over %zu runs\n",
+         ok_syncs, failed_syncs, 2 * (sizeof(skips) / sizeof(skips[0])));
+}
+
+}  // namespace
+}  // namespace segwal
