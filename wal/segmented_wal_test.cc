@@ -1,0 +1,2120 @@
+// Behaviour of SegmentedWal through its public API (wal/segmented_wal.h), and
+// recovery from damaged segments, one test per situation in the LevelDB
+// log_test.cc style.
+//
+// Damage is done through the Env, at offsets computed from wal/FORMAT.md (the
+// constants below), never through the implementation's own format code: these
+// tests check the code against the written format. Most tests run on a MemEnv;
+// SegmentedWalEnvTest runs a representative subset on the POSIX Env too.
+
+#include "wal/segmented_wal.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "crypto/crc32c.h"
+#include "env/env.h"
+#include "env/fault_injection_env.h"
+#include "env/mem_env.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testutil/testutil.h"
+
+namespace segwal {
+
+// Short gtest printers: a failing comparison of multi-megabyte records should
+// print what differs, not the payload.
+void PrintTo(const WalRecord& r, std::ostream* os) {
+  *os << "{lsn " << r.lsn << ", type " << r.record_type << ", tenant "
+      << r.tenant_id << ", vshard " << r.vshard_id << ", db " << r.database_id
+      << ", payload " << r.payload.size() << " bytes crc32c "
+      << crc32c::Value(r.payload) << "}";
+}
+void PrintTo(const RecoveryDrop& d, std::ostream* os) {
+  *os << "{file " << d.file << ", offset " << d.offset << ", bytes " << d.bytes
+      << ", reason \"" << d.reason << "\"}";
+}
+void PrintTo(const SegmentMeta& m, std::ostream* os) {
+  *os << "{" << m.path << ", first_lsn " << m.first_lsn << ", size "
+      << m.file_size << "}";
+}
+void PrintTo(const TruncateResult& t, std::ostream* os) {
+  *os << "{segments_deleted " << t.segments_deleted << ", bytes_reclaimed "
+      << t.bytes_reclaimed << "}";
+}
+
+namespace {
+
+using ::segwal::testutil::IsOk;
+using ::segwal::testutil::IsOkAndHolds;
+using ::segwal::testutil::StatusIs;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::EndsWith;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::SizeIs;
+
+// ---- The few format facts the damage tests need (wal/FORMAT.md, version 1). ----
+// "Segment header (64 bytes, at offset 0)".
+constexpr uint64_t kSegmentHeaderSize = 64;
+constexpr uint64_t kSegmentVersionOffset = 8;     // u32 format version
+constexpr uint64_t kSegmentFirstLsnOffset = 16;   // u64 first LSN
+constexpr uint64_t kSegmentSaltOffset = 24;       // 16 random bytes
+constexpr uint64_t kSegmentHeaderCrcOffset = 60;  // masked CRC32C of [0, 60)
+constexpr char kSegmentMagic[8] = {'s', 'e', 'g', 'w', 'a', 'l', '\x1a', '\n'};
+// "Record (56-byte header, then the payload)".
+constexpr uint64_t kRecordHeaderSize = 56;
+constexpr uint64_t kRecordLengthOffset = 8;       // u32 payload length
+constexpr uint64_t kRecordFlagsOffset = 12;       // u16 record flags
+constexpr uint64_t kRecordLsnOffset = 16;         // u64 LSN
+constexpr uint64_t kRecordDurableLsnOffset = 24;  // u64 writer's durable LSN
+constexpr uint16_t kRecordFlagFooter = 1u << 15;  // the frame is a footer
+// "Directory": segments are named by their first LSN, 20 digits, ".wal".
+constexpr size_t kSegmentNameDigits = 20;
+
+// Payload size of the fixed-size records most damage tests use: each framed
+// record is then kFrameSize bytes and offsets are easy to reason about.
+constexpr size_t kPayload = 100;
+constexpr uint64_t kFrameSize = kRecordHeaderSize + kPayload;
+
+// ---- Little-endian access to file bytes. ----
+uint64_t GetLE(const std::string& bytes, uint64_t offset, int width) {
+  uint64_t v = 0;
+  for (int i = width - 1; i >= 0; --i) {
+    v = (v << 8) | static_cast<unsigned char>(bytes[offset + i]);
+  }
+  return v;
+}
+void PutLE(std::string* bytes, uint64_t offset, int width, uint64_t v) {
+  for (int i = 0; i < width; ++i) {
+    (*bytes)[offset + i] = static_cast<char>(v >> (8 * i));
+  }
+}
+
+std::string SegmentName(uint64_t first_lsn) {
+  std::string digits = std::to_string(first_lsn);
+  return std::string(kSegmentNameDigits - digits.size(), '0') + digits + ".wal";
+}
+
+// One framed record (or footer) found by walking a segment's bytes. Trusts the
+// stored lengths: use on undamaged files only.
+struct Frame {
+  uint64_t offset = 0;
+  uint64_t size = 0;  // header + payload
+  uint64_t lsn = 0;
+  uint64_t durable_lsn = 0;
+  bool footer = false;
+};
+
+std::vector<Frame> ScanFrames(const std::string& bytes) {
+  std::vector<Frame> frames;
+  uint64_t off = kSegmentHeaderSize;
+  while (off + kRecordHeaderSize <= bytes.size()) {
+    if (GetLE(bytes, off, 4) == 0 && GetLE(bytes, off + 4, 4) == 0) break;
+    Frame f;
+    f.offset = off;
+    f.size = kRecordHeaderSize + GetLE(bytes, off + kRecordLengthOffset, 4);
+    f.lsn = GetLE(bytes, off + kRecordLsnOffset, 8);
+    f.durable_lsn = GetLE(bytes, off + kRecordDurableLsnOffset, 8);
+    f.footer = (GetLE(bytes, off + kRecordFlagsOffset, 2) & kRecordFlagFooter) != 0;
+    if (off + f.size > bytes.size()) break;
+    frames.push_back(f);
+    off += f.size;
+    if (f.footer) break;
+  }
+  return frames;
+}
+
+// The record frames (not the footer) of a segment's bytes.
+std::vector<Frame> RecordFrames(const std::string& bytes) {
+  std::vector<Frame> frames = ScanFrames(bytes);
+  if (!frames.empty() && frames.back().footer) frames.pop_back();
+  return frames;
+}
+
+// Compares record lists and says where they first differ.
+::testing::AssertionResult SameRecords(const std::vector<WalRecord>& got,
+                                       const std::vector<WalRecord>& want) {
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    if (!(got[i] == want[i])) {
+      std::ostringstream os;
+      os << "record " << i << " differs: got ";
+      PrintTo(got[i], &os);
+      os << ", want ";
+      PrintTo(want[i], &os);
+      return ::testing::AssertionFailure() << os.str();
+    }
+  }
+  if (got.size() != want.size()) {
+    std::ostringstream os;
+    os << "got " << got.size() << " records, want " << want.size();
+    if (!got.empty()) os << "; got LSNs " << got.front().lsn << ".." << got.back().lsn;
+    if (!want.empty()) {
+      os << "; want LSNs " << want.front().lsn << ".." << want.back().lsn;
+    }
+    return ::testing::AssertionFailure() << os.str();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Records of `all` with from <= LSN < to.
+std::vector<WalRecord> Slice(const std::vector<WalRecord>& all, uint64_t from,
+                             uint64_t to = UINT64_MAX) {
+  std::vector<WalRecord> out;
+  for (const WalRecord& r : all) {
+    if (r.lsn >= from && r.lsn < to) out.push_back(r);
+  }
+  return out;
+}
+
+MATCHER_P3(DropAt, file, offset, bytes,
+           absl::StrCat("a drop in ", file, " at offset ", offset, " of ",
+                        bytes, " bytes, with a reason")) {
+  return arg.file == file && arg.offset == static_cast<uint64_t>(offset) &&
+         arg.bytes == static_cast<uint64_t>(bytes) && !arg.reason.empty();
+}
+MATCHER_P2(DropStartingAt, file, offset,
+           absl::StrCat("a drop in ", file, " at offset ", offset,
+                        ", with a reason")) {
+  return arg.file == file && arg.offset == static_cast<uint64_t>(offset) &&
+         !arg.reason.empty();
+}
+MATCHER_P2(Truncated, segments, bytes,
+           absl::StrCat(segments, " segments deleted, ", bytes,
+                        " bytes reclaimed")) {
+  return arg.segments_deleted == static_cast<uint64_t>(segments) &&
+         arg.bytes_reclaimed == static_cast<uint64_t>(bytes);
+}
+
+// ---- An Env that can hold one WritableFile::Sync until the test lets it go,
+// so a test can line callers up behind a sync in flight (group commit). ----
+class SyncGateEnv : public Env {
+ public:
+  explicit SyncGateEnv(Env* base) : base_(base) {}
+
+  // The next WritableFile::Sync blocks (before reaching base) until Release().
+  void Arm() {
+    std::lock_guard<std::mutex> l(mu_);
+    armed_ = true;
+  }
+  void WaitUntilHolding() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [this] { return holding_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override {
+    return Wrap(base_->NewWritableFile(path));
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override {
+    return Wrap(base_->NewAppendableFile(path));
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
+      const std::string& path, const FileOptions& options) override {
+    return Wrap(base_->NewWritableFileWithOptions(path, options));
+  }
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) override {
+    return base_->NewSequentialFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    return base_->NewRandomAccessFile(path);
+  }
+  bool FileExists(const std::string& path) override {
+    return base_->FileExists(path);
+  }
+  absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) override {
+    return base_->GetChildren(dir);
+  }
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
+    return base_->GetFileSize(path);
+  }
+  absl::Status DeleteFile(const std::string& path) override {
+    return base_->DeleteFile(path);
+  }
+  absl::Status RenameFile(const std::string& from,
+                          const std::string& to) override {
+    return base_->RenameFile(from, to);
+  }
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    return base_->TruncateFile(path, size);
+  }
+  absl::Status CreateDirIfMissing(const std::string& dir) override {
+    return base_->CreateDirIfMissing(dir);
+  }
+  absl::Status SyncDir(const std::string& dir) override {
+    return base_->SyncDir(dir);
+  }
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& path) override {
+    return base_->LockFile(path);
+  }
+  absl::Status UnlockFile(std::unique_ptr<FileLock> lock) override {
+    return base_->UnlockFile(std::move(lock));
+  }
+  absl::Status DeleteDir(const std::string& dir) override {
+    return base_->DeleteDir(dir);
+  }
+  uint64_t NowMicros() override { return base_->NowMicros(); }
+
+ private:
+  class GatedFile : public WritableFile {
+   public:
+    GatedFile(SyncGateEnv* env, std::unique_ptr<WritableFile> base)
+        : env_(env), base_(std::move(base)) {}
+    absl::Status Append(absl::string_view data) override {
+      return base_->Append(data);
+    }
+    absl::Status Flush() override { return base_->Flush(); }
+    absl::Status Sync() override {
+      env_->MaybeHold();
+      return base_->Sync();
+    }
+    absl::Status Close() override { return base_->Close(); }
+    uint64_t Size() const override { return base_->Size(); }
+    absl::Status Allocate(uint64_t offset, uint64_t len) override {
+      return base_->Allocate(offset, len);
+    }
+
+   private:
+    SyncGateEnv* env_;
+    std::unique_ptr<WritableFile> base_;
+  };
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> Wrap(
+      absl::StatusOr<std::unique_ptr<WritableFile>> file) {
+    if (!file.ok()) return file.status();
+    return std::unique_ptr<WritableFile>(new GatedFile(this, std::move(*file)));
+  }
+
+  void MaybeHold() {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!armed_) return;
+    armed_ = false;
+    holding_ = true;
+    cv_.notify_all();
+    cv_.wait(l, [this] { return released_; });
+  }
+
+  Env* const base_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool holding_ = false;
+  bool released_ = false;
+};
+
+// ---- Fixtures. ----
+
+enum class EnvKind { kMem, kPosix };
+
+class WalTestBase : public ::testing::Test {
+ protected:
+  WalTestBase() : rnd_(testutil::TestSeed(0x5e6a1)) {}
+
+  // Called from the derived constructor: picks the Env and directories.
+  void UseEnv(EnvKind kind) {
+    if (kind == EnvKind::kPosix) {
+      temp_dir_ = std::make_unique<testutil::TempDir>();
+      env_ = Env::Default();
+      dir_ = temp_dir_->Join("wal");
+      other_dir_ = temp_dir_->Join("other_wal");
+    } else {
+      mem_env_ = NewMemEnv();
+      env_ = mem_env_.get();
+      dir_ = "/wal";
+      other_dir_ = "/other_wal";
+    }
+  }
+
+  SegmentedWalOptions Options() const {
+    SegmentedWalOptions options;
+    options.wal_dir = dir_;
+    options.env = env_;
+    return options;
+  }
+  // Segments of about `target` bytes: several rollovers with a few dozen records.
+  SegmentedWalOptions SmallSegments(uint64_t target = 1024) const {
+    SegmentedWalOptions options = Options();
+    options.segment_target_size = target;
+    return options;
+  }
+
+  std::string SegmentPath(uint64_t first_lsn) const {
+    return dir_ + "/" + SegmentName(first_lsn);
+  }
+  std::string QuarantinePath(uint64_t first_lsn) const {
+    return dir_ + "/quarantine/" + SegmentName(first_lsn);
+  }
+
+  WalRecord RandomRecord(uint64_t lsn, size_t payload_size) {
+    WalRecord r;
+    r.lsn = lsn;
+    r.record_type = static_cast<uint32_t>(rnd_.Next64());
+    r.tenant_id = rnd_.Next64();
+    r.vshard_id = static_cast<uint32_t>(rnd_.Next64());
+    r.database_id = rnd_.OneIn(4) ? 0 : rnd_.Next64();
+    r.payload = rnd_.RandomBytes(payload_size);
+    return r;
+  }
+
+  // Appends `r` and checks it got the LSN r.lsn.
+  void AppendRecord(SegmentedWal* wal, const WalRecord& r) {
+    ASSERT_THAT(wal->Append(r.record_type, r.tenant_id, r.vshard_id,
+                            r.database_id, r.payload),
+                IsOkAndHolds(r.lsn));
+  }
+
+  // Appends `n` random records of `payload_size` bytes (random sizes below
+  // 512 if payload_size is kRandomSize) and adds them to *expected.
+  static constexpr size_t kRandomSize = SIZE_MAX;
+  void AppendRandom(SegmentedWal* wal, int n, size_t payload_size,
+                    std::vector<WalRecord>* expected) {
+    for (int i = 0; i < n; ++i) {
+      const size_t size =
+          payload_size == kRandomSize ? rnd_.Skewed(9) : payload_size;
+      WalRecord r = RandomRecord(wal->next_lsn(), size);
+      ASSERT_NO_FATAL_FAILURE(AppendRecord(wal, r));
+      expected->push_back(std::move(r));
+    }
+  }
+
+  // Opens a WAL, appends n records of payload_size bytes, Syncs, records the
+  // segment list, and closes it.
+  void BuildLog(const SegmentedWalOptions& options, int n, size_t payload_size,
+                std::vector<WalRecord>* expected,
+                std::vector<SegmentMeta>* segments = nullptr) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), n, payload_size, expected));
+    ASSERT_OK(wal->Sync());
+    if (segments != nullptr) {
+      ASSERT_OK_AND_ASSIGN(*segments, wal->ListSegments());
+    }
+  }
+
+  void ExpectReplay(const SegmentedWal& wal, const std::vector<WalRecord>& want) {
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal.Replay());
+    EXPECT_TRUE(SameRecords(got, want));
+  }
+  void ExpectReplayFrom(const SegmentedWal& wal, uint64_t from,
+                        const std::vector<WalRecord>& all) {
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal.ReplayFrom(from));
+    EXPECT_TRUE(SameRecords(got, Slice(all, from))) << "ReplayFrom(" << from << ")";
+  }
+  void ExpectIterator(const SegmentedWal& wal, uint64_t from,
+                      const std::vector<WalRecord>& all) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it, wal.NewIterator(from));
+    std::vector<WalRecord> got;
+    for (; it->Valid(); it->Next()) got.push_back(it->record());
+    EXPECT_OK(it->status());
+    EXPECT_TRUE(SameRecords(got, Slice(all, from))) << "NewIterator(" << from << ")";
+  }
+
+  // ---- Byte-level access through the Env. ----
+  std::string ReadAll(const std::string& path) {
+    auto file = env_->NewSequentialFile(path);
+    EXPECT_OK(file.status()) << path;
+    if (!file.ok()) return "";
+    std::string out;
+    std::string scratch(1 << 16, '\0');
+    while (true) {
+      absl::string_view piece;
+      absl::Status s = (*file)->Read(scratch.size(), &piece, scratch.data());
+      EXPECT_OK(s) << path;
+      if (!s.ok() || piece.empty()) break;
+      out.append(piece.data(), piece.size());
+    }
+    return out;
+  }
+  void WriteAll(const std::string& path, const std::string& bytes) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> f,
+                         env_->NewWritableFile(path));
+    ASSERT_OK(f->Append(bytes));
+    ASSERT_OK(f->Sync());
+    ASSERT_OK(f->Close());
+  }
+  void AppendToFile(const std::string& path, const std::string& bytes) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> f,
+                         env_->NewAppendableFile(path));
+    ASSERT_OK(f->Append(bytes));
+    ASSERT_OK(f->Sync());
+    ASSERT_OK(f->Close());
+  }
+  void CorruptByte(const std::string& path, uint64_t offset) {
+    std::string bytes = ReadAll(path);
+    ASSERT_LT(offset, bytes.size()) << path;
+    bytes[offset] ^= 0x5a;
+    ASSERT_NO_FATAL_FAILURE(WriteAll(path, bytes));
+  }
+  uint64_t FileSize(const std::string& path) {
+    auto size = env_->GetFileSize(path);
+    EXPECT_OK(size.status()) << path;
+    return size.ok() ? *size : 0;
+  }
+
+  // Every file below `dir` (relative path -> bytes), recursively. The LOCK
+  // file is left out: taking the lock may create it, which is not a change to
+  // the log.
+  std::map<std::string, std::string> Snapshot(const std::string& dir,
+                                              const std::string& prefix = "") {
+    std::map<std::string, std::string> out;
+    auto children = env_->GetChildren(dir);
+    EXPECT_OK(children.status()) << dir;
+    if (!children.ok()) return out;
+    for (const std::string& name : *children) {
+      if (name == "LOCK") continue;
+      const std::string path = dir + "/" + name;
+      if (env_->GetChildren(path).ok() && name.find('.') == std::string::npos) {
+        for (auto& [k, v] : Snapshot(path, prefix + name + "/")) out[k] = v;
+        continue;
+      }
+      out[prefix + name] = ReadAll(path);
+    }
+    return out;
+  }
+
+  // Opens with `options`, expecting failure, and checks that the failing Open
+  // left every file of the directory byte for byte as it was. Returns the
+  // status for the caller to check its code and message.
+  absl::Status OpenExpectingFailure(const SegmentedWalOptions& options) {
+    const std::map<std::string, std::string> before = Snapshot(options.wal_dir);
+    absl::StatusOr<std::unique_ptr<SegmentedWal>> wal =
+        SegmentedWal::Open(options);
+    EXPECT_FALSE(wal.ok()) << "Open succeeded on a log it should refuse";
+    if (wal.ok()) return absl::OkStatus();
+    const std::map<std::string, std::string> after = Snapshot(options.wal_dir);
+    for (const auto& [name, bytes] : before) {
+      auto it = after.find(name);
+      if (it == after.end()) {
+        ADD_FAILURE() << "failing Open removed " << name;
+      } else if (it->second != bytes) {
+        ADD_FAILURE() << "failing Open changed " << name << " (" << bytes.size()
+                      << " -> " << it->second.size() << " bytes)";
+      }
+    }
+    for (const auto& [name, bytes] : after) {
+      if (before.count(name) == 0) {
+        ADD_FAILURE() << "failing Open created " << name;
+      }
+    }
+    return wal.status();
+  }
+
+  // Checks an Open that must cut a torn tail: the bytes [offset, offset+bytes)
+  // of `path` are dropped and reported, the file is cut at `offset`, exactly
+  // `kept` remain, appends continue at the next LSN, and a reopen sees them.
+  void ExpectTornTailCut(const SegmentedWalOptions& options,
+                         const std::string& path, uint64_t offset,
+                         uint64_t bytes, const std::vector<WalRecord>& kept) {
+    const uint64_t next = kept.empty() ? 1 : kept.back().lsn + 1;
+    {
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                           SegmentedWal::Open(options));
+      const RecoveryReport& report = wal->recovery_report();
+      EXPECT_THAT(report.drops, Contains(DropAt(path, offset, bytes)));
+      EXPECT_TRUE(report.truncated_tail);
+      EXPECT_EQ(report.last_lsn, next - 1);
+      EXPECT_EQ(FileSize(path), offset) << "the torn tail was not cut off";
+      ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+      EXPECT_EQ(wal->next_lsn(), next);
+      EXPECT_EQ(wal->durable_lsn(), next - 1);
+      WalRecord after = RandomRecord(next, 33);
+      ASSERT_NO_FATAL_FAILURE(AppendRecord(wal.get(), after));
+      ASSERT_OK(wal->Sync());
+    }
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    EXPECT_THAT(wal->recovery_report().drops, IsEmpty());
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+    ASSERT_EQ(got.size(), kept.size() + 1);
+    got.pop_back();
+    EXPECT_TRUE(SameRecords(got, kept));
+    EXPECT_EQ(wal->next_lsn(), next + 1);
+  }
+
+  std::unique_ptr<Env> mem_env_;
+  std::unique_ptr<testutil::TempDir> temp_dir_;
+  Env* env_ = nullptr;
+  std::string dir_;
+  std::string other_dir_;
+  testutil::Random rnd_;
+};
+
+// MemEnv.
+class SegmentedWalTest : public WalTestBase {
+ protected:
+  SegmentedWalTest() { UseEnv(EnvKind::kMem); }
+};
+
+// The representative subset: MemEnv and the POSIX Env in a TempDir.
+class SegmentedWalEnvTest : public WalTestBase,
+                            public ::testing::WithParamInterface<EnvKind> {
+ protected:
+  SegmentedWalEnvTest() { UseEnv(GetParam()); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Envs, SegmentedWalEnvTest,
+                         ::testing::Values(EnvKind::kMem, EnvKind::kPosix),
+                         [](const ::testing::TestParamInfo<EnvKind>& info) {
+                           return info.param == EnvKind::kMem ? "MemEnv"
+                                                              : "PosixEnv";
+                         });
+
+// ===================== Basics =====================
+
+TEST_P(SegmentedWalEnvTest, LsnsStartAtOneAndAreContiguous) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_EQ(wal->next_lsn(), 1u);
+  EXPECT_EQ(wal->wal_dir(), dir_);
+  for (uint64_t lsn = 1; lsn <= 100; ++lsn) {
+    EXPECT_THAT(wal->Append(1, 2, 3, 4, "x"), IsOkAndHolds(lsn));
+    EXPECT_EQ(wal->next_lsn(), lsn + 1);
+  }
+}
+
+TEST_P(SegmentedWalEnvTest, ReplayReturnsEveryFieldByteIdentical) {
+  std::vector<WalRecord> expected;
+  auto add = [&](uint32_t type, uint64_t tenant, uint32_t vshard, uint64_t db,
+                 std::string payload) {
+    WalRecord r;
+    r.lsn = expected.size() + 1;
+    r.record_type = type;
+    r.tenant_id = tenant;
+    r.vshard_id = vshard;
+    r.database_id = db;
+    r.payload = std::move(payload);
+    expected.push_back(std::move(r));
+  };
+  add(0, 0, 0, 0, "");  // every field zero, empty payload
+  add(UINT32_MAX, UINT64_MAX, UINT32_MAX, UINT64_MAX, "");
+  std::string all_bytes;
+  for (int c = 0; c < 256; ++c) all_bytes.push_back(static_cast<char>(c));
+  add(7, 1, 2, 0, all_bytes);                     // binary, default database
+  add(8, 2, 3, 4, std::string(5, '\0'));           // only NULs
+  add(9, 3, 4, 5, std::string(kSegmentMagic, 8));  // looks like a header
+  add(10, 4, 5, 6, std::string(kRecordHeaderSize, '\xff'));
+  add(11, 5, 6, 7, "");
+  for (int i = 0; i < 50; ++i) {
+    expected.push_back(RandomRecord(expected.size() + 1, rnd_.Skewed(11)));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    for (const WalRecord& r : expected) {
+      ASSERT_NO_FATAL_FAILURE(AppendRecord(wal.get(), r));
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+    ASSERT_OK(wal->Sync());
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_P(SegmentedWalEnvTest, ReopenContinuesAtLastLsnPlusOne) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 17, kRandomSize, &expected));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    EXPECT_EQ(wal->next_lsn(), 18u);
+    const RecoveryReport& report = wal->recovery_report();
+    EXPECT_EQ(report.last_lsn, 17u);
+    EXPECT_EQ(report.first_lsn, 1u);
+    EXPECT_EQ(report.records_recovered, 17u);
+    EXPECT_THAT(report.drops, IsEmpty());
+    EXPECT_FALSE(report.truncated_tail);
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 5, kRandomSize, &expected));
+    EXPECT_EQ(expected.back().lsn, 22u);
+    ASSERT_OK(wal->Sync());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_EQ(wal->next_lsn(), 23u);
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, EmptyLogReopensEmpty) {
+  { ASSERT_OK(SegmentedWal::Open(Options()).status()); }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_EQ(wal->next_lsn(), 1u);
+  EXPECT_THAT(wal->Replay(), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(wal->recovery_report().drops, IsEmpty());
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "first"), IsOkAndHolds(1u));
+}
+
+TEST_F(SegmentedWalTest, DurableLsnIsZeroBeforeSyncAndMovesWithSync) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    EXPECT_EQ(wal->durable_lsn(), 0u);
+    std::vector<WalRecord> expected;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &expected));
+    EXPECT_EQ(wal->durable_lsn(), 0u);
+    ASSERT_OK(wal->Sync());
+    EXPECT_EQ(wal->durable_lsn(), 3u);
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &expected));
+    EXPECT_EQ(wal->durable_lsn(), 3u);
+    ASSERT_OK(wal->Flush());
+    EXPECT_EQ(wal->durable_lsn(), 3u) << "Flush is not a sync";
+    ASSERT_OK(wal->Sync());
+    EXPECT_EQ(wal->durable_lsn(), 5u);
+  }
+  // FORMAT.md: after recovery Open syncs the last segment.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_EQ(wal->durable_lsn(), 5u);
+}
+
+TEST_F(SegmentedWalTest, SyncWithNothingAppendedIsOk) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_OK(wal->Sync());
+  EXPECT_EQ(wal->durable_lsn(), 0u);
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "a"), IsOkAndHolds(1u));
+  EXPECT_OK(wal->Sync());
+  EXPECT_OK(wal->Sync());
+  EXPECT_EQ(wal->durable_lsn(), 1u);
+  EXPECT_OK(wal->poisoned_status());
+}
+
+TEST_P(SegmentedWalEnvTest, RecordsOfManySizesIncludingLargerThanBuffers) {
+  constexpr uint64_t kMaxRecord = 4 << 20;
+  const std::vector<size_t> sizes = {
+      0,     1,     55,        56,         57,     4095,   4096,
+      65535, 65536, 65537,     3 << 20,    kMaxRecord,    0,
+      1,     1000,  (1 << 16) * 3 + 7,     17};
+  // Once into one big segment, once into segments smaller than the records.
+  for (uint64_t target : {uint64_t{64} << 20, uint64_t{64} << 10}) {
+    SCOPED_TRACE(absl::StrCat("segment_target_size ", target));
+    SegmentedWalOptions options = Options();
+    options.wal_dir = absl::StrCat(dir_, "_", target);
+    options.segment_target_size = target;
+    options.write_buffer_size = 64 << 10;
+    options.max_record_size = kMaxRecord;
+    std::vector<WalRecord> expected;
+    {
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                           SegmentedWal::Open(options));
+      for (size_t size : sizes) {
+        WalRecord r = RandomRecord(wal->next_lsn(), size);
+        ASSERT_NO_FATAL_FAILURE(AppendRecord(wal.get(), r));
+        expected.push_back(std::move(r));
+      }
+      ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+      ASSERT_OK(wal->Sync());
+    }
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(*wal, 11, expected));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(*wal, 12, expected));
+    ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 10, expected));
+  }
+}
+
+TEST_F(SegmentedWalTest, AppendAboveMaxRecordSizeIsInvalidArgumentAndUsesNoLsn) {
+  SegmentedWalOptions options = Options();
+  options.max_record_size = 1024;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, std::string(1025, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(wal->next_lsn(), 1u);
+  std::vector<WalRecord> expected;
+  expected.push_back(RandomRecord(1, 1024));  // exactly max_record_size
+  ASSERT_NO_FATAL_FAILURE(AppendRecord(wal.get(), expected.back()));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, std::string(5000, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(wal->next_lsn(), 2u);
+  expected.push_back(RandomRecord(2, 10));
+  ASSERT_NO_FATAL_FAILURE(AppendRecord(wal.get(), expected.back()));
+  // A refused record is the caller's mistake, not an I/O failure: no poison.
+  EXPECT_OK(wal->poisoned_status());
+  EXPECT_OK(wal->Sync());
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, ReadsSeeRecordsAppendedButNotYetFlushed) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));  // 1 MiB write buffer
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, 20, &expected));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(*wal, 2, expected));
+  ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(1, 10));
+  EXPECT_TRUE(SameRecords(page.records, expected));
+  EXPECT_FALSE(page.has_more);
+  ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 1, expected));
+}
+
+TEST_F(SegmentedWalTest, OpenRejectsEmptyWalDir) {
+  SegmentedWalOptions options = Options();
+  options.wal_dir = "";
+  EXPECT_THAT(SegmentedWal::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(SegmentedWalTest, OpenRejectsZeroSegmentTargetSize) {
+  SegmentedWalOptions options = Options();
+  options.segment_target_size = 0;
+  EXPECT_THAT(SegmentedWal::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// ===================== Rollover =====================
+
+TEST_P(SegmentedWalEnvTest, SmallSegmentTargetRollsOverIntoSegmentsNamedByFirstLsn) {
+  SegmentedWalOptions options = SmallSegments(4096);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 200, kRandomSize, &expected));
+  ASSERT_OK(wal->Flush());
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_GE(segs.size(), 4u);
+  EXPECT_EQ(segs.front().first_lsn, 1u);
+  EXPECT_EQ(wal->active_segment_first_lsn(), segs.back().first_lsn);
+  for (size_t i = 0; i < segs.size(); ++i) {
+    SCOPED_TRACE(segs[i].path);
+    EXPECT_THAT(segs[i].path, EndsWith("/" + SegmentName(segs[i].first_lsn)));
+    if (i > 0) {
+      EXPECT_LT(segs[i - 1].first_lsn, segs[i].first_lsn);
+    }
+    const std::string bytes = ReadAll(segs[i].path);
+    ASSERT_GE(bytes.size(), kSegmentHeaderSize);
+    EXPECT_EQ(bytes.substr(0, 8), std::string(kSegmentMagic, 8));
+    EXPECT_EQ(GetLE(bytes, kSegmentFirstLsnOffset, 8), segs[i].first_lsn);
+    if (i + 1 == segs.size()) continue;
+    // A sealed segment: contiguous records from its first LSN to the one
+    // before its successor's, then a footer that ends the file.
+    EXPECT_EQ(segs[i].file_size, bytes.size());
+    const std::vector<Frame> frames = ScanFrames(bytes);
+    ASSERT_GE(frames.size(), 2u);
+    EXPECT_TRUE(frames.back().footer);
+    EXPECT_EQ(frames.back().offset + frames.back().size, bytes.size());
+    EXPECT_EQ(frames.back().lsn, segs[i + 1].first_lsn - 1);
+    ASSERT_EQ(frames.size() - 1, segs[i + 1].first_lsn - segs[i].first_lsn);
+    for (size_t j = 0; j + 1 < frames.size(); ++j) {
+      EXPECT_EQ(frames[j].lsn, segs[i].first_lsn + j);
+      EXPECT_FALSE(frames[j].footer);
+    }
+  }
+  // The directory holds exactly these segments, and sorting the names sorts
+  // by LSN.
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> children, env_->GetChildren(dir_));
+  std::vector<std::string> names;
+  for (const std::string& c : children) {
+    if (c.size() > 4 && c.substr(c.size() - 4) == ".wal") names.push_back(c);
+  }
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names.size(), segs.size());
+  for (size_t i = 0; i < segs.size(); ++i) {
+    EXPECT_EQ(names[i], SegmentName(segs[i].first_lsn));
+    EXPECT_EQ(names[i].size(), kSegmentNameDigits + 4);
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_P(SegmentedWalEnvTest, TotalSizeBytesIsTheSumOfSegmentFileSizesAfterFlush) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(4096)));
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 150, kRandomSize, &expected));
+  ASSERT_OK(wal->Flush());
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_GE(segs.size(), 3u);
+  uint64_t on_disk = 0, listed = 0;
+  for (const SegmentMeta& s : segs) {
+    on_disk += FileSize(s.path);
+    listed += s.file_size;
+  }
+  EXPECT_THAT(wal->TotalSizeBytes(), IsOkAndHolds(on_disk));
+  EXPECT_EQ(listed, on_disk);
+}
+
+TEST_P(SegmentedWalEnvTest, ReplaySpansSegmentsAndReopenAfterRolloverContinues) {
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> before;
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(4096), 180, kRandomSize, &expected, &before));
+  ASSERT_GE(before.size(), 3u);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(SmallSegments(4096)));
+    EXPECT_EQ(wal->recovery_report().segments_found, before.size());
+    EXPECT_EQ(wal->recovery_report().last_lsn, 180u);
+    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> after, wal->ListSegments());
+    ASSERT_GE(after.size(), before.size());
+    for (size_t i = 0; i < before.size(); ++i) {
+      EXPECT_EQ(after[i].first_lsn, before[i].first_lsn);
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+    EXPECT_EQ(wal->next_lsn(), 181u);
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 120, kRandomSize, &expected));
+    ASSERT_OK(wal->Sync());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(4096)));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  EXPECT_EQ(wal->next_lsn(), 301u);
+}
+
+// ===================== ReplayFrom / ReplayFromLimit =====================
+
+TEST_P(SegmentedWalEnvTest, ReplayFromEveryLsnOfAMultiSegmentLog) {
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(2048), 120, kRandomSize, &expected, &segs));
+  ASSERT_GE(segs.size(), 4u);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(2048)));
+  for (uint64_t lsn = 1; lsn <= 121; ++lsn) {
+    ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(*wal, lsn, expected));
+  }
+}
+
+TEST_F(SegmentedWalTest, ReplayFromSeeksThroughTheFooterIndexOfLargeSegments) {
+  // 256 KiB segments of 1 KiB records: each footer index has ~16 entries
+  // (FORMAT.md: one per 16 KiB), so a seek lands between index entries.
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(256 << 10), 700, 1000, &expected, &segs));
+  ASSERT_GE(segs.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(256 << 10)));
+  std::vector<uint64_t> starts;
+  for (uint64_t lsn = 1; lsn <= 701; lsn += 13) starts.push_back(lsn);
+  for (const SegmentMeta& s : segs) {
+    for (uint64_t d : {0, 1, 2}) {
+      starts.push_back(s.first_lsn + d);
+      if (s.first_lsn > d) starts.push_back(s.first_lsn - d);
+    }
+  }
+  for (uint64_t lsn : starts) {
+    if (lsn == 0) continue;
+    ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(*wal, lsn, expected));
+  }
+}
+
+TEST_P(SegmentedWalEnvTest, ReplayFromBeyondTheEndIsEmpty) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(2048), 40, kPayload, &expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(2048)));
+  EXPECT_THAT(wal->ReplayFrom(41), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(wal->ReplayFrom(1000000), IsOkAndHolds(IsEmpty()));
+  ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(41, 10));
+  EXPECT_THAT(page.records, IsEmpty());
+  EXPECT_FALSE(page.has_more);
+}
+
+TEST_P(SegmentedWalEnvTest, ReplayFromLimitHasMoreOnlyWhenALaterRecordExists) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 10, kRandomSize, &expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  struct Case {
+    uint64_t from;
+    size_t max;
+    uint64_t want_last;  // 0: no records
+    bool want_more;
+  };
+  const Case cases[] = {
+      {1, 10, 10, false},   // exact fit: the page ends at the last record
+      {1, 9, 9, true},      //
+      {1, 100, 10, false},  //
+      {4, 7, 10, false},    // exact fit from the middle
+      {4, 6, 9, true},      //
+      {10, 1, 10, false},   // exact fit, last record alone
+      {9, 1, 9, true},      //
+      {11, 5, 0, false},    // beyond the end
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat("ReplayFromLimit(", c.from, ", ", c.max, ")"));
+    ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(c.from, c.max));
+    EXPECT_TRUE(SameRecords(page.records,
+                            c.want_last == 0
+                                ? std::vector<WalRecord>{}
+                                : Slice(expected, c.from, c.want_last + 1)));
+    EXPECT_EQ(page.has_more, c.want_more);
+  }
+}
+
+TEST_F(SegmentedWalTest, ReplayFromLimitWithZeroMaxRecordsReturnsNothing) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(1, 0));
+  EXPECT_THAT(page.records, IsEmpty());
+  EXPECT_TRUE(page.has_more) << "records 1..5 are still to be read";
+  ASSERT_OK_AND_ASSIGN(page, wal->ReplayFromLimit(6, 0));
+  EXPECT_THAT(page.records, IsEmpty());
+  EXPECT_FALSE(page.has_more);
+}
+
+TEST_P(SegmentedWalEnvTest, PagingThroughAMultiSegmentLogCollectsEveryRecordOnce) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(2048), 150, kRandomSize, &expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(2048)));
+  for (size_t page_size : {size_t{1}, size_t{7}, size_t{50}, size_t{150},
+                           size_t{151}}) {
+    SCOPED_TRACE(absl::StrCat("page size ", page_size));
+    std::vector<WalRecord> collected;
+    uint64_t from = 1;
+    size_t pages = 0;
+    while (true) {
+      ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(from, page_size));
+      ++pages;
+      ASSERT_LE(pages, 200u) << "paging does not terminate";
+      ASSERT_LE(page.records.size(), page_size);
+      if (page.has_more) {
+        ASSERT_EQ(page.records.size(), page_size);
+      }
+      for (WalRecord& r : page.records) collected.push_back(std::move(r));
+      if (!page.has_more) break;
+      from = collected.back().lsn + 1;
+    }
+    EXPECT_EQ(pages, (150 + page_size - 1) / page_size)
+        << "an exact-fit page must say has_more = false";
+    EXPECT_TRUE(SameRecords(collected, expected));
+  }
+}
+
+// ===================== Iterators =====================
+
+TEST_F(SegmentedWalTest, IteratorMatchesReplayFromForManyStartPoints) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(2048), 100, kRandomSize, &expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(2048)));
+  // Records still in the write buffer of the active segment as well.
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 10, kRandomSize, &expected));
+  for (uint64_t lsn = 1; lsn <= 112; ++lsn) {
+    ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, lsn, expected));
+  }
+}
+
+TEST_F(SegmentedWalTest, IteratorSeesRecordsAppendedBeforeItWasCreated) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(4096)));
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 60, kPayload, &expected));
+  // Neither flushed nor synced: the last ones are only in the write buffer.
+  ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 1, expected));
+  ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 60, expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it, wal->NewIterator(61));
+  EXPECT_FALSE(it->Valid());
+  EXPECT_OK(it->status());
+}
+
+TEST_F(SegmentedWalTest, IteratorWalksALogOfManySegments) {
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(4096), 3000, 64, &expected, &segs));
+  ASSERT_GE(segs.size(), 50u);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(4096)));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it, wal->NewIterator(1));
+  uint64_t lsn = 1;
+  for (; it->Valid(); it->Next(), ++lsn) {
+    ASSERT_LE(lsn, expected.size());
+    ASSERT_TRUE(it->record() == expected[lsn - 1]) << "at LSN " << lsn;
+  }
+  EXPECT_OK(it->status());
+  EXPECT_EQ(lsn, 3001u);
+  ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 2500, expected));
+}
+
+// ===================== TruncateBefore =====================
+
+TEST_P(SegmentedWalEnvTest, TruncateBeforeDeletesOnlySealedSegmentsBelowTheCheckpoint) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 60, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 5u);
+  uint64_t active_first = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    // Segment 0's last record is segs[1].first_lsn - 1: not below that.
+    EXPECT_THAT(wal->TruncateBefore(segs[1].first_lsn - 1),
+                IsOkAndHolds(Truncated(0, 0)));
+    EXPECT_TRUE(env_->FileExists(segs[0].path));
+    // Every record of segments 0 and 1 is below segs[2].first_lsn.
+    EXPECT_THAT(wal->TruncateBefore(segs[2].first_lsn),
+                IsOkAndHolds(Truncated(2, segs[0].file_size + segs[1].file_size)));
+    EXPECT_FALSE(env_->FileExists(segs[0].path));
+    EXPECT_FALSE(env_->FileExists(segs[1].path));
+    EXPECT_TRUE(env_->FileExists(segs[2].path));
+    const uint64_t floor = segs[2].first_lsn;
+    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> left, wal->ListSegments());
+    ASSERT_FALSE(left.empty());
+    EXPECT_EQ(left.front().first_lsn, floor);
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, Slice(expected, floor)));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(*wal, floor, expected));
+    ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, floor, expected));
+    // Below the floor: never silently fewer records.
+    EXPECT_THAT(wal->ReplayFrom(floor - 1),
+                StatusIs(absl::StatusCode::kOutOfRange));
+    EXPECT_THAT(wal->ReplayFrom(1), StatusIs(absl::StatusCode::kOutOfRange));
+    EXPECT_THAT(wal->NewIterator(floor - 1),
+                StatusIs(absl::StatusCode::kOutOfRange));
+    EXPECT_THAT(wal->ReplayFromLimit(1, 10),
+                StatusIs(absl::StatusCode::kOutOfRange));
+
+    // A checkpoint past the end deletes every sealed segment, never the active.
+    active_first = wal->active_segment_first_lsn();
+    uint64_t sealed_bytes = 0;
+    size_t sealed = 0;
+    for (const SegmentMeta& s : left) {
+      if (s.first_lsn < active_first) {
+        sealed_bytes += s.file_size;
+        ++sealed;
+      }
+    }
+    EXPECT_THAT(wal->TruncateBefore(wal->next_lsn() + 1000),
+                IsOkAndHolds(Truncated(sealed, sealed_bytes)));
+    ASSERT_OK_AND_ASSIGN(left, wal->ListSegments());
+    ASSERT_THAT(left, SizeIs(1));
+    EXPECT_EQ(left[0].first_lsn, active_first);
+    EXPECT_TRUE(env_->FileExists(SegmentPath(active_first)));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, Slice(expected, active_first)));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &expected));
+    ASSERT_OK(wal->Sync());
+  }
+  // Reopen: the log starts at the floor and continues where it was.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  EXPECT_EQ(wal->recovery_report().first_lsn, active_first);
+  EXPECT_EQ(wal->next_lsn(), 64u);
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, Slice(expected, active_first)));
+  EXPECT_THAT(wal->ReplayFrom(active_first - 1),
+              StatusIs(absl::StatusCode::kOutOfRange));
+}
+
+TEST_F(SegmentedWalTest, TruncateBeforeZeroOrOneDeletesNothing) {
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(1024), 30, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 3u);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(1024)));
+  EXPECT_THAT(wal->TruncateBefore(0), IsOkAndHolds(Truncated(0, 0)));
+  EXPECT_THAT(wal->TruncateBefore(1), IsOkAndHolds(Truncated(0, 0)));
+  EXPECT_THAT(wal->ListSegments(), IsOkAndHolds(SizeIs(segs.size())));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, ReopenAfterTruncatingEverySealedSegmentKeepsLsnsGoing) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  uint64_t next = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    std::vector<WalRecord> expected;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 50, kPayload, &expected));
+    ASSERT_OK(wal->Sync());
+    ASSERT_OK(wal->TruncateBefore(UINT64_MAX).status());
+    next = wal->next_lsn();
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  EXPECT_EQ(wal->next_lsn(), next) << "LSNs must never rewind";
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(next));
+}
+
+// ===================== Lock =====================
+
+TEST_P(SegmentedWalEnvTest, SecondOpenOfAnOpenDirectoryFailsUntilTheFirstIsClosed) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> first,
+                       SegmentedWal::Open(Options()));
+  EXPECT_THAT(first->Append(1, 1, 1, 1, "one"), IsOkAndHolds(1u));
+  EXPECT_THAT(SegmentedWal::Open(Options()),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  // The refused Open did not disturb the first instance.
+  EXPECT_THAT(first->Append(1, 1, 1, 1, "two"), IsOkAndHolds(2u));
+  EXPECT_OK(first->Sync());
+  EXPECT_THAT(first->Replay(), IsOkAndHolds(SizeIs(2)));
+  first.reset();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> second,
+                       SegmentedWal::Open(Options()));
+  EXPECT_THAT(second->Replay(), IsOkAndHolds(SizeIs(2)));
+}
+
+// ===================== Close, crashes and poisoning =====================
+
+TEST_F(SegmentedWalTest, DestructorFlushesBufferedRecordsToTheOs) {
+  FaultInjectionEnv fault_env(mem_env_.get());
+  SegmentedWalOptions options = Options();
+  options.env = &fault_env;
+  std::vector<WalRecord> expected;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 5, kPayload, &expected));
+  }
+  // A process crash keeps what reached the OS: reopen without a power loss.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, DestructorDoesNotSync) {
+  FaultInjectionEnv fault_env(mem_env_.get());
+  SegmentedWalOptions options = Options();
+  options.env = &fault_env;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    std::vector<WalRecord> unsynced;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 5, kPayload, &unsynced));
+  }
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 1));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  EXPECT_THAT(wal->Replay(), IsOkAndHolds(IsEmpty()));
+  EXPECT_EQ(wal->next_lsn(), 1u);
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "again"), IsOkAndHolds(1u));
+  EXPECT_OK(wal->Sync());
+}
+
+TEST_F(SegmentedWalTest, RecordsSyncedBeforeCloseSurviveAPowerLoss) {
+  FaultInjectionEnv fault_env(mem_env_.get());
+  SegmentedWalOptions options = SmallSegments(2048);
+  options.env = &fault_env;
+  std::vector<WalRecord> expected;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 50, kPayload, &expected));
+    ASSERT_OK(wal->Sync());
+    std::vector<WalRecord> unsynced;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &unsynced));
+  }
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 2));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "next"), IsOkAndHolds(51u));
+}
+
+TEST_F(SegmentedWalTest, FailedSyncPoisonsTheInstanceForever) {
+  FaultInjectionEnv fault_env(mem_env_.get());
+  SegmentedWalOptions options = Options();
+  options.env = &fault_env;
+  std::vector<WalRecord> durable;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &durable));
+    ASSERT_OK(wal->Sync());
+    std::vector<WalRecord> lost;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &lost));
+    // Fails the next sync only: afterwards the disk is healthy again, and a
+    // WAL that retried the fsync would get OK (fsyncgate).
+    fault_env.InjectError(kOpSync, absl::InternalError("injected fsync failure"));
+    const auto is_injected = StatusIs(absl::StatusCode::kInternal,
+                                      HasSubstr("injected fsync failure"));
+    EXPECT_THAT(wal->Sync(), is_injected);
+    EXPECT_EQ(wal->durable_lsn(), 3u);
+    for (int i = 0; i < 3; ++i) EXPECT_THAT(wal->Sync(), is_injected);
+    EXPECT_THAT(wal->Append(1, 1, 1, 1, "refused"), is_injected);
+    EXPECT_EQ(wal->next_lsn(), 6u) << "a refused append used an LSN";
+    EXPECT_THAT(wal->Flush(), is_injected);
+    EXPECT_THAT(wal->TruncateBefore(2), is_injected);
+    EXPECT_THAT(wal->Replay(), is_injected);
+    EXPECT_THAT(wal->poisoned_status(), is_injected);
+    EXPECT_EQ(wal->durable_lsn(), 3u);
+  }
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 3));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, durable));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "recovered"), IsOkAndHolds(4u));
+  EXPECT_OK(wal->Sync());
+}
+
+TEST_F(SegmentedWalTest, FailedWritePoisonsTheInstance) {
+  FaultInjectionEnv fault_env(mem_env_.get());
+  SegmentedWalOptions options = Options();
+  options.env = &fault_env;
+  std::vector<WalRecord> durable;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 4, kPayload, &durable));
+    ASSERT_OK(wal->Sync());
+    std::vector<WalRecord> lost;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &lost));
+    fault_env.InjectError(kOpAppend,
+                          absl::ResourceExhaustedError("injected disk full"));
+    const auto is_injected = StatusIs(absl::StatusCode::kResourceExhausted,
+                                      HasSubstr("injected disk full"));
+    EXPECT_THAT(wal->Sync(), is_injected);  // writes the staged records first
+    EXPECT_THAT(wal->Sync(), is_injected);
+    EXPECT_THAT(wal->Append(1, 1, 1, 1, "refused"), is_injected);
+    EXPECT_EQ(wal->durable_lsn(), 4u);
+  }
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 4));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, durable));
+}
+
+// RocksDB #3096: followers of a failed group commit were told OK.
+TEST_F(SegmentedWalTest, GroupCommitFollowersAllGetTheLeadersSyncError) {
+  FaultInjectionEnv fault_env(mem_env_.get());
+  SyncGateEnv gate_env(&fault_env);
+  SegmentedWalOptions options = Options();
+  options.env = &gate_env;
+  std::vector<WalRecord> durable;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 5, kPayload, &durable));
+    ASSERT_OK(wal->Sync());
+    std::vector<WalRecord> lost;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &lost));
+
+    // The leader's fsync is held in flight, then fails; only that one call
+    // fails, so a follower that ran its own fsync afterwards would get OK.
+    fault_env.InjectError(kOpSync,
+                          absl::InternalError("injected leader fsync failure"));
+    gate_env.Arm();
+    absl::Status leader_status;
+    std::thread leader([&] { leader_status = wal->Sync(); });
+    gate_env.WaitUntilHolding();
+    constexpr int kFollowers = 8;
+    std::vector<absl::Status> follower_status(kFollowers);
+    std::vector<std::thread> followers;
+    for (int i = 0; i < kFollowers; ++i) {
+      followers.emplace_back([&, i] {
+        absl::StatusOr<uint64_t> lsn =
+            wal->Append(1, static_cast<uint64_t>(i), 0, 0, "follower");
+        follower_status[i] = lsn.ok() ? wal->Sync() : lsn.status();
+      });
+    }
+    // Let the followers queue up behind the sync in flight.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    gate_env.Release();
+    leader.join();
+    for (std::thread& t : followers) t.join();
+
+    const auto is_injected = StatusIs(absl::StatusCode::kInternal,
+                                      HasSubstr("injected leader fsync failure"));
+    EXPECT_THAT(leader_status, is_injected);
+    for (int i = 0; i < kFollowers; ++i) {
+      EXPECT_THAT(follower_status[i], is_injected) << "follower " << i;
+    }
+    EXPECT_THAT(wal->Sync(), is_injected);
+    EXPECT_EQ(wal->durable_lsn(), 5u);
+  }
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 5));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, durable));
+}
+
+// ===================== Reader error paths (one test per situation) ==========
+
+TEST_F(SegmentedWalTest, EmptyLogInAFreshDirectory) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_THAT(wal->Replay(), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(wal->ReplayFrom(1), IsOkAndHolds(IsEmpty()));
+  ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(1, 5));
+  EXPECT_THAT(page.records, IsEmpty());
+  EXPECT_FALSE(page.has_more);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it, wal->NewIterator(1));
+  EXPECT_FALSE(it->Valid());
+  EXPECT_OK(it->status());
+  EXPECT_EQ(wal->next_lsn(), 1u);
+  EXPECT_EQ(wal->durable_lsn(), 0u);
+  EXPECT_EQ(wal->active_segment_first_lsn(), 1u);
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_THAT(segs, SizeIs(1));
+  EXPECT_EQ(segs[0].first_lsn, 1u);
+  EXPECT_TRUE(env_->FileExists(SegmentPath(1)));
+  const RecoveryReport& report = wal->recovery_report();
+  EXPECT_EQ(report.records_recovered, 0u);
+  EXPECT_EQ(report.last_lsn, 0u);
+  EXPECT_THAT(report.drops, IsEmpty());
+  EXPECT_FALSE(report.truncated_tail);
+}
+
+TEST_F(SegmentedWalTest, TruncatedRecordHeaderAtTheTailIsDroppedAndCut) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(5));
+  const uint64_t p = frames[4].offset;
+  ASSERT_OK(env_->TruncateFile(path, p + 20));  // 20 of 56 header bytes
+  ExpectTornTailCut(Options(), path, p, 20, Slice(expected, 1, 5));
+}
+
+TEST_F(SegmentedWalTest, TruncatedPayloadAtTheTailIsDroppedAndCut) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(5));
+  const uint64_t p = frames[4].offset;
+  ASSERT_OK(env_->TruncateFile(path, p + kRecordHeaderSize + 10));
+  ExpectTornTailCut(Options(), path, p, kRecordHeaderSize + 10,
+                    Slice(expected, 1, 5));
+}
+
+TEST_P(SegmentedWalEnvTest, TruncatedPayloadOfALargeRecordAtTheTailIsDropped) {
+  SegmentedWalOptions options = Options();
+  options.write_buffer_size = 64 << 10;
+  std::vector<WalRecord> expected;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &expected));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 1 << 20, &expected));
+    ASSERT_OK(wal->Sync());
+  }
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(4));
+  const uint64_t p = frames[3].offset;
+  ASSERT_OK(env_->TruncateFile(path, p + kRecordHeaderSize + 300000));
+  ExpectTornTailCut(options, path, p, kRecordHeaderSize + 300000,
+                    Slice(expected, 1, 4));
+}
+
+TEST_F(SegmentedWalTest, BadChecksumInTheLastRecordIsATornTail) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(5));
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(path, frames[4].offset + kRecordHeaderSize + 10));
+  // Nothing after it proves it was durable (FORMAT.md "Limitation"): dropped,
+  // but reported.
+  ExpectTornTailCut(Options(), path, frames[4].offset, kFrameSize,
+                    Slice(expected, 1, 5));
+}
+
+TEST_F(SegmentedWalTest, BadHeaderChecksumInTheLastRecordIsATornTail) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(5));
+  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, frames[4].offset + kRecordLsnOffset));
+  ExpectTornTailCut(Options(), path, frames[4].offset, kFrameSize,
+                    Slice(expected, 1, 5));
+}
+
+// Append A, Sync, append B, Sync, corrupt A: B's records say A was durable.
+TEST_P(SegmentedWalEnvTest, CorruptRecordFollowedByLaterDurableRecordsFailsOpen) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    std::vector<WalRecord> records;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &records));
+    ASSERT_OK(wal->Sync());
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &records));
+    ASSERT_OK(wal->Sync());
+  }
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(6));
+  ASSERT_EQ(frames[3].durable_lsn, 3u) << "FORMAT.md: a record carries the "
+                                          "durable LSN its writer knew";
+  const uint64_t bad = frames[1].offset;
+  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, bad + kRecordHeaderSize + 50));
+  EXPECT_THAT(OpenExpectingFailure(Options()),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(1)),
+                             HasSubstr(std::to_string(bad)))));
+}
+
+TEST_F(SegmentedWalTest, CorruptLastDurableRecordFollowedByLaterDurableRecordsFailsOpen) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    std::vector<WalRecord> records;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &records));
+    ASSERT_OK(wal->Sync());
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &records));
+    ASSERT_OK(wal->Sync());
+  }
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(6));
+  // LSN 3 is exactly the durable LSN the later records carry.
+  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, frames[2].offset + kRecordLsnOffset));
+  EXPECT_THAT(OpenExpectingFailure(Options()),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(1)),
+                             HasSubstr(std::to_string(frames[2].offset)))));
+}
+
+TEST_F(SegmentedWalTest, ValidRecordAfterATornOneInTheUnsyncedWindowIsATornTail) {
+  std::vector<WalRecord> records;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &records));
+    ASSERT_OK(wal->Sync());
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &records));
+    // No Sync: records 4..6 reach the file at close, never acknowledged.
+  }
+  const std::string path = SegmentPath(1);
+  const std::string bytes = ReadAll(path);
+  const std::vector<Frame> frames = RecordFrames(bytes);
+  ASSERT_THAT(frames, SizeIs(6));
+  ASSERT_EQ(frames[5].durable_lsn, 3u);
+  // Record 4 is torn; records 5 and 6 survived (a reordering device), but
+  // they only claim LSN 3 durable.
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(path, frames[3].offset + kRecordHeaderSize + 1));
+  ExpectTornTailCut(Options(), path, frames[3].offset,
+                    bytes.size() - frames[3].offset, Slice(records, 1, 4));
+}
+
+TEST_F(SegmentedWalTest, CorruptRecordInASealedSegmentIsDataLoss) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 3u);
+  // The last record of the first (sealed) segment: nothing after it in its
+  // segment, but sealing made it durable.
+  const std::vector<Frame> frames = RecordFrames(ReadAll(segs[0].path));
+  ASSERT_GE(frames.size(), 2u);
+  const uint64_t bad = frames.back().offset;
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(segs[0].path, bad + kRecordHeaderSize + 3));
+  // The default mode reads only footers of sealed segments at Open
+  // (FORMAT.md), so the damage may surface at Open or at the first read of
+  // that record; either way it is DataLoss naming file and offset, never a
+  // shorter log.
+  const auto is_data_loss = StatusIs(
+      absl::StatusCode::kDataLoss,
+      AllOf(HasSubstr(SegmentName(segs[0].first_lsn)), HasSubstr(std::to_string(bad))));
+  const std::map<std::string, std::string> before = Snapshot(dir_);
+  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal = SegmentedWal::Open(options);
+  if (!wal.ok()) {
+    EXPECT_THAT(wal.status(), is_data_loss);
+    EXPECT_EQ(Snapshot(dir_), before) << "a failing Open changed the disk";
+    return;
+  }
+  EXPECT_THAT((*wal)->Replay(), is_data_loss);
+  EXPECT_THAT((*wal)->ReplayFrom(1), is_data_loss);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it, (*wal)->NewIterator(1));
+  while (it->Valid()) it->Next();
+  EXPECT_THAT(it->status(), is_data_loss);
+  // Reads that start after the damage do not touch it.
+  ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(**wal, segs[1].first_lsn, expected));
+}
+
+TEST_F(SegmentedWalTest, CorruptFooterOfASealedSegmentFailsOpen) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 3u);
+  const std::vector<Frame> frames = ScanFrames(ReadAll(segs[1].path));
+  ASSERT_FALSE(frames.empty());
+  ASSERT_TRUE(frames.back().footer);
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(segs[1].path, frames.back().offset + kRecordHeaderSize + 1));
+  EXPECT_THAT(OpenExpectingFailure(options),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr(SegmentName(segs[1].first_lsn))));
+}
+
+TEST_F(SegmentedWalTest, ZeroedTailIsACleanEnd) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  // Preallocated (zero-filled) space after the last record.
+  ASSERT_NO_FATAL_FAILURE(AppendToFile(path, std::string(8192, '\0')));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+    EXPECT_EQ(wal->next_lsn(), 6u);
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &expected));
+    ASSERT_OK(wal->Sync());
+  }
+  // The records appended after the zeros are found again.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  EXPECT_EQ(wal->next_lsn(), 9u);
+}
+
+TEST_F(SegmentedWalTest, ZeroedTailIsCleanEvenInAbsoluteConsistencyMode) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  ASSERT_NO_FATAL_FAILURE(AppendToFile(SegmentPath(1), std::string(700, '\0')));
+  SegmentedWalOptions options = Options();
+  options.recovery_mode = RecoveryMode::kAbsoluteConsistency;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, GarbageTailIsDroppedAndCut) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const uint64_t end = FileSize(path);
+  std::string garbage = rnd_.RandomBytes(300);
+  garbage[0] = '\x7f';  // not a zero run
+  ASSERT_NO_FATAL_FAILURE(AppendToFile(path, garbage));
+  ExpectTornTailCut(Options(), path, end, garbage.size(), expected);
+}
+
+// A recycled or preallocated file: the tail holds real record frames, with
+// exactly the LSNs the reader expects next, from another segment of the same
+// first LSN (so only the salt differs). They must not be taken as records.
+TEST_F(SegmentedWalTest, StaleRecordsFromAnOlderSaltAreNotAccepted) {
+  std::vector<WalRecord> older;
+  SegmentedWalOptions other = Options();
+  other.wal_dir = other_dir_;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(other, 6, kPayload, &older));
+  const std::string older_bytes = ReadAll(other_dir_ + "/" + SegmentName(1));
+  ASSERT_THAT(RecordFrames(older_bytes), SizeIs(6));
+
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 2, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const std::string bytes = ReadAll(path);
+  ASSERT_EQ(bytes.size(), kSegmentHeaderSize + 2 * kFrameSize);
+  // Frames of LSNs 3..6 of the older segment, right where LSN 3 belongs.
+  const std::string stale = older_bytes.substr(bytes.size());
+  ASSERT_EQ(stale.size(), 4 * kFrameSize);
+  ASSERT_NO_FATAL_FAILURE(AppendToFile(path, stale));
+  ExpectTornTailCut(Options(), path, bytes.size(), stale.size(), expected);
+}
+
+TEST_F(SegmentedWalTest, StaleRecordInZeroFilledSpaceIsNotAccepted) {
+  std::vector<WalRecord> older;
+  SegmentedWalOptions other = Options();
+  other.wal_dir = other_dir_;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(other, 6, kPayload, &older));
+  const std::string older_bytes = ReadAll(other_dir_ + "/" + SegmentName(1));
+  const std::vector<Frame> older_frames = RecordFrames(older_bytes);
+  ASSERT_THAT(older_frames, SizeIs(6));
+
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 2, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const uint64_t end = FileSize(path);
+  // Preallocated space: zeros, a valid frame of another segment (LSN 3), zeros.
+  const std::string tail = std::string(512, '\0') +
+                           older_bytes.substr(older_frames[2].offset, kFrameSize) +
+                           std::string(512, '\0');
+  ASSERT_NO_FATAL_FAILURE(AppendToFile(path, tail));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+    EXPECT_EQ(wal->next_lsn(), 3u);
+    EXPECT_EQ(FileSize(path), end) << "the stale bytes were not cut off";
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &expected));
+    ASSERT_OK(wal->Sync());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, MissingMiddleSegmentIsDataLossNamingTheGap) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 4u);  // 3+ sealed and the active one
+  ASSERT_OK(env_->DeleteFile(segs[1].path));
+  EXPECT_THAT(OpenExpectingFailure(options),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(segs[0].first_lsn)),
+                             HasSubstr(SegmentName(segs[2].first_lsn)))));
+}
+
+TEST_F(SegmentedWalTest, SegmentCopiedUnderAnotherLsnIsDataLoss) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 4u);
+  ASSERT_GE(segs[2].first_lsn - segs[1].first_lsn, 3u);
+  // A copy of segment 1 named as if it started two LSNs later: it overlaps
+  // segment 1 and its header disagrees with its name.
+  const uint64_t fake = segs[1].first_lsn + 2;
+  ASSERT_NO_FATAL_FAILURE(WriteAll(SegmentPath(fake), ReadAll(segs[1].path)));
+  EXPECT_THAT(OpenExpectingFailure(options),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(SegmentName(fake))));
+}
+
+TEST_F(SegmentedWalTest, OverlappingSegmentsAreDataLoss) {
+  // Two logs of the same LSNs cut into segments at different places; a
+  // genuine sealed segment of one (valid header, name and footer) dropped into
+  // the other overlaps its neighbours.
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 60, kPayload, &expected, &segs));
+  SegmentedWalOptions other = SmallSegments(2500);
+  other.wal_dir = other_dir_;
+  std::vector<WalRecord> other_records;
+  std::vector<SegmentMeta> other_segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(other, 60, kPayload, &other_records, &other_segs));
+  const SegmentMeta* intruder = nullptr;
+  for (size_t i = 1; i + 1 < other_segs.size() && intruder == nullptr; ++i) {
+    const uint64_t lsn = other_segs[i].first_lsn;
+    bool taken = false;
+    for (const SegmentMeta& s : segs) taken |= s.first_lsn == lsn;
+    if (!taken && lsn < segs.back().first_lsn) intruder = &other_segs[i];
+  }
+  ASSERT_NE(intruder, nullptr) << "pick other segment sizes";
+  ASSERT_NO_FATAL_FAILURE(
+      WriteAll(SegmentPath(intruder->first_lsn), ReadAll(intruder->path)));
+  EXPECT_THAT(OpenExpectingFailure(options),
+              StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST_F(SegmentedWalTest, UnknownFormatVersionIsFailedPrecondition) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  std::string bytes = ReadAll(path);
+  ASSERT_EQ(GetLE(bytes, kSegmentVersionOffset, 4), 1u);
+  PutLE(&bytes, kSegmentVersionOffset, 4, 2);  // written by a newer segwal
+  PutLE(&bytes, kSegmentHeaderCrcOffset, 4,
+        crc32c::Mask(crc32c::Value(bytes.data(), kSegmentHeaderCrcOffset)));
+  ASSERT_NO_FATAL_FAILURE(WriteAll(path, bytes));
+  EXPECT_THAT(OpenExpectingFailure(Options()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("version")));
+}
+
+TEST_F(SegmentedWalTest, CorruptHeaderOfALastSegmentWithRecordsIsDataLoss) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  // Longer than a header: records were written after a durable header, so a
+  // bad header is corruption, not a torn creation.
+  ASSERT_NO_FATAL_FAILURE(CorruptByte(SegmentPath(1), kSegmentSaltOffset + 3));
+  EXPECT_THAT(OpenExpectingFailure(Options()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(SegmentName(1))));
+}
+
+TEST_F(SegmentedWalTest, TornHeaderOfABrandNewLastSegmentIsRecreated) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 3u);
+  // A crash right after creating the last segment: its header is torn, no
+  // record of it can have been acknowledged (FORMAT.md, Durability step 1).
+  const uint64_t last_first = segs.back().first_lsn;
+  const std::string last_path = segs.back().path;
+  const std::string header = ReadAll(last_path).substr(0, kSegmentHeaderSize);
+  std::string garbled = header;
+  garbled[kSegmentSaltOffset] ^= 1;
+  const std::vector<WalRecord> kept = Slice(expected, 1, last_first);
+  for (const std::string& torn :
+       {std::string(), header.substr(0, 30), garbled,
+        std::string(kSegmentHeaderSize, '\0')}) {
+    SCOPED_TRACE(absl::StrCat("torn header of ", torn.size(), " bytes"));
+    ASSERT_NO_FATAL_FAILURE(WriteAll(last_path, torn));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+    EXPECT_EQ(wal->next_lsn(), last_first);
+    EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(last_first));
+    ASSERT_OK(wal->Sync());
+    wal.reset();
+    ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(options));
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+    ASSERT_EQ(got.size(), kept.size() + 1);
+    EXPECT_EQ(got.back().lsn, last_first);
+    EXPECT_EQ(got.back().payload, "after");
+    wal.reset();
+    // Back to the torn state for the next case, removing whatever came after.
+    ASSERT_OK_AND_ASSIGN(std::vector<std::string> children, env_->GetChildren(dir_));
+    for (const std::string& name : children) {
+      if (name.size() == kSegmentNameDigits + 4 && name > SegmentName(last_first)) {
+        ASSERT_OK(env_->DeleteFile(dir_ + "/" + name));
+      }
+    }
+  }
+}
+
+TEST_F(SegmentedWalTest, TornHeaderOfTheOnlySegmentIsRecreated) {
+  { ASSERT_OK(SegmentedWal::Open(Options()).status()); }
+  ASSERT_OK(env_->TruncateFile(SegmentPath(1), 30));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Options()));
+  EXPECT_THAT(wal->Replay(), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "first"), IsOkAndHolds(1u));
+  ASSERT_OK(wal->Sync());
+  wal.reset();
+  ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(Options()));
+  EXPECT_THAT(wal->Replay(), IsOkAndHolds(SizeIs(1)));
+}
+
+// ===================== Recovery modes on the same damage =====================
+
+// A torn tail: the last record of the only segment lost its end.
+class TornTailTest : public SegmentedWalTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 10, kPayload, &expected_));
+    path_ = SegmentPath(1);
+    const std::vector<Frame> frames = RecordFrames(ReadAll(path_));
+    ASSERT_THAT(frames, SizeIs(10));
+    torn_at_ = frames[9].offset;
+    ASSERT_OK(env_->TruncateFile(path_, torn_at_ + kRecordHeaderSize + 40));
+  }
+  SegmentedWalOptions Mode(RecoveryMode mode) const {
+    SegmentedWalOptions options = Options();
+    options.recovery_mode = mode;
+    return options;
+  }
+  std::vector<WalRecord> expected_;
+  std::string path_;
+  uint64_t torn_at_ = 0;
+};
+
+TEST_F(TornTailTest, AbsoluteConsistencyFailsOpen) {
+  EXPECT_THAT(OpenExpectingFailure(Mode(RecoveryMode::kAbsoluteConsistency)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(1)),
+                             HasSubstr(std::to_string(torn_at_)))));
+}
+
+TEST_F(TornTailTest, TolerateCorruptedTailCutsIt) {
+  ExpectTornTailCut(Mode(RecoveryMode::kTolerateCorruptedTail), path_, torn_at_,
+                    kRecordHeaderSize + 40, Slice(expected_, 1, 10));
+}
+
+TEST_F(TornTailTest, PointInTimeRecoveryCutsIt) {
+  ExpectTornTailCut(Mode(RecoveryMode::kPointInTimeRecovery), path_, torn_at_,
+                    kRecordHeaderSize + 40, Slice(expected_, 1, 10));
+}
+
+TEST_F(TornTailTest, SkipAnyCorruptedRecordsCutsIt) {
+  ExpectTornTailCut(Mode(RecoveryMode::kSkipAnyCorruptedRecords), path_,
+                    torn_at_, kRecordHeaderSize + 40, Slice(expected_, 1, 10));
+}
+
+// Corruption: one record in a sealed middle segment has a bad payload.
+class CorruptSealedRecordTest : public SegmentedWalTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(
+        BuildLog(SmallSegments(1024), 40, kPayload, &expected_, &segs_));
+    ASSERT_GE(segs_.size(), 4u);
+    const std::vector<Frame> frames = RecordFrames(ReadAll(segs_[1].path));
+    ASSERT_GE(frames.size(), 4u);
+    bad_lsn_ = frames[2].lsn;
+    bad_offset_ = frames[2].offset;
+    ASSERT_EQ(bad_lsn_, segs_[1].first_lsn + 2);
+    ASSERT_NO_FATAL_FAILURE(
+        CorruptByte(segs_[1].path, bad_offset_ + kRecordHeaderSize + 7));
+  }
+  SegmentedWalOptions Mode(RecoveryMode mode) const {
+    SegmentedWalOptions options = SmallSegments(1024);
+    options.recovery_mode = mode;
+    return options;
+  }
+  std::vector<WalRecord> expected_;
+  std::vector<SegmentMeta> segs_;
+  uint64_t bad_lsn_ = 0;
+  uint64_t bad_offset_ = 0;
+};
+
+TEST_F(CorruptSealedRecordTest, AbsoluteConsistencyFailsOpenNamingFileAndOffset) {
+  EXPECT_THAT(OpenExpectingFailure(Mode(RecoveryMode::kAbsoluteConsistency)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(segs_[1].first_lsn)),
+                             HasSubstr(std::to_string(bad_offset_)))));
+}
+
+TEST_F(CorruptSealedRecordTest, TolerateCorruptedTailNeverReturnsAShorterLog) {
+  const auto is_data_loss =
+      StatusIs(absl::StatusCode::kDataLoss,
+               AllOf(HasSubstr(SegmentName(segs_[1].first_lsn)),
+                     HasSubstr(std::to_string(bad_offset_))));
+  const std::map<std::string, std::string> before = Snapshot(dir_);
+  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal =
+      SegmentedWal::Open(Mode(RecoveryMode::kTolerateCorruptedTail));
+  if (!wal.ok()) {
+    EXPECT_THAT(wal.status(), is_data_loss);
+    EXPECT_EQ(Snapshot(dir_), before);
+    return;
+  }
+  EXPECT_THAT((*wal)->Replay(), is_data_loss);
+  EXPECT_THAT((*wal)->ReplayFrom(bad_lsn_), is_data_loss);
+  // Reads that start after the damaged segment do not touch it.
+  ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(**wal, segs_[2].first_lsn, expected_));
+}
+
+TEST_F(CorruptSealedRecordTest, PointInTimeRecoveryCutsThereAndQuarantinesLaterSegments) {
+  const SegmentedWalOptions options = Mode(RecoveryMode::kPointInTimeRecovery);
+  const std::vector<WalRecord> kept = Slice(expected_, 1, bad_lsn_);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+    EXPECT_EQ(wal->next_lsn(), bad_lsn_);
+    EXPECT_EQ(wal->recovery_report().last_lsn, bad_lsn_ - 1);
+    const std::vector<RecoveryDrop>& drops = wal->recovery_report().drops;
+    EXPECT_THAT(drops, Contains(DropStartingAt(segs_[1].path, bad_offset_)));
+    EXPECT_EQ(FileSize(segs_[1].path), bad_offset_)
+        << "the bad segment is cut at the bad record";
+    EXPECT_TRUE(env_->FileExists(segs_[0].path));
+    for (size_t i = 2; i < segs_.size(); ++i) {
+      SCOPED_TRACE(segs_[i].path);
+      EXPECT_FALSE(env_->FileExists(segs_[i].path));
+      EXPECT_TRUE(env_->FileExists(QuarantinePath(segs_[i].first_lsn)))
+          << "later segments are moved to quarantine/, never deleted";
+      EXPECT_THAT(drops, Contains(Field(&RecoveryDrop::file,
+                                        HasSubstr(SegmentName(segs_[i].first_lsn)))));
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 1, kept));
+    EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(bad_lsn_));
+    ASSERT_OK(wal->Sync());
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  EXPECT_THAT(wal->recovery_report().drops, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+  ASSERT_EQ(got.size(), kept.size() + 1);
+  EXPECT_EQ(got.back().payload, "after");
+  got.pop_back();
+  EXPECT_TRUE(SameRecords(got, kept));
+}
+
+TEST_F(CorruptSealedRecordTest, SkipAnyCorruptedRecordsSkipsOnlyTheBadRecord) {
+  const SegmentedWalOptions options = Mode(RecoveryMode::kSkipAnyCorruptedRecords);
+  std::vector<WalRecord> kept = expected_;
+  kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(bad_lsn_ - 1));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    EXPECT_THAT(wal->recovery_report().drops,
+                Contains(DropAt(segs_[1].path, bad_offset_, kFrameSize)));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> from_bad,
+                         wal->ReplayFrom(bad_lsn_));
+    EXPECT_TRUE(SameRecords(from_bad, Slice(kept, bad_lsn_)));
+    EXPECT_EQ(wal->next_lsn(), 41u);
+    EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(41u));
+    ASSERT_OK(wal->Sync());
+  }
+  // Left on disk and skipped again.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+  ASSERT_EQ(got.size(), kept.size() + 1);
+  EXPECT_EQ(got.back().lsn, 41u);
+  got.pop_back();
+  EXPECT_TRUE(SameRecords(got, kept));
+}
+
+// RocksDB #7701: point-in-time recovery replayed across a hole in the log.
+TEST_F(SegmentedWalTest, PointInTimeRecoveryNeverReplaysAcrossAMissingSegment) {
+  SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 4u);
+  ASSERT_OK(env_->DeleteFile(segs[1].path));
+  options.recovery_mode = RecoveryMode::kPointInTimeRecovery;
+  const std::map<std::string, std::string> before = Snapshot(dir_);
+  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal = SegmentedWal::Open(options);
+  if (!wal.ok()) {
+    EXPECT_THAT(wal.status(), StatusIs(absl::StatusCode::kDataLoss));
+    EXPECT_EQ(Snapshot(dir_), before) << "a failing Open changed the disk";
+    return;
+  }
+  // Recovered to the point in time before the hole, never past it.
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectReplay(**wal, Slice(expected, 1, segs[1].first_lsn)));
+  EXPECT_EQ((*wal)->next_lsn(), segs[1].first_lsn);
+  EXPECT_THAT((*wal)->recovery_report().drops, Not(IsEmpty()));
+  for (size_t i = 2; i < segs.size(); ++i) {
+    EXPECT_TRUE(env_->FileExists(QuarantinePath(segs[i].first_lsn)))
+        << segs[i].path << " must be kept in quarantine/";
+  }
+}
+
+// Corruption in the tail segment, proved by later durable records.
+class CorruptDurableTailRecordTest : public SegmentedWalTest {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    for (int group = 0; group < 4; ++group) {
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &expected_));
+      ASSERT_OK(wal->Sync());
+    }
+    wal.reset();
+    path_ = SegmentPath(1);
+    const std::vector<Frame> frames = RecordFrames(ReadAll(path_));
+    ASSERT_THAT(frames, SizeIs(12));
+    bad_lsn_ = 5;
+    bad_offset_ = frames[4].offset;
+    ASSERT_NO_FATAL_FAILURE(CorruptByte(path_, bad_offset_ + kRecordHeaderSize + 9));
+  }
+  SegmentedWalOptions Mode(RecoveryMode mode) const {
+    SegmentedWalOptions options = Options();
+    options.recovery_mode = mode;
+    return options;
+  }
+  std::vector<WalRecord> expected_;
+  std::string path_;
+  uint64_t bad_lsn_ = 0;
+  uint64_t bad_offset_ = 0;
+};
+
+TEST_F(CorruptDurableTailRecordTest, TolerateCorruptedTailFailsOpen) {
+  EXPECT_THAT(OpenExpectingFailure(Mode(RecoveryMode::kTolerateCorruptedTail)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(1)),
+                             HasSubstr(std::to_string(bad_offset_)))));
+}
+
+TEST_F(CorruptDurableTailRecordTest, AbsoluteConsistencyFailsOpen) {
+  EXPECT_THAT(OpenExpectingFailure(Mode(RecoveryMode::kAbsoluteConsistency)),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(SegmentName(1))));
+}
+
+TEST_F(CorruptDurableTailRecordTest, PointInTimeRecoveryKeepsTheRecordsBeforeIt) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(Mode(RecoveryMode::kPointInTimeRecovery)));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, Slice(expected_, 1, bad_lsn_)));
+  EXPECT_EQ(wal->next_lsn(), bad_lsn_);
+  EXPECT_THAT(wal->recovery_report().drops,
+              Contains(DropStartingAt(path_, bad_offset_)));
+  EXPECT_EQ(FileSize(path_), bad_offset_);
+}
+
+TEST_F(CorruptDurableTailRecordTest, SkipAnyCorruptedRecordsKeepsTheRecordsAfterIt) {
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<SegmentedWal> wal,
+      SegmentedWal::Open(Mode(RecoveryMode::kSkipAnyCorruptedRecords)));
+  std::vector<WalRecord> kept = expected_;
+  kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(bad_lsn_ - 1));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+  EXPECT_THAT(wal->recovery_report().drops,
+              Contains(DropAt(path_, bad_offset_, kFrameSize)));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(13u));
+}
+
+// ===================== A failing Open changes nothing =====================
+
+TEST_F(SegmentedWalTest, FailingOpenLeavesEveryFileByteForByte) {
+  // Several kinds of refused logs, each in its own directory; the checks on
+  // the directory's files are in OpenExpectingFailure.
+  struct Case {
+    std::string name;
+    RecoveryMode mode;
+    int damage;  // 0 torn tail, 1 mid-log corruption, 2 missing segment, 3 version
+  };
+  const Case cases[] = {
+      {"torn_tail_absolute", RecoveryMode::kAbsoluteConsistency, 0},
+      {"mid_log_corruption", RecoveryMode::kTolerateCorruptedTail, 1},
+      {"mid_log_corruption_absolute", RecoveryMode::kAbsoluteConsistency, 1},
+      {"missing_segment", RecoveryMode::kTolerateCorruptedTail, 2},
+      {"missing_segment_absolute", RecoveryMode::kAbsoluteConsistency, 2},
+      {"unknown_version", RecoveryMode::kSkipAnyCorruptedRecords, 3},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    dir_ = "/fail_" + c.name;
+    SegmentedWalOptions options = SmallSegments(1024);
+    std::vector<WalRecord> expected;
+    std::vector<SegmentMeta> segs;
+    {
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                           SegmentedWal::Open(options));
+      // Synced every two records, so any record with two after it in its
+      // segment is proved durable by a later one.
+      for (int group = 0; group < 20; ++group) {
+        ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &expected));
+        ASSERT_OK(wal->Sync());
+      }
+      ASSERT_OK_AND_ASSIGN(segs, wal->ListSegments());
+    }
+    ASSERT_GE(segs.size(), 4u);
+    const std::string last = segs.back().path;
+    const std::vector<Frame> last_frames = RecordFrames(ReadAll(last));
+    ASSERT_GE(last_frames.size(), 3u);
+    switch (c.damage) {
+      case 0:
+        ASSERT_OK(env_->TruncateFile(last, last_frames.back().offset + 60));
+        break;
+      case 1:
+        ASSERT_GE(last_frames.back().durable_lsn, last_frames[0].lsn);
+        ASSERT_NO_FATAL_FAILURE(
+            CorruptByte(last, last_frames[0].offset + kRecordHeaderSize + 1));
+        break;
+      case 2:
+        ASSERT_OK(env_->DeleteFile(segs[1].path));
+        break;
+      case 3: {
+        std::string bytes = ReadAll(segs[0].path);
+        PutLE(&bytes, kSegmentVersionOffset, 4, 77);
+        PutLE(&bytes, kSegmentHeaderCrcOffset, 4,
+              crc32c::Mask(crc32c::Value(bytes.data(), kSegmentHeaderCrcOffset)));
+        ASSERT_NO_FATAL_FAILURE(WriteAll(segs[0].path, bytes));
+        break;
+      }
+    }
+    options.recovery_mode = c.mode;
+    EXPECT_THAT(OpenExpectingFailure(options), Not(IsOk()));
+  }
+}
+
+}  // namespace
+}  // namespace segwal
