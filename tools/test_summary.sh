@@ -8,7 +8,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 bazel test --test_summary=short "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-testlogs=$(bazel info bazel-testlogs "$@" 2>/dev/null | tail -n 1)
+flags=()
+for a in "$@"; do [[ "$a" == -* ]] && flags+=("$a"); done
+testlogs=$(bazel info bazel-testlogs "${flags[@]}" 2>/dev/null | tail -n 1)
 passed=0
 failed=0
 while read -r target; do

@@ -819,13 +819,16 @@ absl::Status SegmentedWal::Impl::Recover() {
     }
 
     ScanResult scan;
+    absl::StatusOr<Footer> footer = absl::NotFoundError("not read");
     if (!is_last && read_footers_only) {
-      auto footer = reader->ReadFooter();
-      if (!footer.ok()) {
+      footer = reader->ReadFooter();
+      if (!footer.ok() && !absl::IsNotFound(footer.status())) {
         return absl::DataLossError(
-            absl::StrCat("sealed segment ", path, " has no valid footer: ",
+            absl::StrCat("sealed segment ", path, " has a damaged footer: ",
                          footer.status().message()));
       }
+    }
+    if (footer.ok()) {
       scan.sealed = true;
       scan.count = footer->record_count;
       scan.last_lsn = found[i].first + footer->record_count - 1;
@@ -834,13 +837,15 @@ absl::Status SegmentedWal::Impl::Recover() {
     } else {
       absl::Status s = ScanSegment(reader, is_last, skip_bad, &scan);
       if (!s.ok()) return s;
-      if (!is_last && !scan.damaged && !scan.sealed) {
-        // A non-last segment must be sealed: its footer is missing.
+      if (!is_last && !scan.damaged && !scan.sealed &&
+          scan.end_offset != *size) {
+        // A non-last segment is sealed, or was closed cleanly by an earlier
+        // recovery (FORMAT.md): anything after its last record is damage.
         scan.damaged = true;
         scan.corruption = true;
         scan.bad_offset = scan.end_offset;
         scan.bad_lsn = scan.last_lsn + 1;
-        scan.bad_reason = "sealed segment has no footer";
+        scan.bad_reason = "bytes after the last record of a non-last segment";
       }
     }
 
@@ -906,7 +911,9 @@ absl::Status SegmentedWal::Impl::Recover() {
             : seg->index.back().offset + wal_format::kIndexInterval;
     seg->readable_size = seg->framed_size;
     seg->readable_last_lsn = scan.last_lsn;
-    seg->sealed = scan.sealed;
+    // A non-last segment is closed and durable even without a footer (an
+    // earlier recovery ended it cleanly): TruncateBefore may delete it.
+    seg->sealed = scan.sealed || (!cut && i + 1 < found.size());
     seg->has_skipped_damage = scan.skipped;
     report_.records_recovered += scan.count;
     segs.push_back(std::move(seg));
