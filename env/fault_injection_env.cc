@@ -511,6 +511,24 @@ void FaultInjectionEnv::ForgetIfUnreachable(uint64_t file) {
   }
 }
 
+void FaultInjectionEnv::NoteFailedOpen(const std::string& norm,
+                                       const std::string& raw, bool existed) {
+  absl::StatusOr<uint64_t> size = base_->GetFileSize(raw);
+  if (!size.ok()) return;
+  auto it = live_.find(norm);
+  if (it == live_.end()) {
+    if (existed) return;  // untracked: durable as it is now
+    RecordDirChange(norm, raw);
+    files_[AddFile(norm, raw)].size = *size;
+    return;
+  }
+  FileState& state = files_[it->second.file];
+  if (*size < state.size) {
+    state.size = *size;
+    state.synced = std::min(state.synced, *size);
+  }
+}
+
 void FaultInjectionEnv::AddAppended(uint64_t file, uint64_t bytes) {
   ExclusiveLock l(&mu_);
   auto it = files_.find(file);
@@ -752,7 +770,10 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritable(
   absl::StatusOr<std::unique_ptr<WritableFile>> base_file =
       options != nullptr ? base_->NewWritableFileWithOptions(path, *options)
                          : base_->NewWritableFile(path);
-  if (!base_file.ok()) return base_file.status();
+  if (!base_file.ok()) {
+    NoteFailedOpen(norm, path, existed);
+    return base_file.status();
+  }
   uint64_t file;
   auto it = live_.find(norm);
   if (existed && it != live_.end()) {
@@ -791,10 +812,14 @@ FaultInjectionEnv::NewAppendableFile(const std::string& path) {
   if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   const std::string norm = NormalizePath(path);
   // An existing file counts as durable at its size before we append to it.
-  uint64_t file = base_->FileExists(path) ? TrackExisting(norm, path) : 0;
+  const bool existed = base_->FileExists(path);
+  uint64_t file = existed ? TrackExisting(norm, path) : 0;
   absl::StatusOr<std::unique_ptr<WritableFile>> base_file =
       base_->NewAppendableFile(path);
-  if (!base_file.ok()) return base_file.status();
+  if (!base_file.ok()) {
+    NoteFailedOpen(norm, path, existed);
+    return base_file.status();
+  }
   if (file == 0) {
     RecordDirChange(norm, path);
     file = AddFile(norm, path);

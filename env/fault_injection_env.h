@@ -249,6 +249,10 @@ class FaultInjectionEnv : public Env {
   // Removes the name `norm`; forgets its file if nothing can bring it back.
   void Unlink(const std::string& norm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetIfUnreachable(uint64_t file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A failed open may still have created or truncated the file (the POSIX Env
+  // creates it before refusing O_DIRECT): records what the base did.
+  void NoteFailedOpen(const std::string& norm, const std::string& raw,
+                      bool existed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Shared by NewWritableFile and NewWritableFileWithOptions.
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
       const std::string& path, const FileOptions* options);

@@ -865,6 +865,89 @@ TEST_P(FaultInjectionEnvTest, ForwardsExtraVirtuals) {
   }
 }
 
+TEST_P(FaultInjectionEnvTest, BaseErrorsPassThroughUnchanged) {
+  const absl::Status direct = base_->DeleteFile(Path("missing"));
+  ASSERT_FALSE(direct.ok());
+  EXPECT_EQ(fi_->DeleteFile(Path("missing")), direct);
+  EXPECT_EQ(fi_->NewSequentialFile(Path("missing")).status(),
+            base_->NewSequentialFile(Path("missing")).status());
+  EXPECT_EQ(fi_->RenameFile(Path("missing"), Path("b")),
+            base_->RenameFile(Path("missing"), Path("b")));
+}
+
+// A base Env (over a MemEnv) whose NewWritableFileWithOptions creates the file
+// and then fails, as the POSIX Env does when the file system refuses O_DIRECT.
+class CreateThenFailEnv : public Env {
+ public:
+  explicit CreateThenFailEnv(Env* mem) : mem_(mem) {}
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
+      const std::string& path, const FileOptions& options) override {
+    absl::StatusOr<std::unique_ptr<WritableFile>> file =
+        mem_->NewWritableFile(path);
+    if (!file.ok()) return file.status();
+    return absl::InvalidArgumentError("O_DIRECT refused");
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override {
+    return mem_->NewWritableFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override {
+    return mem_->NewAppendableFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& path) override {
+    return mem_->NewSequentialFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    return mem_->NewRandomAccessFile(path);
+  }
+  bool FileExists(const std::string& path) override {
+    return mem_->FileExists(path);
+  }
+  absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) override {
+    return mem_->GetChildren(dir);
+  }
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
+    return mem_->GetFileSize(path);
+  }
+  absl::Status DeleteFile(const std::string& path) override {
+    return mem_->DeleteFile(path);
+  }
+  absl::Status RenameFile(const std::string& from,
+                          const std::string& to) override {
+    return mem_->RenameFile(from, to);
+  }
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    return mem_->TruncateFile(path, size);
+  }
+  absl::Status CreateDirIfMissing(const std::string& dir) override {
+    return mem_->CreateDirIfMissing(dir);
+  }
+  absl::Status SyncDir(const std::string& dir) override {
+    return mem_->SyncDir(dir);
+  }
+
+ private:
+  Env* const mem_;
+};
+
+TEST(FaultInjectionEnvFailedOpenTest, FileCreatedByFailedOpenIsTracked) {
+  std::unique_ptr<Env> mem = NewMemEnv();
+  CreateThenFailEnv base(mem.get());
+  FaultInjectionEnv fi(&base);
+  FileOptions direct;
+  direct.use_direct_io = true;
+  EXPECT_THAT(fi.NewWritableFileWithOptions("/a", direct),
+              StatusIs(absl::StatusCode::kInvalidArgument, "O_DIRECT refused"));
+  EXPECT_TRUE(mem->FileExists("/a"));
+  EXPECT_THAT(fi.UnsyncedDirEntries(), ElementsAre("/a"));
+  ASSERT_OK(fi.SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_FALSE(mem->FileExists("/a"));  // never made durable in "/"
+}
+
 // ---- Threads. ----
 
 TEST_P(FaultInjectionEnvTest, ConcurrentAppendsAndSyncsAreSafe) {
