@@ -115,6 +115,19 @@ std::string SegmentName(uint64_t first_lsn) {
   return std::string(kSegmentNameDigits - digits.size(), '0') + digits + ".wal";
 }
 
+// Recomputes the header CRC of the record frame at `offset` after a test
+// edited its header fields, so the frame checks out as written by this
+// segment (FORMAT.md: seed = crc32c(salt ++ first LSN); header CRC = masked
+// Extend(seed, bytes [8, 56))).
+void ResealRecordHeader(std::string* bytes, uint64_t offset) {
+  const std::string seed_input =
+      bytes->substr(kSegmentSaltOffset, 16) + bytes->substr(kSegmentFirstLsnOffset, 8);
+  const uint32_t seed = crc32c::Value(seed_input);
+  const uint32_t header_crc = crc32c::Extend(
+      seed, bytes->data() + offset + 8, kRecordHeaderSize - 8);
+  PutLE(bytes, offset, 4, crc32c::Mask(header_crc));
+}
+
 // One framed record (or footer) found by walking a segment's bytes. Trusts the
 // stored lengths: use on undamaged files only.
 struct Frame {
@@ -1805,6 +1818,147 @@ TEST_F(SegmentedWalTest, TornHeaderOfTheOnlySegmentIsRecreated) {
   EXPECT_THAT(wal->Replay(), IsOkAndHolds(SizeIs(1)));
 }
 
+TEST_F(SegmentedWalTest, DuplicatedLastRecordAtTheTailIsATornTail) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+  const std::string path = SegmentPath(1);
+  const std::string bytes = ReadAll(path);
+  const std::vector<Frame> frames = RecordFrames(bytes);
+  ASSERT_THAT(frames, SizeIs(5));
+  // A valid frame of this very segment, but LSN 5 where 6 is expected.
+  ASSERT_NO_FATAL_FAILURE(
+      AppendToFile(path, bytes.substr(frames[4].offset, kFrameSize)));
+  ExpectTornTailCut(Options(), path, bytes.size(), kFrameSize, expected);
+}
+
+TEST_F(SegmentedWalTest, RecordReplacedByAnEarlierOneOfTheSameSegmentIsDataLoss) {
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    std::vector<WalRecord> records;
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, &records));
+      ASSERT_OK(wal->Sync());
+    }
+  }
+  const std::string path = SegmentPath(1);
+  std::string bytes = ReadAll(path);
+  const std::vector<Frame> frames = RecordFrames(bytes);
+  ASSERT_THAT(frames, SizeIs(6));
+  // Record 4's place holds a valid copy of record 2: LSN out of sequence,
+  // and records 5 and 6 say LSN 4 was durable.
+  bytes.replace(frames[3].offset, kFrameSize,
+                bytes.substr(frames[1].offset, kFrameSize));
+  ASSERT_NO_FATAL_FAILURE(WriteAll(path, bytes));
+  EXPECT_THAT(OpenExpectingFailure(Options()),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(SegmentName(1)),
+                             HasSubstr(std::to_string(frames[3].offset)))));
+}
+
+// The header CRC is checked before the length is trusted; here the CRC is
+// valid too, so the length itself must be judged (FORMAT.md: above
+// max_record_size plus overhead, or past the end of the file, is damage).
+TEST_F(SegmentedWalTest, ImpossibleLengthBehindAValidHeaderChecksumIsATornTail) {
+  for (uint64_t length : {uint64_t{0xfffffff0}, uint64_t{60} << 20}) {
+    SCOPED_TRACE(absl::StrCat("stored length ", length));
+    dir_ = absl::StrCat("/wal_len_", length);
+    std::vector<WalRecord> expected;
+    ASSERT_NO_FATAL_FAILURE(BuildLog(Options(), 5, kPayload, &expected));
+    const std::string path = SegmentPath(1);
+    std::string bytes = ReadAll(path);
+    const std::vector<Frame> frames = RecordFrames(bytes);
+    ASSERT_THAT(frames, SizeIs(5));
+    PutLE(&bytes, frames[4].offset + kRecordLengthOffset, 4, length);
+    ResealRecordHeader(&bytes, frames[4].offset);
+    ASSERT_NO_FATAL_FAILURE(WriteAll(path, bytes));
+    ExpectTornTailCut(Options(), path, frames[4].offset, kFrameSize,
+                      Slice(expected, 1, 5));
+  }
+}
+
+TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsResyncsAfterACorruptHeader) {
+  std::vector<WalRecord> expected;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, &expected));
+      ASSERT_OK(wal->Sync());
+    }
+  }
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(8));
+  // The length field of record 3: its frame cannot be stepped over.
+  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, frames[2].offset + kRecordLengthOffset));
+  SegmentedWalOptions options = Options();
+  options.recovery_mode = RecoveryMode::kSkipAnyCorruptedRecords;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  std::vector<WalRecord> kept = expected;
+  kept.erase(kept.begin() + 2);
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+  EXPECT_THAT(wal->recovery_report().drops,
+              Contains(DropAt(path, frames[2].offset, kFrameSize)));
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(9u));
+}
+
+// A crash after sealing a segment and before creating the next one.
+TEST_F(SegmentedWalTest, SealedLastSegmentIsKeptAndANewOneStarted) {
+  const SegmentedWalOptions options = SmallSegments(1024);
+  std::vector<WalRecord> expected;
+  uint64_t empty_segment = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    // Append until a rollover leaves an empty active segment.
+    for (int i = 0; i < 100 && empty_segment == 0; ++i) {
+      const uint64_t active = wal->active_segment_first_lsn();
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, &expected));
+      if (wal->active_segment_first_lsn() != active &&
+          wal->active_segment_first_lsn() == wal->next_lsn()) {
+        empty_segment = wal->active_segment_first_lsn();
+      }
+    }
+    ASSERT_OK(wal->Sync());
+  }
+  ASSERT_NE(empty_segment, 0u) << "expected an eager rollover";
+  ASSERT_EQ(FileSize(SegmentPath(empty_segment)), kSegmentHeaderSize);
+  ASSERT_OK(env_->DeleteFile(SegmentPath(empty_segment)));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+    EXPECT_EQ(wal->next_lsn(), empty_segment);
+    EXPECT_THAT(wal->recovery_report().drops, IsEmpty());
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, kPayload, &expected));
+    ASSERT_OK(wal->Sync());
+    EXPECT_TRUE(env_->FileExists(SegmentPath(empty_segment)));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+TEST_F(SegmentedWalTest, FilesNotNamedLikeSegmentsAreIgnoredAndKept) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(1024), 30, kPayload, &expected));
+  const std::vector<std::string> foreign = {
+      "notes.txt", "1.wal", SegmentName(1) + ".bak",
+      "0000000000000000000a.wal", "000000000000000000001.wal"};
+  for (const std::string& name : foreign) {
+    ASSERT_NO_FATAL_FAILURE(WriteAll(dir_ + "/" + name, "not a segment " + name));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(1024)));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  ASSERT_OK(wal->TruncateBefore(UINT64_MAX).status());
+  for (const std::string& name : foreign) {
+    EXPECT_EQ(ReadAll(dir_ + "/" + name), "not a segment " + name);
+  }
+}
+
 // ===================== Recovery modes on the same damage =====================
 
 // A torn tail: the last record of the only segment lost its end.
@@ -1963,6 +2117,51 @@ TEST_F(CorruptSealedRecordTest, SkipAnyCorruptedRecordsSkipsOnlyTheBadRecord) {
   EXPECT_EQ(got.back().lsn, 41u);
   got.pop_back();
   EXPECT_TRUE(SameRecords(got, kept));
+}
+
+// Two point-in-time recoveries that each quarantine a segment of the same
+// name (the log reuses LSNs after a cut): the first one's copy must survive.
+TEST_F(SegmentedWalTest, PointInTimeRecoveryNeverOverwritesEarlierQuarantinedSegments) {
+  SegmentedWalOptions options = SmallSegments(1024);
+  options.recovery_mode = RecoveryMode::kPointInTimeRecovery;
+  std::vector<WalRecord> expected;
+  std::vector<SegmentMeta> segs;
+  ASSERT_NO_FATAL_FAILURE(BuildLog(options, 40, kPayload, &expected, &segs));
+  ASSERT_GE(segs.size(), 4u);
+  // First damage: a record in segment 1; segments 2.. go to quarantine/.
+  std::vector<Frame> frames = RecordFrames(ReadAll(segs[1].path));
+  ASSERT_GE(frames.size(), 3u);
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(segs[1].path, frames[1].offset + kRecordHeaderSize + 5));
+  const std::string first_quarantined = ReadAll(segs[3].path);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_EQ(wal->next_lsn(), frames[1].lsn);
+    ASSERT_TRUE(env_->FileExists(QuarantinePath(segs[3].first_lsn)));
+    // Refill: the same record sizes give the same segment boundaries.
+    std::vector<WalRecord> more;
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 40, kPayload, &more));
+    ASSERT_OK(wal->Sync());
+    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> now, wal->ListSegments());
+    bool reused = false;
+    for (const SegmentMeta& m : now) reused |= m.first_lsn == segs[3].first_lsn;
+    ASSERT_TRUE(reused) << "test setup: expected a new segment named like the "
+                           "quarantined one";
+  }
+  // Second damage: a record in segment 2 (new); the new segment 3 must be
+  // quarantined without replacing the old one.
+  frames = RecordFrames(ReadAll(segs[2].path));
+  ASSERT_GE(frames.size(), 3u);
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(segs[2].path, frames[1].offset + kRecordHeaderSize + 5));
+  ASSERT_OK(SegmentedWal::Open(options).status());
+  bool kept = false;
+  std::map<std::string, std::string> quarantine = Snapshot(dir_ + "/quarantine");
+  for (const auto& [name, bytes] : quarantine) kept |= bytes == first_quarantined;
+  EXPECT_TRUE(kept) << "the segment quarantined by the first recovery was "
+                       "overwritten by the second (quarantined segments must "
+                       "never be deleted)";
 }
 
 // RocksDB #7701: point-in-time recovery replayed across a hole in the log.
