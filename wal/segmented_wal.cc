@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <deque>
-#include <random>
+#include <sys/random.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "port/mutex.h"
 #include "wal/format.h"
 #include "wal/segment_reader.h"
 
@@ -31,14 +31,12 @@ absl::Status Annotate(const absl::Status& s, absl::string_view what) {
   return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
 }
 
-// Fresh random salt for a segment. std::random_device reads the kernel's RNG.
+// Fresh random salt for a segment, from the kernel's RNG.
 void FillSalt(char* salt) {
-  static absl::Mutex mu(absl::kConstInit);
-  static std::random_device* rd = new std::random_device();
-  absl::MutexLock l(&mu);
-  for (size_t i = 0; i < wal_format::kSaltSize; i += 4) {
-    const uint32_t v = (*rd)();
-    memcpy(salt + i, &v, 4);
+  size_t got = 0;
+  while (got < wal_format::kSaltSize) {
+    const ssize_t r = getrandom(salt + got, wal_format::kSaltSize - got, 0);
+    if (r > 0) got += static_cast<size_t>(r);
   }
 }
 
@@ -112,21 +110,22 @@ class SegmentedWal::Impl {
   absl::StatusOr<ReplayPage> ReadPage(uint64_t from_lsn, size_t max_records);
 
   uint64_t next_lsn() const {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return next_lsn_;
   }
   uint64_t active_segment_first_lsn() const {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return segments_.back()->first_lsn;
   }
   uint64_t durable_lsn() const {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return durable_lsn_;
   }
   absl::Status poisoned_status() const {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return poisoned_;
   }
+  WalStats GetStats() const;
   const RecoveryReport& report() const { return report_; }
   const SegmentedWalOptions& options() const { return options_; }
   Env* env() const { return env_; }
@@ -174,8 +173,8 @@ class SegmentedWal::Impl {
   Env* const env_;
   RecoveryReport report_;
 
-  mutable absl::Mutex mu_;
-  absl::CondVar cv_;
+  mutable port::Mutex mu_;
+  port::CondVar cv_;
   std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
@@ -188,8 +187,9 @@ class SegmentedWal::Impl {
   bool io_busy_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status poisoned_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  WalStats stats_ ABSL_GUARDED_BY(mu_);  // counters; GetStats fills the rest
 
-  absl::Mutex truncate_mu_;  // serialises TruncateBefore calls
+  port::Mutex truncate_mu_;  // serialises TruncateBefore calls
   std::unique_ptr<FileLock> lock_;
   friend class SegmentedWal;
 };
@@ -228,6 +228,7 @@ void SegmentedWal::Impl::QueueStagedLocked() {
 }
 
 void SegmentedWal::Impl::RollLocked() {
+  stats_.rollovers++;
   QueueStagedLocked();
   const std::shared_ptr<Segment>& seg = segments_.back();
   Footer f;
@@ -254,7 +255,7 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
                      " bytes exceeds max_record_size ",
                      options_.max_record_size));
   }
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   // Back-pressure: do not let queued I/O grow without bound while another
   // thread holds the I/O token.
   while (poisoned_.ok() && io_busy_ &&
@@ -277,6 +278,9 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
   const size_t before = staged_.size();
   wal_format::AppendRecord(seg->seed, h, payload, &staged_);
   seg->framed_size += staged_.size() - before;
+  stats_.appends++;
+  stats_.bytes_appended += payload.size();
+  stats_.bytes_framed += staged_.size() - before;
   seg->framed_last_lsn = lsn;
   seg->record_count++;
   staged_last_lsn_ = lsn;
@@ -363,7 +367,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
       s = Annotate(active->file->Flush(), "flushing " + active->path);
     }
   }
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   for (const Done& d : done) {
     d.seg->readable_size = d.size;
     d.seg->readable_last_lsn = d.last_lsn;
@@ -378,7 +382,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
 }
 
 absl::Status SegmentedWal::Impl::Drain(bool sync) {
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   if (segments_.empty()) return poisoned_;
   const uint64_t target = next_lsn_ - 1;
   while (true) {
@@ -414,12 +418,12 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
 
 absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
     uint64_t checkpoint_lsn) {
-  absl::MutexLock tl(&truncate_mu_);
+  port::MutexLock tl(&truncate_mu_);
   TruncateResult result;
   while (true) {
     std::shared_ptr<Segment> victim;
     {
-      absl::MutexLock l(&mu_);
+      port::MutexLock l(&mu_);
       if (!poisoned_.ok()) return poisoned_;
       if (segments_.size() < 2) break;
       const std::shared_ptr<Segment>& oldest = segments_.front();
@@ -431,7 +435,7 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
     absl::Status s = env_->DeleteFile(victim->path);
     if (s.ok()) s = env_->SyncDir(options_.wal_dir);
     if (!s.ok()) {
-      absl::MutexLock l(&mu_);
+      port::MutexLock l(&mu_);
       s = Annotate(s, "truncating (deleting " + victim->path + ")");
       PoisonLocked(s);
       return s;
@@ -449,7 +453,7 @@ absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
     uint64_t* from_lsn_ptr) {
   absl::Status s = Drain(/*sync=*/false);
   if (!s.ok()) return s;
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   const uint64_t floor = segments_.front()->first_lsn;
   if (*from_lsn_ptr == 0) *from_lsn_ptr = floor;  // "from the start"
   const uint64_t from_lsn = *from_lsn_ptr;
@@ -486,7 +490,7 @@ absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
 absl::StatusOr<std::vector<SegmentMeta>> SegmentedWal::Impl::ListSegments() {
   absl::Status s = Drain(/*sync=*/false);
   if (!s.ok()) return s;
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   std::vector<SegmentMeta> out;
   for (const auto& seg : segments_) {
     if (seg->readable_size == 0) continue;
@@ -708,7 +712,7 @@ absl::Status SegmentedWal::Impl::Quarantine(
 }
 
 absl::Status SegmentedWal::Impl::CreateSegmentFileNow(uint64_t first_lsn) {
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   next_lsn_ = first_lsn;
   StartSegmentLocked();
   std::deque<IoOp> ops;
@@ -924,7 +928,7 @@ absl::Status SegmentedWal::Impl::Recover() {
       segs.empty() ? (recreate_lsn ? *recreate_lsn - 1 : 0)
                    : segs.back()->framed_last_lsn;
   {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     segments_ = segs;
     next_lsn_ = last_lsn + 1;
   }
@@ -937,7 +941,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     s = OpenTailForAppend(segs.back());
   }
   if (!s.ok()) return s;
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   report_.first_lsn = segments_.front()->first_lsn;
   report_.last_lsn = last_lsn;
   durable_lsn_ = last_lsn;
@@ -948,7 +952,7 @@ absl::Status SegmentedWal::Impl::Recover() {
 SegmentedWal::Impl::~Impl() {
   absl::Status s = Drain(/*sync=*/false);
   (void)s;  // Close does not promise durability; errors were already reported
-  absl::MutexLock l(&mu_);
+  port::MutexLock l(&mu_);
   for (auto& seg : segments_) {
     if (seg->file != nullptr) {
       (void)seg->file->Close();
@@ -1025,7 +1029,7 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
   if (!s.ok()) {
     // Nothing was written; release the lock without the destructor's flush.
     {
-      absl::MutexLock l(&impl->mu_);
+      port::MutexLock l(&impl->mu_);
       impl->PoisonLocked(s);
     }
     return s;
