@@ -156,6 +156,8 @@ class Env {
   // FailedPrecondition. Default: a process-wide table of held paths.
   virtual absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path);
+  // Releases a lock taken by LockFile of this Env; destroying the FileLock
+  // releases it too. InvalidArgument if `lock` is null.
   virtual absl::Status UnlockFile(std::unique_ptr<FileLock> lock);
 
   // Removes an empty directory. Default: Unimplemented.

@@ -668,6 +668,11 @@ TEST_P(EnvTest, LocksOfDifferentFilesAreIndependent) {
   EXPECT_OK(env_->UnlockFile(std::move(b)));
 }
 
+TEST_P(EnvTest, UnlockOfNullIsInvalidArgument) {
+  EXPECT_THAT(env_->UnlockFile(nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST_P(EnvTest, LockInMissingDirIsNotFound) {
   EXPECT_THAT(env_->LockFile(Path("missing/LOCK")),
               StatusIs(absl::StatusCode::kNotFound));

@@ -31,7 +31,9 @@
 // process"; a second lock of the same file (same device and inode) from this
 // process fails with FailedPrecondition "... already held by this process".
 // Releasing the FileLock (UnlockFile or destruction) closes the descriptor, which
-// drops the flock. A child created by fork() does not inherit the parent's locks.
+// drops the flock. Lock descriptors are O_CLOEXEC, but a child created by fork()
+// without exec shares them: the flock stays held until both processes have closed
+// the descriptor (or exited), and a LockFile in the child counts as another process.
 //
 // Allocate uses fallocate(FALLOC_FL_KEEP_SIZE); file systems without it
 // (EOPNOTSUPP/ENOSYS) are fine: the hint is dropped.
