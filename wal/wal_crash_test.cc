@@ -32,6 +32,8 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -41,10 +43,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "env/env.h"
 #include "env/fault_injection_env.h"
 #include "env/mem_env.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "testutil/testutil.h"
 #include "wal/segmented_wal.h"
@@ -393,15 +395,17 @@ struct CrashStats {
   }
 };
 
-absl::Mutex g_stats_mu;
-CrashStats g_crash_stats ABSL_GUARDED_BY(g_stats_mu);
-uint64_t g_fault_runs ABSL_GUARDED_BY(g_stats_mu) = 0;
-uint64_t g_fault_fired ABSL_GUARDED_BY(g_stats_mu) = 0;
+// Totals for the closing summary. std::mutex rather than absl::Mutex: the
+// system Abseil is not TSan-instrumented (see port/mutex.h).
+std::mutex g_stats_mu;
+CrashStats g_crash_stats;    // guarded by g_stats_mu
+uint64_t g_fault_runs = 0;   // guarded by g_stats_mu
+uint64_t g_fault_fired = 0;  // guarded by g_stats_mu
 
 class SummaryPrinter : public ::testing::Environment {
  public:
   void TearDown() override {
-    absl::MutexLock l(&g_stats_mu);
+    std::lock_guard<std::mutex> l(g_stats_mu);
     if (g_crash_stats.cycles[0] + g_crash_stats.cycles[1] +
             g_crash_stats.cycles[2] >
         0) {
@@ -664,7 +668,7 @@ TEST_P(CrashCycleTest, AcknowledgedRecordsSurviveAndNothingElseAppears) {
          s.Summary().c_str());
   fflush(stdout);
   {
-    absl::MutexLock l(&g_stats_mu);
+    std::lock_guard<std::mutex> l(g_stats_mu);
     g_crash_stats.Add(s);
   }
   if (!HasFatalFailure() && mine >= 60) {
@@ -679,6 +683,74 @@ INSTANTIATE_TEST_SUITE_P(Shards, CrashCycleTest,
 
 // ---------------------------------------------------------------------------
 // 2. Injected errors.
+
+// Fault tests run hundreds of cases; one bug would otherwise stop the loop (or
+// repeat itself hundreds of times). A FailureDigest runs each case with its
+// gtest failures intercepted, then reports every distinct failing check once,
+// with its first message (which names the case) and how often it failed.
+thread_local const ::testing::TestPartResultArray* t_intercepted = nullptr;
+
+// HasFatalFailure() that also sees failures a FailureDigest intercepted.
+bool Fatal() {
+  if (t_intercepted == nullptr) return ::testing::Test::HasFatalFailure();
+  for (int i = 0; i < t_intercepted->size(); ++i) {
+    if (t_intercepted->GetTestPartResult(i).fatally_failed()) return true;
+  }
+  return false;
+}
+
+class FailureDigest {
+ public:
+  // Runs `body`; returns true if it had no failure.
+  template <typename F>
+  bool Run(F&& body) {
+    ::testing::TestPartResultArray results;
+    {
+      ::testing::ScopedFakeTestPartResultReporter reporter(
+          ::testing::ScopedFakeTestPartResultReporter::
+              INTERCEPT_ONLY_CURRENT_THREAD,
+          &results);
+      t_intercepted = &results;
+      body();
+      t_intercepted = nullptr;
+    }
+    ++runs_;
+    bool ok = true;
+    for (int i = 0; i < results.size(); ++i) {
+      const ::testing::TestPartResult& r = results.GetTestPartResult(i);
+      if (!r.failed()) continue;
+      ok = false;
+      const std::string key = absl::StrCat(
+          r.file_name() != nullptr ? r.file_name() : "?", ":", r.line_number());
+      auto [it, inserted] = checks_.try_emplace(key);
+      if (inserted) it->second.first_message = r.message();
+      ++it->second.failures;
+    }
+    if (!ok) ++failed_runs_;
+    return ok;
+  }
+
+  uint64_t runs() const { return runs_; }
+  uint64_t failed_runs() const { return failed_runs_; }
+
+  void Report(const std::string& what) const {
+    for (const auto& [key, check] : checks_) {
+      ADD_FAILURE() << what << ": the check at " << key << " failed "
+                    << check.failures << " time(s) (" << failed_runs_ << " of "
+                    << runs_ << " runs failed some check). First:\n"
+                    << check.first_message;
+    }
+  }
+
+ private:
+  struct Check {
+    uint64_t failures = 0;
+    std::string first_message;
+  };
+  uint64_t runs_ = 0;
+  uint64_t failed_runs_ = 0;
+  std::map<std::string, Check> checks_;
+};
 
 // The fixed workload every injected-fault run performs (identical each run).
 struct FaultStep {
@@ -762,10 +834,19 @@ struct FaultCase {
 };
 
 struct FaultOutcome {
-  bool fired = false;
+  bool decided = false;       // the injected phase ran to its end
+  bool fired = false;         // the injected error was returned by the Env
   std::string first_failure;  // "" if no public call failed
 };
 
+// One injected-fault run on a fresh file system:
+//   Setup     (no faults) 12 synced records, 3 more flushed by the destructor,
+//             then a synced garbage tail the next Open has to cut.
+//   Injected  the k-th call of one FaultOp fails; Open (which cuts the tail)
+//             and the fixed workload run; every public call is judged.
+//   Recover   errors cleared, the WAL destroyed (optionally with a
+//             kDropUnsynced crash), reopened and compared with the model;
+//             appends then continue.
 class FaultRunner {
  public:
   FaultRunner() : mem_(NewMemEnv()), fi_(mem_.get()) {}
@@ -773,17 +854,13 @@ class FaultRunner {
 
   void Run(const FaultCase& fc, FaultOutcome* out) {
     Setup();
-    if (::testing::Test::HasFatalFailure()) return;
+    if (Fatal()) return;
     InjectedPhase(fc, out);
-    if (::testing::Test::HasFatalFailure()) return;
+    if (Fatal()) return;
     Recover(fc);
-    if (::testing::Test::HasFatalFailure()) return;
-    ReopenWithDiskFull();
   }
 
  private:
-  // Without faults: 12 synced records, 3 flushed by the destructor, and a
-  // garbage tail after them (a torn tail the injected Open has to cut).
   void Setup() {
     Random rnd(0x5e7);
     {
@@ -812,11 +889,16 @@ class FaultRunner {
     ASSERT_OK(f->Close());
   }
 
-  void NoteDurable() {
+  void NoteDurable(const FailureTracker& t) {
     const uint64_t d = wal_->durable_lsn();
-    ASSERT_LE(d, model_.last_lsn())
-        << "durable_lsn() beyond the last LSN appended OK";
-    model_.acked = std::max(model_.acked, d);
+    if (d > model_.last_lsn() && durable_beyond_reported_) return;
+    durable_beyond_reported_ = d > model_.last_lsn();
+    EXPECT_LE(d, model_.last_lsn())
+        << "durable_lsn() is beyond the last LSN whose Append returned OK ("
+        << (t.any_failure() ? "after " + t.first_failure() + " failed"
+                            : std::string("no call failed"))
+        << "): the record of a failed Append was made durable";
+    model_.acked = std::max(model_.acked, std::min(d, model_.last_lsn()));
   }
 
   void InjectedPhase(const FaultCase& fc, FaultOutcome* out) {
@@ -830,9 +912,9 @@ class FaultRunner {
     t.Observe("Open", opened.status(), /*write=*/false);
     if (opened.ok()) {
       wal_ = std::move(opened).value();
-      NoteDurable();
+      NoteDurable(t);
       for (size_t i = 0; i < kSteps->size(); ++i) {
-        if (::testing::Test::HasFatalFailure()) return;
+        if (Fatal()) return;
         const FaultStep& step = (*kSteps)[i];
         const std::string call_at = absl::StrCat(" (step ", i, ")");
         switch (step.kind) {
@@ -855,7 +937,7 @@ class FaultRunner {
             const absl::Status s = wal_->Sync();
             t.Observe("Sync" + call_at, s, true);
             if (s.ok()) {
-              ASSERT_GE(wal_->durable_lsn(), last)
+              EXPECT_GE(wal_->durable_lsn(), last)
                   << "Sync OK but durable_lsn() does not cover " << last;
             }
             break;
@@ -864,7 +946,7 @@ class FaultRunner {
             t.Observe("Flush" + call_at, wal_->Flush(), true);
             break;
           case FaultStep::kTruncate: {
-            const uint64_t c = wal_->durable_lsn();
+            const uint64_t c = std::min(wal_->durable_lsn(), model_.last_lsn());
             if (c == 0) break;
             auto r = wal_->TruncateBefore(c);
             t.Observe("TruncateBefore" + call_at, r.status(), false);
@@ -893,16 +975,17 @@ class FaultRunner {
                 err = absl::StrCat("live Replay ends at ", got->back().lsn,
                                    ", appended up to ", model_.last_lsn());
               }
-              ASSERT_TRUE(err.empty()) << "live Replay: " << err;
+              EXPECT_TRUE(err.empty()) << "live Replay: " << err;
             }
             break;
           }
         }
-        NoteDurable();
+        NoteDurable(t);
       }
       if (t.poisoned()) {
         EXPECT_EQ(wal_->poisoned_status().code(), fc.error.code())
-            << "poisoned_status() after a failed write";
+            << "poisoned_status() after a failed write: "
+            << wal_->poisoned_status();
         // Poisoned for good: neither writes nor syncs ever succeed again.
         t.Observe("Append after poison",
                   wal_->Append(1, 2, 3, 4, "after poison").status(), true);
@@ -910,6 +993,7 @@ class FaultRunner {
         t.Observe("Flush after poison", wal_->Flush(), true);
       }
     }
+    out->decided = true;
     out->fired =
         fi_.OpCount(fc.op) - count_before > static_cast<uint64_t>(fc.skip);
     out->first_failure = t.first_failure();
@@ -936,6 +1020,18 @@ class FaultRunner {
     }
     ASSERT_OK_AND_ASSIGN(wal_, SegmentedWal::Open(FaultOptions(&fi_)));
     ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
+    if (has_failed_append_ && !got.empty() &&
+        failed_append_.lsn == model_.next_lsn() &&
+        got.back().lsn >= failed_append_.lsn &&
+        got[failed_append_.lsn - got.front().lsn] == failed_append_) {
+      // Reported once here; then taken into the model so that the rest of
+      // the run still checks everything else.
+      ADD_FAILURE() << "the record of an Append that returned an error ("
+                    << Describe(failed_append_)
+                    << ") was recovered: a failed Append must not assign an "
+                       "LSN visible to readers (LESSONS: nodedb-wal #164)";
+      model_.Add(failed_append_);
+    }
     const std::string err =
         CheckRecovered(got, wal_->next_lsn(), model_,
                        has_failed_append_ ? &failed_append_ : nullptr);
@@ -957,46 +1053,12 @@ class FaultRunner {
     model_.Add(std::move(r));
     ASSERT_OK(wal_->Sync());
     ASSERT_EQ(wal_->durable_lsn(), model_.last_lsn());
-    model_.acked = model_.last_lsn();
-  }
-
-  // A full disk must not stop a restart (LESSONS: raft-engine #344): Open of a
-  // log with no torn tail must not need to write, and Replay works.
-  void ReopenWithDiskFull() {
     wal_.reset();
-    const absl::Status full =
-        absl::ResourceExhaustedError("injected ENOSPC: disk full");
-    fi_.InjectError(kOpAppend | kOpFlush | kOpSync | kOpSyncDir | kOpTruncate |
-                        kOpDelete | kOpRename,
-                    full, "", 0, -1);
-    auto opened = SegmentedWal::Open(FaultOptions(&fi_));
-    ASSERT_TRUE(opened.ok())
-        << "Open of a cleanly closed log fails while writes fail: "
-        << opened.status();
-    wal_ = std::move(opened).value();
-    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
-    std::string err = CheckComplete(got, wal_->next_lsn(), model_);
-    ASSERT_TRUE(err.empty()) << "Replay with the disk full: " << err;
-    err = CheckIterator(*wal_, model_, model_.floor);
-    ASSERT_TRUE(err.empty()) << "with the disk full: " << err;
-    // Writes cannot become durable: Sync must say so.
-    auto lsn = wal_->Append(1, 2, 3, 4, "no room");
-    if (lsn.ok()) {
-      ASSERT_EQ(*lsn, model_.next_lsn());
-      const absl::Status s = wal_->Sync();
-      EXPECT_THAT(s, testutil::StatusIs(absl::StatusCode::kResourceExhausted))
-          << "Sync with the disk full";
-    } else {
-      EXPECT_THAT(lsn,
-                  testutil::StatusIs(absl::StatusCode::kResourceExhausted));
-    }
-    EXPECT_LE(wal_->durable_lsn(), model_.last_lsn());
-    wal_.reset();
-    fi_.ClearInjectedErrors();
     ASSERT_OK_AND_ASSIGN(wal_, SegmentedWal::Open(FaultOptions(&fi_)));
     ASSERT_OK_AND_ASSIGN(got, wal_->Replay());
-    err = CheckComplete(got, wal_->next_lsn(), model_);
-    ASSERT_TRUE(err.empty()) << "after the disk-full episode: " << err;
+    const std::string err2 = CheckComplete(got, wal_->next_lsn(), model_);
+    ASSERT_TRUE(err2.empty())
+        << "after appending to the recovered log: " << err2;
   }
 
   std::unique_ptr<Env> mem_;
@@ -1005,6 +1067,7 @@ class FaultRunner {
   WalModel model_;
   bool has_failed_append_ = false;
   WalRecord failed_append_;
+  bool durable_beyond_reported_ = false;
 };
 
 class InjectedErrorTest : public ::testing::TestWithParam<uint32_t> {};
@@ -1016,51 +1079,55 @@ TEST_P(InjectedErrorTest, ErrorSurfacesPoisonsAndReopenRecoversDurable) {
       absl::DataLossError("injected EIO (data loss)"),
       absl::ResourceExhaustedError("injected ENOSPC"),
   };
-  uint64_t runs = 0, fired_runs = 0, max_k = 0;
+  FailureDigest digest;
+  uint64_t fired_runs = 0, max_k = 0;
   std::map<std::string, uint64_t> first_failures;
   for (size_t e = 0; e < 3; ++e) {
-    // DataLoss is the rarer EIO flavour: one reopen variant is enough for it.
+    // Reopen variants: 0 no crash; 1 destroy, then crash; 2 crash, then
+    // destroy. DataLoss is the rarer EIO flavour: it cycles through them.
     for (int variant = 0; variant < (e == 1 ? 1 : 3); ++variant) {
       for (int64_t k = 0;; ++k) {
-        ASSERT_LT(k, 20000)
-            << "the fixed workload never stopped hitting " << OpName(op);
-        FaultCase fc{op, errors[e], k, variant != 0, variant == 2};
-        if (e == 1) {  // alternate the reopen variants over k instead
-          fc.crash = k % 2 == 1;
-          fc.crash_before_destroy = k % 4 == 3;
-        }
-        SCOPED_TRACE(absl::StrCat(
-            OpName(op), " call #", k, " fails with ", errors[e].ToString(),
-            fc.crash ? (fc.crash_before_destroy ? "; crash, then destroy"
-                                                : "; destroy, then crash")
-                     : "; reopen without crash"));
+        ASSERT_LT(k, 5000) << "the fixed workload never stopped hitting "
+                           << OpName(op);
+        const int v = e == 1 ? static_cast<int>(k % 3) : variant;
+        const FaultCase fc{op, errors[e], k, v != 0, v == 2};
         FaultOutcome out;
-        {
+        digest.Run([&] {
+          SCOPED_TRACE(absl::StrCat(
+              OpName(op), " call #", k, " fails with ", errors[e].ToString(),
+              v == 0   ? "; reopen without crash"
+              : v == 1 ? "; destroy, crash (kDropUnsynced), reopen"
+                       : "; crash (kDropUnsynced), destroy, reopen"));
           FaultRunner runner;
           runner.Run(fc, &out);
-        }
-        ++runs;
-        if (HasFatalFailure()) return;
-        if (!out.fired) break;
+        });
+        if (out.decided && !out.fired) break;
+        if (!out.decided) continue;  // failed before it could tell
         ++fired_runs;
         max_k = std::max<uint64_t>(max_k, k);
-        std::string kind =
-            out.first_failure.substr(0, out.first_failure.find(' '));
-        ++first_failures[kind.empty() ? "none" : kind];
+        ++first_failures[out.first_failure.empty()
+                             ? "none"
+                             : out.first_failure.substr(
+                                   0, out.first_failure.find(' '))];
       }
     }
   }
-  std::string where;
-  for (const auto& [call, n] : first_failures)
-    absl::StrAppend(&where, call, " ", n, ", ");
+  std::string calls;
+  for (const auto& [call, n] : first_failures) {
+    absl::StrAppend(&calls, call, " ", n, ", ");
+  }
   printf("[wal_crash_test] %s: %" PRIu64 " runs, %" PRIu64
          " with the fault fired (calls #0..#%" PRIu64
-         " of the workload); first failing call: %s\n",
-         OpName(op), runs, fired_runs, max_k, where.c_str());
+         " of the workload), %" PRIu64 " failed; first failing call: %s\n",
+         OpName(op), digest.runs(), fired_runs, max_k, digest.failed_runs(),
+         calls.c_str());
   fflush(stdout);
-  absl::MutexLock l(&g_stats_mu);
-  g_fault_runs += runs;
-  g_fault_fired += fired_runs;
+  {
+    std::lock_guard<std::mutex> l(g_stats_mu);
+    g_fault_runs += digest.runs();
+    g_fault_fired += fired_runs;
+  }
+  digest.Report(OpName(op));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -1070,6 +1137,103 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<uint32_t>& info) {
       return std::string(OpName(info.param)).substr(3);  // "Open", ...
     });
+
+// A full disk must not stop a restart (LESSONS: raft-engine #344): Open of a
+// log with no torn tail must not need to write, and Replay works. Writes then
+// fail with the disk's error; nothing is lost once the disk has room again.
+class FullDiskTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(FullDiskTest, OpenAndReplayWhileWritesFail) {
+  // Bit 0: all write ops fail (else only Append and Sync). Bits 1-2: the state
+  // the log was left in.
+  const bool all_writes = (GetParam() & 1) != 0;
+  const int state = GetParam() >> 1;
+  const char* const kStates[] = {"synced, then closed",
+                                 "flushed by close, not synced",
+                                 "last segment sealed, next never created"};
+  SCOPED_TRACE(absl::StrCat("log ", kStates[state], "; failing: ",
+                            all_writes ? "every write op" : "Append and Sync"));
+  auto mem = NewMemEnv();
+  FaultInjectionEnv fi(mem.get());
+  WalModel model;
+  std::optional<WalRecord> rolled_record;
+  Random rnd(0xd15c + state);
+  {
+    ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi)));
+    for (int i = 0; i < 40; ++i) {
+      WalRecord r = RandomRecord(rnd, model.next_lsn());
+      if (state == 2 && i == 39) {
+        // Make this Append roll, and fail creating the next segment: the
+        // sealed segment stays the last one.
+        r.payload = rnd.RandomBytes(4000);
+        fi.InjectError(kOpOpen, absl::InternalError("injected create failure"),
+                       ".wal", 0, 1);
+      }
+      auto lsn = AppendRecord(*wal, r);
+      if (state == 2 && i == 39) {
+        // The failed Append's record may sit in the sealed segment (whether
+        // it may is InjectedErrorTest's business): accept it below if so.
+        r.lsn = model.next_lsn();
+        rolled_record = std::move(r);
+        break;
+      }
+      ASSERT_OK(lsn);
+      model.Add(std::move(r));
+      if (i == 29) {
+        ASSERT_OK(wal->Sync());
+      }
+    }
+    if (state == 0) {
+      ASSERT_OK(wal->Sync());
+    }
+    model.acked = wal->durable_lsn();
+  }
+  fi.ClearInjectedErrors();
+
+  const absl::Status full =
+      absl::ResourceExhaustedError("injected ENOSPC: disk full");
+  const uint32_t ops = all_writes
+                           ? kOpAppend | kOpFlush | kOpSync | kOpSyncDir |
+                                 kOpTruncate | kOpDelete | kOpRename
+                           : kOpAppend | kOpSync;
+  fi.InjectError(ops, full, "", 0, -1);
+  {
+    auto opened = SegmentedWal::Open(FaultOptions(&fi));
+    ASSERT_TRUE(opened.ok())
+        << "Open of a log without a torn tail fails while writes fail: "
+        << opened.status();
+    std::unique_ptr<SegmentedWal> wal = std::move(opened).value();
+    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+    if (rolled_record.has_value() && !got.empty() &&
+        got.back() == *rolled_record) {
+      model.Add(*rolled_record);
+    }
+    std::string err = CheckComplete(got, wal->next_lsn(), model);
+    EXPECT_TRUE(err.empty()) << "Replay with the disk full: " << err;
+    err = CheckIterator(*wal, model, model.floor);
+    EXPECT_TRUE(err.empty()) << "with the disk full: " << err;
+    EXPECT_LE(wal->durable_lsn(), model.last_lsn());
+    // Writes cannot become durable: Sync must say so.
+    auto lsn = wal->Append(1, 2, 3, 4, "no room");
+    if (lsn.ok()) {
+      EXPECT_EQ(*lsn, model.next_lsn());
+      EXPECT_THAT(wal->Sync(),
+                  testutil::StatusIs(absl::StatusCode::kResourceExhausted))
+          << "Sync with the disk full";
+    } else {
+      EXPECT_THAT(lsn,
+                  testutil::StatusIs(absl::StatusCode::kResourceExhausted));
+    }
+    EXPECT_LE(wal->durable_lsn(), model.last_lsn());
+  }
+  fi.ClearInjectedErrors();
+  ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi)));
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+  const std::string err = CheckComplete(got, wal->next_lsn(), model);
+  EXPECT_TRUE(err.empty()) << "after the disk-full episode: " << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(States, FullDiskTest, ::testing::Range(0, 6));
 
 // A log of several segments written without faults, and its model.
 void BuildCleanLog(FaultInjectionEnv* fi, WalModel* model) {
@@ -1090,32 +1254,48 @@ void BuildCleanLog(FaultInjectionEnv* fi, WalModel* model) {
   ASSERT_GE(segs.size(), 5u);
 }
 
-TEST(InjectedReadErrorTest, OpenNeverMistakesAReadErrorForDamage) {
-  auto mem = NewMemEnv();
-  FaultInjectionEnv fi(mem.get());
-  WalModel model;
-  BuildCleanLog(&fi, &model);
-  if (HasFatalFailure()) return;
+const char* RecoveryModeName(RecoveryMode mode) {
+  switch (mode) {
+    case RecoveryMode::kTolerateCorruptedTail:
+      return "kTolerateCorruptedTail";
+    case RecoveryMode::kAbsoluteConsistency:
+      return "kAbsoluteConsistency";
+    case RecoveryMode::kPointInTimeRecovery:
+      return "kPointInTimeRecovery";
+    case RecoveryMode::kSkipAnyCorruptedRecords:
+      return "kSkipAnyCorruptedRecords";
+  }
+  return "?";
+}
+
+// A read error while Open scans the log is an error, not damage: Open fails
+// with it (or succeeds having lost nothing), and nothing is cut, quarantined
+// or skipped because of it.
+class OpenReadErrorTest : public ::testing::TestWithParam<RecoveryMode> {};
+
+TEST_P(OpenReadErrorTest, OpenNeverMistakesAReadErrorForDamage) {
+  const RecoveryMode mode = GetParam();
   const absl::Status injected = absl::DataLossError("injected read error");
-  const RecoveryMode modes[] = {RecoveryMode::kTolerateCorruptedTail,
-                                RecoveryMode::kAbsoluteConsistency,
-                                RecoveryMode::kPointInTimeRecovery,
-                                RecoveryMode::kSkipAnyCorruptedRecords};
-  uint64_t runs = 0;
-  for (RecoveryMode mode : modes) {
-    for (int64_t k = 0;; ++k) {
-      ASSERT_LT(k, 100000);
-      SCOPED_TRACE(absl::StrCat("recovery mode ", static_cast<int>(mode),
-                                ", read #", k, " fails"));
-      ++runs;
+  FailureDigest digest;
+  for (int64_t k = 0;; ++k) {
+    ASSERT_LT(k, 100000);
+    bool decided = false, fired = false;
+    digest.Run([&] {
+      SCOPED_TRACE(absl::StrCat(RecoveryModeName(mode), ": read #", k,
+                                " of Open fails with ", injected.ToString()));
+      auto mem = NewMemEnv();
+      FaultInjectionEnv fi(mem.get());
+      WalModel model;
+      BuildCleanLog(&fi, &model);
+      if (Fatal()) return;
       SegmentedWalOptions o = FaultOptions(&fi);
       o.recovery_mode = mode;
       fi.InjectError(kOpRead, injected, "", k, 1);
       const uint64_t before = fi.OpCount(kOpRead);
       {
         auto wal = SegmentedWal::Open(o);
-        const bool fired =
-            fi.OpCount(kOpRead) - before > static_cast<uint64_t>(k);
+        fired = fi.OpCount(kOpRead) - before > static_cast<uint64_t>(k);
+        decided = true;
         fi.ClearInjectedErrors();
         if (!wal.ok()) {
           EXPECT_TRUE(fired)
@@ -1124,39 +1304,52 @@ TEST(InjectedReadErrorTest, OpenNeverMistakesAReadErrorForDamage) {
           EXPECT_THAT(std::string(wal.status().message()),
                       HasSubstr("injected read error"));
         } else {
-          // Open may only succeed if it did not lose anything to the error.
+          // Open may only succeed if it lost nothing to the error.
           EXPECT_EQ((*wal)->next_lsn(), model.next_lsn())
               << "a read error during Open changed where the log ends";
           EXPECT_TRUE((*wal)->recovery_report().drops.empty())
-              << "a read error during Open was reported as damage: "
+              << "a read error during Open was taken for damage: "
               << DescribeDrops((*wal)->recovery_report());
           ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, (*wal)->Replay());
           const std::string err = CheckComplete(got, (*wal)->next_lsn(), model);
           EXPECT_TRUE(err.empty()) << err;
-          if (!fired) break;
         }
       }
-      if (HasFailure()) return;
       // Nothing was cut, quarantined or rewritten because of the read error.
       ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi)));
-      EXPECT_TRUE(wal->recovery_report().drops.empty())
-          << DescribeDrops(wal->recovery_report());
       ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
       const std::string err = CheckComplete(got, wal->next_lsn(), model);
-      ASSERT_TRUE(err.empty()) << "after a read error during Open: " << err;
+      EXPECT_TRUE(err.empty())
+          << "reopened after a read error during Open: " << err;
       auto quarantined = fi.GetChildren(absl::StrCat(kWalDir, "/quarantine"));
       if (quarantined.ok()) {
         EXPECT_TRUE(quarantined->empty())
-            << "segments quarantined after a read error";
+            << "segments were quarantined because of a read error";
       }
-    }
+    });
+    if (decided && !fired) break;
   }
-  printf("[wal_crash_test] read errors during Open: %" PRIu64 " runs\n", runs);
-  absl::MutexLock l(&g_stats_mu);
-  g_fault_runs += runs;
+  printf("[wal_crash_test] read errors during Open (%s): %" PRIu64
+         " runs, %" PRIu64 " failed\n",
+         RecoveryModeName(mode), digest.runs(), digest.failed_runs());
+  {
+    std::lock_guard<std::mutex> l(g_stats_mu);
+    g_fault_runs += digest.runs();
+  }
+  digest.Report(RecoveryModeName(mode));
 }
 
-TEST(InjectedReadErrorTest, ReadersReportErrorsNeverAShorterLog) {
+INSTANTIATE_TEST_SUITE_P(
+    EveryRecoveryMode, OpenReadErrorTest,
+    ::testing::Values(RecoveryMode::kTolerateCorruptedTail,
+                      RecoveryMode::kAbsoluteConsistency,
+                      RecoveryMode::kPointInTimeRecovery,
+                      RecoveryMode::kSkipAnyCorruptedRecords),
+    [](const ::testing::TestParamInfo<RecoveryMode>& info) {
+      return std::string(RecoveryModeName(info.param)).substr(1);
+    });
+
+TEST(ReplayReadErrorTest, ReadersReportErrorsNeverAShorterLog) {
   auto mem = NewMemEnv();
   FaultInjectionEnv fi(mem.get());
   WalModel model;
@@ -1175,43 +1368,44 @@ TEST(InjectedReadErrorTest, ReadersReportErrorsNeverAShorterLog) {
           << what;
     }
   };
-  uint64_t runs = 0;
+  FailureDigest digest;
   for (int64_t k = 0;; ++k) {
     ASSERT_LT(k, 100000);
-    SCOPED_TRACE(absl::StrCat("read #", k, " fails"));
-    ++runs;
-    fi.InjectError(kOpRead, injected, "", k, 1);
-    const uint64_t before = fi.OpCount(kOpRead);
+    bool fired = false;
+    digest.Run([&] {
+      SCOPED_TRACE(absl::StrCat("read #", k, " fails"));
+      fi.InjectError(kOpRead, injected, "", k, 1);
+      const uint64_t before = fi.OpCount(kOpRead);
 
-    auto all = wal->Replay();
-    judge("Replay", all.status(),
-          all.ok() ? CheckComplete(*all, wal->next_lsn(), model) : "");
+      auto all = wal->Replay();
+      judge("Replay", all.status(),
+            all.ok() ? CheckComplete(*all, wal->next_lsn(), model) : "");
 
-    auto from = wal->ReplayFrom(mid);
-    std::string err;
-    if (from.ok()) {
-      if (from->size() != model.next_lsn() - mid) {
-        err = absl::StrCat("ReplayFrom(", mid, ") returned ", from->size(),
-                           " records, want ", model.next_lsn() - mid);
-      } else {
-        for (size_t i = 0; i < from->size() && err.empty(); ++i) {
-          if (!((*from)[i] == model.records[mid - model.floor + i])) {
-            err = absl::StrCat("ReplayFrom: first bad LSN ", mid + i);
+      auto from = wal->ReplayFrom(mid);
+      std::string err;
+      if (from.ok()) {
+        if (from->size() != model.next_lsn() - mid) {
+          err = absl::StrCat("ReplayFrom(", mid, ") returned ", from->size(),
+                             " records, want ", model.next_lsn() - mid);
+        } else {
+          for (size_t i = 0; i < from->size() && err.empty(); ++i) {
+            if (!((*from)[i] == model.records[mid - model.floor + i])) {
+              err = absl::StrCat("ReplayFrom: first bad LSN ", mid + i);
+            }
           }
         }
       }
-    }
-    judge("ReplayFrom", from.status(), err);
+      judge("ReplayFrom", from.status(), err);
 
-    // Paging and the iterator: an error must come back as an error.
-    err = CheckPaging(*wal, model, model.floor, 7);
-    if (!err.empty() && err.find("injected EIO on read") != std::string::npos) {
-      EXPECT_THAT(err, HasSubstr(absl::StatusCodeToString(injected.code())))
-          << "ReplayFromLimit";
-    } else {
-      EXPECT_TRUE(err.empty()) << err;
-    }
-    {
+      // Paging: an error must come back as an error with the injected code.
+      err = CheckPaging(*wal, model, model.floor, 7);
+      if (!err.empty() &&
+          err.find("injected EIO on read") != std::string::npos) {
+        EXPECT_THAT(err, HasSubstr(absl::StatusCodeToString(injected.code())))
+            << "ReplayFromLimit";
+      } else {
+        EXPECT_TRUE(err.empty()) << err;
+      }
       auto it = wal->NewIterator(model.floor);
       if (!it.ok()) {
         judge("NewIterator", it.status(), "");
@@ -1229,10 +1423,9 @@ TEST(InjectedReadErrorTest, ReadersReportErrorsNeverAShorterLog) {
           judge("iterator", (*it)->status(), "");
         }
       }
-    }
-    const bool fired = fi.OpCount(kOpRead) - before > static_cast<uint64_t>(k);
-    fi.ClearInjectedErrors();
-    if (HasFailure()) return;
+      fired = fi.OpCount(kOpRead) - before > static_cast<uint64_t>(k);
+      fi.ClearInjectedErrors();
+    });
     if (!fired) break;
   }
   // Read errors do not damage the log or poison the writer.
@@ -1240,10 +1433,14 @@ TEST(InjectedReadErrorTest, ReadersReportErrorsNeverAShorterLog) {
   ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
   const std::string err = CheckComplete(got, wal->next_lsn(), model);
   EXPECT_TRUE(err.empty()) << err;
-  printf("[wal_crash_test] read errors during replay: %" PRIu64 " runs\n",
-         runs);
-  absl::MutexLock l(&g_stats_mu);
-  g_fault_runs += runs;
+  printf("[wal_crash_test] read errors during replay: %" PRIu64
+         " runs, %" PRIu64 " failed\n",
+         digest.runs(), digest.failed_runs());
+  {
+    std::lock_guard<std::mutex> l(g_stats_mu);
+    g_fault_runs += digest.runs();
+  }
+  digest.Report("readers");
 }
 
 // ---------------------------------------------------------------------------
@@ -1284,19 +1481,19 @@ bool DecodePayload(absl::string_view p, uint32_t* tid, uint32_t* seq) {
 class ThreadErrors {
  public:
   void Add(std::string e) {
-    absl::MutexLock l(&mu_);
+    std::lock_guard<std::mutex> l(mu_);
     if (errors_.size() < 20) errors_.push_back(std::move(e));
     failed_.store(true, std::memory_order_relaxed);
   }
   bool failed() const { return failed_.load(std::memory_order_relaxed); }
   std::vector<std::string> Take() {
-    absl::MutexLock l(&mu_);
+    std::lock_guard<std::mutex> l(mu_);
     return errors_;
   }
 
  private:
-  absl::Mutex mu_;
-  std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;                    // not absl::Mutex: see g_stats_mu
+  std::vector<std::string> errors_;  // guarded by mu_
   std::atomic<bool> failed_{false};
 };
 
@@ -1309,8 +1506,8 @@ void AtomicMax(std::atomic<uint64_t>* a, uint64_t v) {
 
 TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
   constexpr int kThreads = 8;
-  const int per_thread = static_cast<int>(
-      testutil::EnvInt("SEGWAL_CONCURRENCY_RECORDS", kSanitized ? 400 : 2500));
+  const int per_thread = static_cast<int>(testutil::EnvInt(
+      "SEGWAL_CONCURRENCY_RECORDS", kSanitized ? 3000 : 15000));
   const uint64_t seed = testutil::TestSeed(0xc0cc);
   SCOPED_TRACE(absl::StrCat("SEGWAL_TEST_SEED=", seed));
   auto mem = NewMemEnv();
@@ -1367,8 +1564,14 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
 
   std::vector<WalRecord> seen;  // seen[i].lsn == i + 1 (tailer only)
   uint64_t tail_passes = 0;
-  auto tail_once = [&]() -> bool {
+  Random tail_rnd(seed + 7);
+  // One pass: a fresh iterator from the last LSN seen + 1, to the end (or,
+  // when `stop_early`, sometimes abandoned midway so the next pass seeks into
+  // the middle of a segment).
+  auto tail_once = [&](bool stop_early) -> bool {
     const uint64_t target = max_returned.load(std::memory_order_acquire);
+    const uint64_t budget =
+        stop_early && tail_rnd.OneIn(2) ? tail_rnd.Uniform(500) : ~uint64_t{0};
     const uint64_t from = seen.size() + 1;
     auto it = wal->NewIterator(from);
     if (!it.ok()) {
@@ -1394,6 +1597,7 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
       }
       seen.push_back(r);
       tail_pos.store(r.lsn, std::memory_order_release);
+      if (seen.size() - from + 1 >= budget) return true;
     }
     if (!(*it)->status().ok()) {
       errors.Add(absl::StrCat("tailer iterator from ", from, ": ",
@@ -1410,7 +1614,7 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
   auto tailer = [&] {
     while (!errors.failed() &&
            appenders_left.load(std::memory_order_acquire) > 0) {
-      if (!tail_once()) return;
+      if (!tail_once(/*stop_early=*/true)) return;
       std::this_thread::yield();
     }
   };
@@ -1419,6 +1623,7 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
   uint64_t truncations = 0, deleted = 0;
   auto truncator = [&] {
     Random rnd(seed + 99);
+    uint64_t max_checkpoint = 0;
     while (!stop_truncator.load(std::memory_order_acquire) &&
            !errors.failed()) {
       const uint64_t pos = tail_pos.load(std::memory_order_acquire);
@@ -1433,12 +1638,20 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
         }
         ++truncations;
         deleted += r->segments_deleted;
+        max_checkpoint = std::max(max_checkpoint, checkpoint);
         auto segs = wal->ListSegments();
         if (!segs.ok() || segs->empty() ||
-            segs->front().first_lsn > checkpoint) {
-          errors.Add(absl::StrCat("after TruncateBefore(", checkpoint,
-                                  "): bad segment list ",
-                                  segs.ok() ? "" : segs.status().ToString()));
+            segs->front().first_lsn > max_checkpoint) {
+          std::string list;
+          if (segs.ok()) {
+            for (const SegmentMeta& m : *segs) {
+              absl::StrAppend(&list, m.first_lsn, "(", m.file_size, " B) ");
+            }
+          }
+          errors.Add(absl::StrCat(
+              "after TruncateBefore(", checkpoint, ") deleted ",
+              r->segments_deleted, " segments: bad segment list [",
+              segs.ok() ? list.substr(0, 300) : segs.status().ToString(), "]"));
           return;
         }
       }
@@ -1462,7 +1675,7 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
   if (HasFailure()) return;
 
   // The last records, after every appender returned.
-  ASSERT_TRUE(tail_once()) << errors.Take().front();
+  ASSERT_TRUE(tail_once(/*stop_early=*/false)) << errors.Take().front();
   const uint64_t total = uint64_t{kThreads} * per_thread;
   ASSERT_EQ(seen.size(), total);
   ASSERT_EQ(wal->next_lsn(), total + 1);
@@ -1532,6 +1745,8 @@ TEST(ConcurrencyTest, FailedGroupSyncReachesEveryWaiter) {
       // Per thread: the records it appended and the last LSN a Sync acked.
       std::vector<std::map<uint64_t, std::string>> appended(kThreads);
       std::vector<uint64_t> acked(kThreads, 0);
+      // Payload of each thread's Append that failed (if any).
+      std::vector<std::string> failed_attempt(kThreads);
       auto worker = [&](uint32_t tid) {
         Random rnd(skip * 100 + tid);
         for (uint32_t seq = 0; seq < 400; ++seq) {
@@ -1539,6 +1754,10 @@ TEST(ConcurrencyTest, FailedGroupSyncReachesEveryWaiter) {
               EncodePayload(tid, seq, rnd.RandomBytes(rnd.Skewed(10)));
           auto lsn = wal->Append(1, tid, seq, 0, payload);
           if (!lsn.ok()) {
+            // A roll inside Append syncs too: the error may surface here.
+            failed_attempt[tid] = payload;
+            fails.fetch_add(1, std::memory_order_relaxed);
+            failure_seen.store(true, std::memory_order_release);
             if (lsn.status().code() != injected.code()) {
               errors.Add(absl::StrCat("Append: ", lsn.status().ToString()));
             }
@@ -1595,6 +1814,12 @@ TEST(ConcurrencyTest, FailedGroupSyncReachesEveryWaiter) {
         const uint32_t tid = static_cast<uint32_t>(got[i].tenant_id);
         ASSERT_LT(tid, static_cast<uint32_t>(kThreads));
         auto f = appended[tid].find(got[i].lsn);
+        if (f == appended[tid].end() && i + 1 == got.size() &&
+            got[i].payload == failed_attempt[tid]) {
+          // The record of a failed Append came back: InjectedErrorTest
+          // reports that; here only acknowledged records matter.
+          break;
+        }
         ASSERT_TRUE(f != appended[tid].end())
             << "LSN " << got[i].lsn << " was never returned by an Append";
         ASSERT_EQ(f->second, got[i].payload) << "LSN " << got[i].lsn;
