@@ -72,8 +72,7 @@ class ABSL_SCOPED_LOCKABLE ExclusiveLock {
 
 class ABSL_SCOPED_LOCKABLE SharedLock {
  public:
-  explicit SharedLock(absl::Mutex* mu) ABSL_SHARED_LOCK_FUNCTION(mu)
-      : mu_(mu) {
+  explicit SharedLock(absl::Mutex* mu) ABSL_SHARED_LOCK_FUNCTION(mu) : mu_(mu) {
     TsanPreLock(mu_, kTsanReadLock);
     mu_->ReaderLock();
     TsanPostLock(mu_, kTsanReadLock);
@@ -206,7 +205,8 @@ absl::Status StaleHandleError(const std::string& path) {
 // update the recorded state (base I/O runs without mu_).
 //
 // A handle's base object is touched by its owner's calls (one at a time, under
-// crash_mu_ shared) and by SimulateCrash (crash_mu_ exclusive), never both at once.
+// crash_mu_ shared) and by SimulateCrash (crash_mu_ exclusive), never both at
+// once.
 
 class FaultInjectionEnv::WritableHandle : public WritableFile {
  public:
@@ -288,8 +288,8 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
     return base_->Allocate(offset, len);
   }
 
-  // Called by SimulateCrash (crash_mu_ exclusive): buffered bytes reach the base
-  // file before the crash rules cut it, and nothing reaches it afterwards.
+  // Called by SimulateCrash (crash_mu_ exclusive): buffered bytes reach the
+  // base file before the crash rules cut it, and nothing reaches it afterwards.
   void DetachForCrash() {
     if (base_ == nullptr) return;
     size_at_crash_ = base_->Size();
@@ -318,7 +318,9 @@ class FaultInjectionEnv::SequentialHandle : public SequentialFile {
  public:
   SequentialHandle(FaultInjectionEnv* env, std::unique_ptr<SequentialFile> base,
                    std::string path, uint64_t epoch)
-      : env_(env), base_(std::move(base)), path_(std::move(path)),
+      : env_(env),
+        base_(std::move(base)),
+        path_(std::move(path)),
         epoch_(epoch) {}
 
   absl::Status Read(size_t n, absl::string_view* result,
@@ -355,7 +357,9 @@ class FaultInjectionEnv::RandomAccessHandle : public RandomAccessFile {
   RandomAccessHandle(FaultInjectionEnv* env,
                      std::unique_ptr<RandomAccessFile> base, std::string path,
                      uint64_t epoch)
-      : env_(env), base_(std::move(base)), path_(std::move(path)),
+      : env_(env),
+        base_(std::move(base)),
+        path_(std::move(path)),
         epoch_(epoch) {}
 
   absl::Status Read(uint64_t offset, size_t n, absl::string_view* result,
@@ -385,14 +389,18 @@ class FaultInjectionEnv::LockHandle : public FileLock {
  public:
   LockHandle(FaultInjectionEnv* env, std::unique_ptr<FileLock> base,
              std::string path, uint64_t epoch, uint64_t id)
-      : env_(env), base_(std::move(base)), path_(std::move(path)),
-        epoch_(epoch), id_(id) {}
+      : env_(env),
+        base_(std::move(base)),
+        path_(std::move(path)),
+        epoch_(epoch),
+        id_(id) {}
 
   ~LockHandle() override {
     SharedLock crash(&env_->crash_mu_);
     ExclusiveLock l(&env_->mu_);
     env_->locks_.erase(id_);
-    if (base_ != nullptr) env_->base_->UnlockFile(std::move(base_)).IgnoreError();
+    if (base_ != nullptr)
+      env_->base_->UnlockFile(std::move(base_)).IgnoreError();
   }
 
   // Gives the base lock back to the base Env (UnlockFile, or a crash: a power
@@ -703,8 +711,8 @@ absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
 
   // 3. Directory entries: every changed name goes back to its durable binding.
   struct Change {
-    Binding durable;       // file 0: the name must not exist
-    uint64_t live_file;    // 0: the name does not exist now
+    Binding durable;     // file 0: the name must not exist
+    uint64_t live_file;  // 0: the name does not exist now
     std::string live_raw;
   };
   std::vector<Change> changes;  // in (directory, path) order
@@ -724,19 +732,23 @@ absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
     if (file == 0 || contents.count(file) != 0) continue;
     const FileState& state = files_.at(file);
     if (!state.live_path.empty()) {
-      absl::StatusOr<std::string> bytes = ReadPrefix(
-          base_, live_.at(state.live_path).raw_path, UINT64_MAX);
+      absl::StatusOr<std::string> bytes =
+          ReadPrefix(base_, live_.at(state.live_path).raw_path, UINT64_MAX);
       if (!bytes.ok()) {
         result.Update(bytes.status());
         continue;
       }
       contents[file] = *std::move(bytes);
-    } else {
+    } else if (state.has_saved_bytes) {
       contents[file] = state.saved_bytes;
+    } else {
+      result.Update(absl::InternalError(absl::StrCat(
+          "FaultInjectionEnv lost the bytes of ", change.durable.raw_path)));
     }
   }
   for (const Change& change : changes) {
-    if (change.live_file != 0) result.Update(base_->DeleteFile(change.live_raw));
+    if (change.live_file != 0)
+      result.Update(base_->DeleteFile(change.live_raw));
   }
   for (const Change& change : changes) {
     const uint64_t file = change.durable.file;
@@ -788,8 +800,8 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritable(
     file = AddFile(norm, path);
   }
   const uint64_t id = next_handle_++;
-  auto handle = std::make_unique<WritableHandle>(
-      this, *std::move(base_file), file, path, epoch_, id);
+  auto handle = std::make_unique<WritableHandle>(this, *std::move(base_file),
+                                                 file, path, epoch_, id);
   writable_handles_[id] = handle.get();
   return handle;
 }
@@ -825,8 +837,8 @@ FaultInjectionEnv::NewAppendableFile(const std::string& path) {
     file = AddFile(norm, path);
   }
   const uint64_t id = next_handle_++;
-  auto handle = std::make_unique<WritableHandle>(
-      this, *std::move(base_file), file, path, epoch_, id);
+  auto handle = std::make_unique<WritableHandle>(this, *std::move(base_file),
+                                                 file, path, epoch_, id);
   writable_handles_[id] = handle.get();
   return handle;
 }
@@ -855,8 +867,8 @@ FaultInjectionEnv::NewRandomAccessFile(const std::string& path) {
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> base_file =
       base_->NewRandomAccessFile(path);
   if (!base_file.ok()) return base_file.status();
-  return std::make_unique<RandomAccessHandle>(this, *std::move(base_file),
-                                              path, epoch_);
+  return std::make_unique<RandomAccessHandle>(this, *std::move(base_file), path,
+                                              epoch_);
 }
 
 bool FaultInjectionEnv::FileExists(const std::string& path) {

@@ -1,71 +1,74 @@
 // FaultInjectionEnv: an Env wrapper that simulates power loss and I/O errors,
-// deterministically, so crash recovery can be tested as a loop: write, crash at a
-// seeded point, reopen, compare with what was acknowledged. Modelled on RocksDB's
-// FaultInjectionTestFS and LevelDB's fault_injection_test.
+// deterministically, so crash recovery can be tested as a loop: write, crash at
+// a seeded point, reopen, compare with what was acknowledged. Modelled on
+// RocksDB's FaultInjectionTestFS and LevelDB's fault_injection_test.
 //
 // What it records. For every file written through it, the bytes appended (the
-// visible size) and the prefix made durable by a successful WritableFile::Sync (the
-// synced size). A file it had not seen before (opened with NewAppendableFile,
-// renamed, truncated or deleted without having been written through this Env)
-// counts as fully durable at the size it had at that moment; files it only reads
-// are left alone. For every directory, the creates, renames and deletes of entries
-// since that directory's last successful SyncDir.
+// visible size) and the prefix made durable by a successful WritableFile::Sync
+// (the synced size). A file it had not seen before (opened with
+// NewAppendableFile, renamed, truncated or deleted without having been written
+// through this Env) counts as fully durable at the size it had at that moment;
+// files it only reads are left alone. For every directory, the creates, renames
+// and deletes of entries since that directory's last successful SyncDir.
 //
 // What a crash does (SimulateCrash):
 //   1. Every handle opened before the crash becomes stale: the base handles of
 //      writable files are closed (their buffered bytes reach the base file and
-//      count as unsynced), held locks are released (a power loss releases them),
-//      and every later call on a pre-crash handle fails with FailedPrecondition
-//      "stale handle from before SimulateCrash". Destroying a stale handle
-//      never touches the post-crash files.
+//      count as unsynced), held locks are released (a power loss releases
+//      them), and every later call on a pre-crash handle fails with
+//      FailedPrecondition "stale handle from before SimulateCrash". Destroying
+//      a stale handle never touches the post-crash files.
 //   2. Each file's content is cut back according to the CrashMode (see below).
 //      Bytes below the synced size are never changed.
 //   3. Directory changes not made durable by SyncDir are undone: a file created
-//      since the last SyncDir of its directory disappears; a rename brings the old
-//      name back (with the content it has after step 2) and brings back the file
-//      the rename replaced (with its synced content); a delete brings the file back
-//      with its synced content. Entries are per directory: a rename across
-//      directories needs a SyncDir of both.
+//      since the last SyncDir of its directory disappears; a rename brings the
+//      old name back (with the content it has after step 2) and brings back the
+//      file the rename replaced (with its synced content); a delete brings the
+//      file back with its synced content. Entries are per directory: a rename
+//      across directories needs a SyncDir of both.
 //   4. The file system is usable again: SetFilesystemActive(true), injected
-//      errors cleared, and tracking restarts with every file considered durable.
+//      errors cleared, and tracking restarts with every file considered
+//      durable.
 //
-// Crash modes, for a file of size `size` whose first `synced` bytes are durable:
+// Crash modes, for a file of `size` bytes whose first `synced` are durable:
 //   kDropUnsynced: the file is cut to `synced`.
-//   kTornTail:     the file keeps `synced` plus a seeded random prefix (0 to all)
-//                  of its unsynced bytes.
-//   kTornSectors:  each 512-byte sector overlapping [synced, size) (sectors aligned
-//                  to absolute file offsets; the part of a sector below `synced` is
-//                  kept as is) is independently kept, zeroed, or overwritten with
-//                  seeded garbage that differs from the original bytes, each with
-//                  probability 1/3. Then, with probability 1/2, the file is cut
-//                  right after the last kept sector (at `synced` when no unsynced
-//                  sector was kept). So a later sector can survive while an earlier
-//                  one is lost, and the file may end in zeros or garbage.
+//   kTornTail: the file keeps `synced` plus a seeded random prefix (0 to all)
+//     of its unsynced bytes.
+//   kTornSectors: each 512-byte sector overlapping [synced, size) (sectors are
+//     aligned to absolute file offsets; the part of a sector below `synced` is
+//     kept as is) is independently kept, zeroed, or overwritten with seeded
+//     garbage that differs from the original bytes, each with probability
+//     1/3. Then, with probability 1/2, the file is cut right after the last
+//     kept sector (at `synced` when no unsynced sector was kept). So a later
+//     sector can survive while an earlier one is lost, and the file may end in
+//     zeros or garbage.
 // Randomness is derived from (seed, path) only and files are visited in sorted
 // order, so the same seed and the same history give the same bytes.
 //
 // TruncateFile(path, n): the visible size becomes n and the synced size becomes
-// min(synced, n). A shrink is treated as durable at once (a crash never brings the
-// cut bytes back; NewWritableFile over an existing file is a shrink to 0); the zeros
-// added by an extending truncate are unsynced until the next Sync. A real file
-// system may keep the old tail until the file is synced; this model does not
-// produce that outcome.
+// min(synced, n). A shrink is treated as durable at once (a crash never brings
+// the cut bytes back; NewWritableFile over an existing file is a shrink to 0);
+// the zeros added by an extending truncate are unsynced until the next Sync. A
+// real file system may keep the old tail until the file is synced; this model
+// does not produce that outcome.
 //
-// Errors. SetFilesystemActive(false, error) makes every call (on the Env and on its
-// open handles) fail with `error`; FileExists returns false, NowMicros still works.
-// InjectError fails chosen operations; the injected status reaches the caller
-// unchanged. A failed Append (injected) does not reach the base file and changes no
-// recorded state; a failed Sync leaves the synced size unchanged. Close and
-// Allocate fail only while the file system is inactive.
+// Errors. SetFilesystemActive(false, error) makes every call (on the Env and on
+// its open handles) fail with `error`; FileExists returns false, NowMicros
+// still works. InjectError fails chosen operations; the injected status reaches
+// the caller unchanged. A failed Append (injected) does not reach the base file
+// and changes no recorded state; a failed Sync leaves the synced size
+// unchanged. Close and Allocate fail only while the file system is inactive.
 //
-// Limits: creating a directory is not tracked (a created directory survives a crash
-// even if its parent was never synced); a file written by several handles at once
-// is tracked per file, not per handle; a file removed by a delete that is later
-// undone comes back with the synced content it had when it was deleted.
+// Limits: creating a directory is not tracked (a created directory survives a
+// crash even if its parent was never synced); a file written by several handles
+// at once is tracked per file, not per handle; a file removed by a delete that
+// is later undone comes back with the synced content it had when it was
+// deleted.
 //
-// Thread safety: all methods may be called from several threads at once. A crash
-// waits for calls in flight to finish. REQUIRES: the FaultInjectionEnv outlives
-// every handle and lock it returned; `base` outlives the FaultInjectionEnv.
+// Thread safety: all methods may be called from several threads at once. A
+// crash waits for calls in flight to finish. REQUIRES: the FaultInjectionEnv
+// outlives every handle and lock it returned; `base` outlives the
+// FaultInjectionEnv.
 
 #ifndef SEGWAL_ENV_FAULT_INJECTION_ENV_H_
 #define SEGWAL_ENV_FAULT_INJECTION_ENV_H_
@@ -94,16 +97,16 @@ enum class CrashMode {
 
 // Operations InjectError can fail, as a bit set.
 enum FaultOp : uint32_t {
-  kOpOpen = 1,         // NewWritableFile[WithOptions], NewAppendableFile,
-                       // NewSequentialFile, NewRandomAccessFile, LockFile
-  kOpAppend = 2,       // WritableFile::Append
-  kOpFlush = 4,        // WritableFile::Flush
-  kOpSync = 8,         // WritableFile::Sync
-  kOpRead = 16,        // SequentialFile::Read/Skip, RandomAccessFile::Read
-  kOpDelete = 32,      // DeleteFile, DeleteDir
-  kOpRename = 64,      // RenameFile (matches on either path)
-  kOpTruncate = 128,   // TruncateFile
-  kOpSyncDir = 256,    // SyncDir
+  kOpOpen = 1,        // NewWritableFile[WithOptions], NewAppendableFile,
+                      // NewSequentialFile, NewRandomAccessFile, LockFile
+  kOpAppend = 2,      // WritableFile::Append
+  kOpFlush = 4,       // WritableFile::Flush
+  kOpSync = 8,        // WritableFile::Sync
+  kOpRead = 16,       // SequentialFile::Read/Skip, RandomAccessFile::Read
+  kOpDelete = 32,     // DeleteFile, DeleteDir
+  kOpRename = 64,     // RenameFile (matches on either path)
+  kOpTruncate = 128,  // TruncateFile
+  kOpSyncDir = 256,   // SyncDir
   kOpAll = 0xffffffff,
 };
 
@@ -117,10 +120,10 @@ class FaultInjectionEnv : public Env {
 
   // Power loss: applies `mode` to every file written through this Env, removes
   // files whose creation (and undoes renames/deletes whose change) was not made
-  // durable by SyncDir, then leaves the file system usable again (see the top of
-  // this file). Same seed and same history => same result, bit for bit.
-  // Returns the first error the base Env reported while rewriting files; the crash
-  // is still applied as far as possible and tracking restarts either way.
+  // durable by SyncDir, then leaves the file system usable again (see the top
+  // of this file). Same seed and same history => same result, bit for bit.
+  // Returns the first error the base Env reported while rewriting files; the
+  // crash is still applied as far as possible and tracking restarts either way.
   absl::Status SimulateCrash(CrashMode mode, uint64_t seed);
 
   // While inactive, every call fails with `error` (models a dead disk / frozen
@@ -134,8 +137,9 @@ class FaultInjectionEnv : public Env {
   // ("" matches all; a handle's path is the one it was opened with). The first
   // `skip` matching calls pass; the next `count` fail (count < 0: forever).
   // Several injections may be active; a call is checked against them in the
-  // order they were added, and the first one that fires decides the error (later
-  // injections do not see that call). An OK `error` is replaced by Unavailable.
+  // order they were added, and the first one that fires decides the error
+  // (later injections do not see that call). An OK `error` is replaced by
+  // Unavailable.
   void InjectError(uint32_t ops, absl::Status error,
                    std::string path_substring = "", int64_t skip = 0,
                    int64_t count = 1);
@@ -150,16 +154,17 @@ class FaultInjectionEnv : public Env {
   // Number of SimulateCrash calls so far.
   uint64_t CrashCount() const;
   // The durable prefix of `path`: what a kDropUnsynced crash would keep (not
-  // counting directory-entry loss). A file never written through this Env reports
-  // its current size. NotFound if the file does not exist.
+  // counting directory-entry loss). A file never written through this Env
+  // reports its current size. NotFound if the file does not exist.
   absl::StatusOr<uint64_t> SyncedSize(const std::string& path) const;
   // Bytes the file holds as far as this Env knows, including unsynced ones (may
   // exceed GetFileSize while a base handle buffers). NotFound if missing.
   absl::StatusOr<uint64_t> AppendedSize(const std::string& path) const;
   // Paths (sorted) of files whose appended size exceeds their synced size.
   std::vector<std::string> FilesWithUnsyncedData() const;
-  // Paths (sorted) whose directory entry differs from its durable state: created,
-  // renamed to, renamed away or deleted since the last SyncDir of the directory.
+  // Paths (sorted) whose directory entry differs from its durable state:
+  // created, renamed to, renamed away or deleted since the last SyncDir of the
+  // directory.
   std::vector<std::string> UnsyncedDirEntries() const;
   Env* base() const { return base_; }
 
@@ -200,8 +205,8 @@ class FaultInjectionEnv : public Env {
   // What this Env knows about one file (an inode: it keeps its identity across
   // renames). Files are numbered from 1 in the order this Env first sees them.
   struct FileState {
-    uint64_t size = 0;    // bytes appended, as far as this Env knows
-    uint64_t synced = 0;  // durable prefix; <= size
+    uint64_t size = 0;      // bytes appended, as far as this Env knows
+    uint64_t synced = 0;    // durable prefix; <= size
     std::string live_path;  // normalized path it has now; "" once unlinked
     // Number of undo records (undo_) that would bring this file back. When it
     // drops to zero and the file is unlinked, the state is forgotten.
@@ -211,8 +216,9 @@ class FaultInjectionEnv : public Env {
     bool has_saved_bytes = false;
     std::string saved_bytes;
   };
-  // A name bound to a file: the file's number and the path as the caller spelled
-  // it (used for base calls, so a base Env that does not normalize paths works).
+  // A name bound to a file: the file's number and the path as the caller
+  // spelled it (used for base calls, so a base Env that does not normalize
+  // paths works).
   struct Binding {
     uint64_t file = 0;
     std::string raw_path;
@@ -225,9 +231,9 @@ class FaultInjectionEnv : public Env {
     int64_t count;
   };
 
-  // Counts the call and returns the error it must fail with: the inactive error,
-  // or the error of the first injection that fires. OK if the call may proceed.
-  // `op` 0 means "not injectable" (only the active check applies).
+  // Counts the call and returns the error it must fail with: the inactive
+  // error, or the error of the first injection that fires. OK if the call may
+  // proceed. `op` 0 means "not injectable" (only the active check applies).
   absl::Status CheckOp(uint32_t op, const std::string& path,
                        const std::string& path2 = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

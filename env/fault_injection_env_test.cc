@@ -29,9 +29,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-constexpr CrashMode kAllModes[] = {CrashMode::kDropUnsynced,
-                                   CrashMode::kTornTail,
-                                   CrashMode::kTornSectors};
+constexpr CrashMode kAllModes[] = {
+    CrashMode::kDropUnsynced, CrashMode::kTornTail, CrashMode::kTornSectors};
 
 enum class BaseKind { kMem, kPosix };
 
@@ -63,7 +62,8 @@ std::string Describe(const std::map<std::string, std::string>& files) {
   std::string out;
   for (const auto& [name, data] : files) {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (char c : data) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    for (char c : data)
+      h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
     absl::StrAppend(&out, name, ": ", data.size(), " bytes, fnv ", h, "\n");
   }
   return out;
@@ -74,7 +74,8 @@ class FaultInjectionEnvTest : public ::testing::TestWithParam<BaseKind> {
  protected:
   void SetUp() override { ResetBase(); }
 
-  // A fresh, empty base file system under root_ and a FaultInjectionEnv over it.
+  // A fresh, empty base file system under root_ and a FaultInjectionEnv over
+  // it.
   void ResetBase() {
     fi_.reset();
     if (GetParam() == BaseKind::kMem) {
@@ -91,9 +92,7 @@ class FaultInjectionEnvTest : public ::testing::TestWithParam<BaseKind> {
     fi_ = std::make_unique<FaultInjectionEnv>(base_);
   }
 
-  std::string Path(const std::string& name) const {
-    return root_ + "/" + name;
-  }
+  std::string Path(const std::string& name) const { return root_ + "/" + name; }
 
   // Writes `synced` and Syncs, then appends `unsynced` and closes (not a sync).
   void WriteFile(const std::string& name, absl::string_view synced,
@@ -590,7 +589,8 @@ TEST_P(FaultInjectionEnvTest, FailedSyncDirKeepsCreateUndoable) {
 TEST_P(FaultInjectionEnvTest, FailedDeleteAndRenameChangeNothing) {
   WriteFile("a", "abc", "");
   fi_->InjectError(kOpDelete | kOpRename, absl::InternalError("no"), "", 0, 2);
-  EXPECT_THAT(fi_->DeleteFile(Path("a")), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_THAT(fi_->DeleteFile(Path("a")),
+              StatusIs(absl::StatusCode::kInternal));
   EXPECT_THAT(fi_->RenameFile(Path("a"), Path("b")),
               StatusIs(absl::StatusCode::kInternal));
   EXPECT_THAT(fi_->UnsyncedDirEntries(), IsEmpty());
@@ -631,8 +631,7 @@ TEST_P(FaultInjectionEnvTest, EveryOperationKindCanBeInjected) {
       {"SequentialRead", kOpRead,
        [&] { return seq->Read(1, &result, scratch); }},
       {"Skip", kOpRead, [&] { return seq->Skip(1); }},
-      {"RandomRead", kOpRead,
-       [&] { return ra->Read(0, 1, &result, scratch); }},
+      {"RandomRead", kOpRead, [&] { return ra->Read(0, 1, &result, scratch); }},
       {"DeleteFile", kOpDelete, [&] { return fi_->DeleteFile(Path("x")); }},
       {"Rename", kOpRename,
        [&] { return fi_->RenameFile(Path("w"), Path("w2")); }},
@@ -658,8 +657,8 @@ TEST_P(FaultInjectionEnvTest, EveryOperationKindCanBeInjected) {
 }
 
 TEST_P(FaultInjectionEnvTest, InjectionsOnOtherOpsDoNotFire) {
-  fi_->InjectError(kOpAll & ~kOpOpen & ~kOpAppend, absl::AbortedError("no"),
-                   "", 0, -1);
+  fi_->InjectError(kOpAll & ~kOpOpen & ~kOpAppend, absl::AbortedError("no"), "",
+                   0, -1);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
                        fi_->NewWritableFile(Path("a")));
   EXPECT_OK(file->Append("x"));
@@ -740,8 +739,9 @@ TEST_P(FaultInjectionEnvTest, StaleWritableHandleFailsAfterCrash) {
   ASSERT_OK(file->Append("buffered, never flushed"));
   ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
 
-  const auto stale = StatusIs(absl::StatusCode::kFailedPrecondition,
-                              HasSubstr("stale handle from before SimulateCrash"));
+  const auto stale =
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               HasSubstr("stale handle from before SimulateCrash"));
   EXPECT_THAT(file->Append("more"), stale);
   EXPECT_THAT(file->Flush(), stale);
   EXPECT_THAT(file->Sync(), stale);
@@ -775,7 +775,8 @@ TEST_P(FaultInjectionEnvTest, StaleReadHandlesFailAfterCrash) {
 TEST_P(FaultInjectionEnvTest, CrashReleasesLocks) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileLock> old_lock,
                        fi_->LockFile(Path("LOCK")));
-  EXPECT_THAT(fi_->LockFile(Path("LOCK")), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(fi_->LockFile(Path("LOCK")),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
   // A power loss releases every lock: the "restarted" process can take it.
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileLock> new_lock,
@@ -783,7 +784,8 @@ TEST_P(FaultInjectionEnvTest, CrashReleasesLocks) {
   // The dead process's lock cannot release the new holder's lock.
   EXPECT_THAT(fi_->UnlockFile(std::move(old_lock)),
               StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(fi_->LockFile(Path("LOCK")), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(fi_->LockFile(Path("LOCK")),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_OK(fi_->UnlockFile(std::move(new_lock)));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<FileLock> again,
                        fi_->LockFile(Path("LOCK")));
@@ -844,8 +846,9 @@ TEST_P(FaultInjectionEnvTest, AccessorsReportUnsyncedState) {
 
 TEST_P(FaultInjectionEnvTest, ForwardsExtraVirtuals) {
   EXPECT_GT(fi_->NowMicros(), 0u);
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
-                       fi_->NewWritableFileWithOptions(Path("a"), FileOptions()));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<WritableFile> file,
+      fi_->NewWritableFileWithOptions(Path("a"), FileOptions()));
   ASSERT_OK(fi_->SyncDir(root_));
   ASSERT_OK(file->Allocate(0, 4096));
   EXPECT_EQ(file->Size(), 0u);
