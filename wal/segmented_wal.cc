@@ -1,6 +1,7 @@
 #include "wal/segmented_wal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <sys/random.h>
 
@@ -323,6 +324,18 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   };
   std::vector<Done> done;
   uint64_t sealed_durable = 0;
+  // Stats of this run, added to stats_ under mu_ at the end.
+  uint64_t bytes_written = 0;
+  std::vector<uint64_t> sync_micros;
+  auto timed_sync = [&sync_micros](WritableFile* f) {
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status st = f->Sync();
+    sync_micros.push_back(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - start)
+            .count()));
+    return st;
+  };
   for (IoOp& op : ops) {
     Segment* seg = op.segment.get();
     switch (op.kind) {
@@ -334,7 +347,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         }
         seg->file = std::move(*file);
         s = seg->file->Append(op.data);
-        if (s.ok()) s = seg->file->Sync();
+        if (s.ok()) s = timed_sync(seg->file.get());
         if (s.ok()) s = env_->SyncDir(options_.wal_dir);
         s = Annotate(s, "creating segment " + seg->path);
         break;
@@ -346,7 +359,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         break;
       case IoOp::kSeal:
         s = seg->file->Append(op.data);
-        if (s.ok()) s = seg->file->Sync();
+        if (s.ok()) s = timed_sync(seg->file.get());
         if (s.ok()) s = seg->file->Close();
         s = Annotate(s, "sealing segment " + seg->path);
         if (s.ok()) {
@@ -357,11 +370,12 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         break;
     }
     if (!s.ok()) break;
+    bytes_written += op.data.size();
     done.push_back({op.segment, op.end_size, op.last_lsn, op.kind == IoOp::kSeal});
   }
   if (s.ok() && active->file != nullptr) {
     if (sync && active->unsynced) {
-      s = Annotate(active->file->Sync(), "syncing " + active->path);
+      s = Annotate(timed_sync(active->file.get()), "syncing " + active->path);
       if (s.ok()) active->unsynced = false;
     } else if (!sync) {
       s = Annotate(active->file->Flush(), "flushing " + active->path);
@@ -377,12 +391,16 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
     flushed_lsn_ = std::max(flushed_lsn_, done.back().last_lsn);
   }
   if (sealed_durable > durable_lsn_) durable_lsn_ = sealed_durable;
+  stats_.bytes_written += bytes_written;
+  stats_.syncs += sync_micros.size();
+  for (uint64_t us : sync_micros) stats_.sync_latency_micros.Add(us);
   if (!s.ok()) PoisonLocked(s);
   return s;
 }
 
 absl::Status SegmentedWal::Impl::Drain(bool sync) {
   port::MutexLock l(&mu_);
+  if (sync) stats_.sync_requests++;
   if (segments_.empty()) return poisoned_;
   const uint64_t target = next_lsn_ - 1;
   while (true) {
@@ -399,6 +417,7 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
     ops.swap(ops_);
     queued_bytes_ = 0;
     const uint64_t covered = next_lsn_ - 1;
+    const uint64_t durable_before = durable_lsn_;
     std::shared_ptr<Segment> active = segments_.back();
     mu_.Unlock();
     absl::Status s = RunOps(ops, sync, active);
@@ -407,6 +426,9 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
     if (s.ok()) {
       flushed_lsn_ = std::max(flushed_lsn_, covered);
       if (sync) durable_lsn_ = std::max(durable_lsn_, covered);
+      if (sync && covered > durable_before) {
+        stats_.records_per_sync.Add(covered - durable_before);
+      }
     }
     cv_.SignalAll();
     if (!s.ok()) return s;
@@ -442,8 +464,24 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
     }
     result.segments_deleted++;
     result.bytes_reclaimed += victim->readable_size;
+    port::MutexLock l(&mu_);
+    stats_.segments_deleted++;
   }
   return result;
+}
+
+WalStats SegmentedWal::Impl::GetStats() const {
+  port::MutexLock l(&mu_);
+  WalStats stats = stats_;
+  for (const auto& seg : segments_) {
+    if (seg->readable_size == 0) continue;  // creation not written yet
+    stats.segments_on_disk++;
+    stats.bytes_on_disk += seg->readable_size;
+  }
+  stats.durable_lsn = durable_lsn_;
+  stats.poisoned = !poisoned_.ok();
+  if (stats.poisoned) stats.poisoned_reason = poisoned_.ToString();
+  return stats;
 }
 
 // ---------------------------------------------------------------------------
@@ -1072,6 +1110,7 @@ uint64_t SegmentedWal::durable_lsn() const { return impl_->durable_lsn(); }
 absl::Status SegmentedWal::poisoned_status() const {
   return impl_->poisoned_status();
 }
+WalStats SegmentedWal::GetStats() const { return impl_->GetStats(); }
 const RecoveryReport& SegmentedWal::recovery_report() const {
   return impl_->report();
 }

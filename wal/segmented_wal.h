@@ -131,6 +131,50 @@ struct RecoveryReport {
   bool truncated_tail = false;
 };
 
+// Counts of values in power-of-two buckets: bucket 0 holds the value 0, bucket
+// i >= 1 holds [2^(i-1), 2^i). Plain data: copy it, print it.
+struct WalHistogram {
+  static constexpr int kBuckets = 65;
+  uint64_t buckets[kBuckets] = {};
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  uint64_t min = 0;  // 0 when count == 0
+  uint64_t max = 0;
+
+  void Add(uint64_t value);
+  double Average() const;
+  // The largest value the bucket holding the p-th percentile (0 < p <= 100) can
+  // hold, capped at max: an upper bound of the percentile. 0 when empty.
+  uint64_t Percentile(double p) const;
+  // "count=3 avg=2.3 min=1 max=4 p50<=2 p99<=4 | [1,2):1 [2,4):1 [4,8):1"
+  std::string ToString() const;
+};
+
+// Counters of a SegmentedWal since Open (see SegmentedWal::GetStats). Cheap to
+// keep: updated under the lock the operation holds anyway.
+struct WalStats {
+  uint64_t appends = 0;          // successful Append calls
+  uint64_t bytes_appended = 0;   // payload bytes passed to Append
+  uint64_t bytes_framed = 0;     // their on-disk frames (header + stored payload)
+  uint64_t bytes_written = 0;    // handed to segment files (frames, headers, footers)
+  uint64_t sync_requests = 0;    // Sync() calls by users
+  uint64_t syncs = 0;            // file Sync (fdatasync) calls actually made
+  // Records made durable by each Sync() round that wrote and synced (the group
+  // commit size: one fsync covers this many records).
+  WalHistogram records_per_sync;
+  WalHistogram sync_latency_micros;  // duration of each file Sync
+  uint64_t rollovers = 0;            // segments sealed because they were full
+  uint64_t segments_deleted = 0;     // by TruncateBefore
+  uint64_t bytes_on_disk = 0;        // readable bytes of the segments now in the log
+  uint64_t segments_on_disk = 0;
+  uint64_t durable_lsn = 0;
+  bool poisoned = false;
+  std::string poisoned_reason;  // the first write/sync error, when poisoned
+
+  // One "name: value" line per field, histograms included.
+  std::string ToString() const;
+};
+
 class WalIterator {
  public:
   WalIterator() = default;
@@ -211,6 +255,9 @@ class SegmentedWal {
   absl::Status Flush();
   // The first write/sync error, or OK while the instance is healthy.
   absl::Status poisoned_status() const;
+  // Counters since Open: appends, bytes, syncs and group sizes, sync latency,
+  // rollovers, truncation, bytes on disk. Consistent snapshot; cheap.
+  WalStats GetStats() const;
 
   class Impl;
 
