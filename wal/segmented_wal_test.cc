@@ -73,8 +73,8 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::SizeIs;
 
-// ---- The few format facts the damage tests need (wal/FORMAT.md, version 1). ----
-// "Segment header (64 bytes, at offset 0)".
+// ---- The few format facts the damage tests need (wal/FORMAT.md, version 1).
+// ---- "Segment header (64 bytes, at offset 0)".
 constexpr uint64_t kSegmentHeaderSize = 64;
 constexpr uint64_t kSegmentVersionOffset = 8;     // u32 format version
 constexpr uint64_t kSegmentFirstLsnOffset = 16;   // u64 first LSN
@@ -120,11 +120,11 @@ std::string SegmentName(uint64_t first_lsn) {
 // segment (FORMAT.md: seed = crc32c(salt ++ first LSN); header CRC = masked
 // Extend(seed, bytes [8, 56))).
 void ResealRecordHeader(std::string* bytes, uint64_t offset) {
-  const std::string seed_input =
-      bytes->substr(kSegmentSaltOffset, 16) + bytes->substr(kSegmentFirstLsnOffset, 8);
+  const std::string seed_input = bytes->substr(kSegmentSaltOffset, 16) +
+                                 bytes->substr(kSegmentFirstLsnOffset, 8);
   const uint32_t seed = crc32c::Value(seed_input);
-  const uint32_t header_crc = crc32c::Extend(
-      seed, bytes->data() + offset + 8, kRecordHeaderSize - 8);
+  const uint32_t header_crc =
+      crc32c::Extend(seed, bytes->data() + offset + 8, kRecordHeaderSize - 8);
   PutLE(bytes, offset, 4, crc32c::Mask(header_crc));
 }
 
@@ -148,7 +148,8 @@ std::vector<Frame> ScanFrames(const std::string& bytes) {
     f.size = kRecordHeaderSize + GetLE(bytes, off + kRecordLengthOffset, 4);
     f.lsn = GetLE(bytes, off + kRecordLsnOffset, 8);
     f.durable_lsn = GetLE(bytes, off + kRecordDurableLsnOffset, 8);
-    f.footer = (GetLE(bytes, off + kRecordFlagsOffset, 2) & kRecordFlagFooter) != 0;
+    f.footer =
+        (GetLE(bytes, off + kRecordFlagsOffset, 2) & kRecordFlagFooter) != 0;
     if (off + f.size > bytes.size()) break;
     frames.push_back(f);
     off += f.size;
@@ -180,7 +181,8 @@ std::vector<Frame> RecordFrames(const std::string& bytes) {
   if (got.size() != want.size()) {
     std::ostringstream os;
     os << "got " << got.size() << " records, want " << want.size();
-    if (!got.empty()) os << "; got LSNs " << got.front().lsn << ".." << got.back().lsn;
+    if (!got.empty())
+      os << "; got LSNs " << got.front().lsn << ".." << got.back().lsn;
     if (!want.empty()) {
       os << "; want LSNs " << want.front().lsn << ".." << want.back().lsn;
     }
@@ -373,7 +375,8 @@ class WalTestBase : public ::testing::Test {
     options.env = env_;
     return options;
   }
-  // Segments of about `target` bytes: several rollovers with a few dozen records.
+  // Segments of about `target` bytes: several rollovers with a few dozen
+  // records.
   SegmentedWalOptions SmallSegments(uint64_t target = 1024) const {
     SegmentedWalOptions options = Options();
     options.segment_target_size = target;
@@ -433,22 +436,26 @@ class WalTestBase : public ::testing::Test {
     }
   }
 
-  void ExpectReplay(const SegmentedWal& wal, const std::vector<WalRecord>& want) {
+  void ExpectReplay(const SegmentedWal& wal,
+                    const std::vector<WalRecord>& want) {
     ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal.Replay());
     EXPECT_TRUE(SameRecords(got, want));
   }
   void ExpectReplayFrom(const SegmentedWal& wal, uint64_t from,
                         const std::vector<WalRecord>& all) {
     ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal.ReplayFrom(from));
-    EXPECT_TRUE(SameRecords(got, Slice(all, from))) << "ReplayFrom(" << from << ")";
+    EXPECT_TRUE(SameRecords(got, Slice(all, from)))
+        << "ReplayFrom(" << from << ")";
   }
   void ExpectIterator(const SegmentedWal& wal, uint64_t from,
                       const std::vector<WalRecord>& all) {
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it, wal.NewIterator(from));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WalIterator> it,
+                         wal.NewIterator(from));
     std::vector<WalRecord> got;
     for (; it->Valid(); it->Next()) got.push_back(it->record());
     EXPECT_OK(it->status());
-    EXPECT_TRUE(SameRecords(got, Slice(all, from))) << "NewIterator(" << from << ")";
+    EXPECT_TRUE(SameRecords(got, Slice(all, from)))
+        << "NewIterator(" << from << ")";
   }
 
   // ---- Byte-level access through the Env. ----
@@ -631,7 +638,7 @@ TEST_P(SegmentedWalEnvTest, ReplayReturnsEveryFieldByteIdentical) {
   add(UINT32_MAX, UINT64_MAX, UINT32_MAX, UINT64_MAX, "");
   std::string all_bytes;
   for (int c = 0; c < 256; ++c) all_bytes.push_back(static_cast<char>(c));
-  add(7, 1, 2, 0, all_bytes);                     // binary, default database
+  add(7, 1, 2, 0, all_bytes);                      // binary, default database
   add(8, 2, 3, 4, std::string(5, '\0'));           // only NULs
   add(9, 3, 4, 5, std::string(kSegmentMagic, 8));  // looks like a header
   add(10, 4, 5, 6, std::string(kRecordHeaderSize, '\xff'));
@@ -725,9 +732,9 @@ TEST_F(SegmentedWalTest, SyncWithNothingAppendedIsOk) {
 TEST_P(SegmentedWalEnvTest, RecordsOfManySizesIncludingLargerThanBuffers) {
   constexpr uint64_t kMaxRecord = 4 << 20;
   const std::vector<size_t> sizes = {
-      0,     1,     55,        56,         57,     4095,   4096,
-      65535, 65536, 65537,     3 << 20,    kMaxRecord,    0,
-      1,     1000,  (1 << 16) * 3 + 7,     17};
+      0,     1,     55,      56,         57, 4095, 4096, 65535,
+      65536, 65537, 3 << 20, kMaxRecord, 0,  1,    1000, (1 << 16) * 3 + 7,
+      17};
   // Once into one big segment, once into segments smaller than the records.
   for (uint64_t target : {uint64_t{64} << 20, uint64_t{64} << 10}) {
     SCOPED_TRACE(absl::StrCat("segment_target_size ", target));
@@ -757,7 +764,8 @@ TEST_P(SegmentedWalEnvTest, RecordsOfManySizesIncludingLargerThanBuffers) {
   }
 }
 
-TEST_F(SegmentedWalTest, AppendAboveMaxRecordSizeIsInvalidArgumentAndUsesNoLsn) {
+TEST_F(SegmentedWalTest,
+       AppendAboveMaxRecordSizeIsInvalidArgumentAndUsesNoLsn) {
   SegmentedWalOptions options = Options();
   options.max_record_size = 1024;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
@@ -808,7 +816,8 @@ TEST_F(SegmentedWalTest, OpenRejectsZeroSegmentTargetSize) {
 
 // ===================== Rollover =====================
 
-TEST_P(SegmentedWalEnvTest, SmallSegmentTargetRollsOverIntoSegmentsNamedByFirstLsn) {
+TEST_P(SegmentedWalEnvTest,
+       SmallSegmentTargetRollsOverIntoSegmentsNamedByFirstLsn) {
   SegmentedWalOptions options = SmallSegments(4096);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(options));
@@ -846,7 +855,8 @@ TEST_P(SegmentedWalEnvTest, SmallSegmentTargetRollsOverIntoSegmentsNamedByFirstL
   }
   // The directory holds exactly these segments, and sorting the names sorts
   // by LSN.
-  ASSERT_OK_AND_ASSIGN(std::vector<std::string> children, env_->GetChildren(dir_));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> children,
+                       env_->GetChildren(dir_));
   std::vector<std::string> names;
   for (const std::string& c : children) {
     if (c.size() > 4 && c.substr(c.size() - 4) == ".wal") names.push_back(c);
@@ -860,7 +870,8 @@ TEST_P(SegmentedWalEnvTest, SmallSegmentTargetRollsOverIntoSegmentsNamedByFirstL
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
 }
 
-TEST_P(SegmentedWalEnvTest, TotalSizeBytesIsTheSumOfSegmentFileSizesAfterFlush) {
+TEST_P(SegmentedWalEnvTest,
+       TotalSizeBytesIsTheSumOfSegmentFileSizesAfterFlush) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(SmallSegments(4096)));
   std::vector<WalRecord> expected;
@@ -877,7 +888,8 @@ TEST_P(SegmentedWalEnvTest, TotalSizeBytesIsTheSumOfSegmentFileSizesAfterFlush) 
   EXPECT_EQ(listed, on_disk);
 }
 
-TEST_P(SegmentedWalEnvTest, ReplaySpansSegmentsAndReopenAfterRolloverContinues) {
+TEST_P(SegmentedWalEnvTest,
+       ReplaySpansSegmentsAndReopenAfterRolloverContinues) {
   std::vector<WalRecord> expected;
   std::vector<SegmentMeta> before;
   ASSERT_NO_FATAL_FAILURE(
@@ -895,7 +907,8 @@ TEST_P(SegmentedWalEnvTest, ReplaySpansSegmentsAndReopenAfterRolloverContinues) 
     }
     ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
     EXPECT_EQ(wal->next_lsn(), 181u);
-    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 120, kRandomSize, &expected));
+    ASSERT_NO_FATAL_FAILURE(
+        AppendRandom(wal.get(), 120, kRandomSize, &expected));
     ASSERT_OK(wal->Sync());
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
@@ -945,7 +958,8 @@ TEST_F(SegmentedWalTest, ReplayFromSeeksThroughTheFooterIndexOfLargeSegments) {
 
 TEST_P(SegmentedWalEnvTest, ReplayFromBeyondTheEndIsEmpty) {
   std::vector<WalRecord> expected;
-  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(2048), 40, kPayload, &expected));
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(2048), 40, kPayload, &expected));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(SmallSegments(2048)));
   EXPECT_THAT(wal->ReplayFrom(41), IsOkAndHolds(IsEmpty()));
@@ -1000,20 +1014,22 @@ TEST_F(SegmentedWalTest, ReplayFromLimitWithZeroMaxRecordsReturnsNothing) {
   EXPECT_FALSE(page.has_more);
 }
 
-TEST_P(SegmentedWalEnvTest, PagingThroughAMultiSegmentLogCollectsEveryRecordOnce) {
+TEST_P(SegmentedWalEnvTest,
+       PagingThroughAMultiSegmentLogCollectsEveryRecordOnce) {
   std::vector<WalRecord> expected;
   ASSERT_NO_FATAL_FAILURE(
       BuildLog(SmallSegments(2048), 150, kRandomSize, &expected));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(SmallSegments(2048)));
-  for (size_t page_size : {size_t{1}, size_t{7}, size_t{50}, size_t{150},
-                           size_t{151}}) {
+  for (size_t page_size :
+       {size_t{1}, size_t{7}, size_t{50}, size_t{150}, size_t{151}}) {
     SCOPED_TRACE(absl::StrCat("page size ", page_size));
     std::vector<WalRecord> collected;
     uint64_t from = 1;
     size_t pages = 0;
     while (true) {
-      ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(from, page_size));
+      ASSERT_OK_AND_ASSIGN(ReplayPage page,
+                           wal->ReplayFromLimit(from, page_size));
       ++pages;
       ASSERT_LE(pages, 200u) << "paging does not terminate";
       ASSERT_LE(page.records.size(), page_size);
@@ -1061,7 +1077,8 @@ TEST_F(SegmentedWalTest, IteratorSeesRecordsAppendedBeforeItWasCreated) {
 TEST_F(SegmentedWalTest, IteratorWalksALogOfManySegments) {
   std::vector<WalRecord> expected;
   std::vector<SegmentMeta> segs;
-  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(4096), 3000, 64, &expected, &segs));
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(4096), 3000, 64, &expected, &segs));
   ASSERT_GE(segs.size(), 50u);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(SmallSegments(4096)));
@@ -1078,7 +1095,8 @@ TEST_F(SegmentedWalTest, IteratorWalksALogOfManySegments) {
 
 // ===================== TruncateBefore =====================
 
-TEST_P(SegmentedWalEnvTest, TruncateBeforeDeletesOnlySealedSegmentsBelowTheCheckpoint) {
+TEST_P(SegmentedWalEnvTest,
+       TruncateBeforeDeletesOnlySealedSegmentsBelowTheCheckpoint) {
   const SegmentedWalOptions options = SmallSegments(1024);
   std::vector<WalRecord> expected;
   std::vector<SegmentMeta> segs;
@@ -1093,8 +1111,9 @@ TEST_P(SegmentedWalEnvTest, TruncateBeforeDeletesOnlySealedSegmentsBelowTheCheck
                 IsOkAndHolds(Truncated(0, 0)));
     EXPECT_TRUE(env_->FileExists(segs[0].path));
     // Every record of segments 0 and 1 is below segs[2].first_lsn.
-    EXPECT_THAT(wal->TruncateBefore(segs[2].first_lsn),
-                IsOkAndHolds(Truncated(2, segs[0].file_size + segs[1].file_size)));
+    EXPECT_THAT(
+        wal->TruncateBefore(segs[2].first_lsn),
+        IsOkAndHolds(Truncated(2, segs[0].file_size + segs[1].file_size)));
     EXPECT_FALSE(env_->FileExists(segs[0].path));
     EXPECT_FALSE(env_->FileExists(segs[1].path));
     EXPECT_TRUE(env_->FileExists(segs[2].path));
@@ -1147,7 +1166,8 @@ TEST_P(SegmentedWalEnvTest, TruncateBeforeDeletesOnlySealedSegmentsBelowTheCheck
 TEST_F(SegmentedWalTest, TruncateBeforeZeroOrOneDeletesNothing) {
   std::vector<WalRecord> expected;
   std::vector<SegmentMeta> segs;
-  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(1024), 30, kPayload, &expected, &segs));
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(1024), 30, kPayload, &expected, &segs));
   ASSERT_GE(segs.size(), 3u);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(SmallSegments(1024)));
@@ -1157,7 +1177,8 @@ TEST_F(SegmentedWalTest, TruncateBeforeZeroOrOneDeletesNothing) {
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
 }
 
-TEST_F(SegmentedWalTest, ReopenAfterTruncatingEverySealedSegmentKeepsLsnsGoing) {
+TEST_F(SegmentedWalTest,
+       ReopenAfterTruncatingEverySealedSegmentKeepsLsnsGoing) {
   const SegmentedWalOptions options = SmallSegments(1024);
   uint64_t next = 0;
   {
@@ -1177,7 +1198,8 @@ TEST_F(SegmentedWalTest, ReopenAfterTruncatingEverySealedSegmentKeepsLsnsGoing) 
 
 // ===================== Lock =====================
 
-TEST_P(SegmentedWalEnvTest, SecondOpenOfAnOpenDirectoryFailsUntilTheFirstIsClosed) {
+TEST_P(SegmentedWalEnvTest,
+       SecondOpenOfAnOpenDirectoryFailsUntilTheFirstIsClosed) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> first,
                        SegmentedWal::Open(Options()));
   EXPECT_THAT(first->Append(1, 1, 1, 1, "one"), IsOkAndHolds(1u));
@@ -1268,7 +1290,8 @@ TEST_F(SegmentedWalTest, FailedSyncPoisonsTheInstanceForever) {
     ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &lost));
     // Fails the next sync only: afterwards the disk is healthy again, and a
     // WAL that retried the fsync would get OK (fsyncgate).
-    fault_env.InjectError(kOpSync, absl::InternalError("injected fsync failure"));
+    fault_env.InjectError(kOpSync,
+                          absl::InternalError("injected fsync failure"));
     const auto is_injected = StatusIs(absl::StatusCode::kInternal,
                                       HasSubstr("injected fsync failure"));
     EXPECT_THAT(wal->Sync(), is_injected);
@@ -1356,8 +1379,9 @@ TEST_F(SegmentedWalTest, GroupCommitFollowersAllGetTheLeadersSyncError) {
     leader.join();
     for (std::thread& t : followers) t.join();
 
-    const auto is_injected = StatusIs(absl::StatusCode::kInternal,
-                                      HasSubstr("injected leader fsync failure"));
+    const auto is_injected =
+        StatusIs(absl::StatusCode::kInternal,
+                 HasSubstr("injected leader fsync failure"));
     EXPECT_THAT(leader_status, is_injected);
     for (int i = 0; i < kFollowers; ++i) {
       EXPECT_THAT(follower_status[i], is_injected) << "follower " << i;
@@ -1461,13 +1485,15 @@ TEST_F(SegmentedWalTest, BadHeaderChecksumInTheLastRecordIsATornTail) {
   const std::string path = SegmentPath(1);
   const std::vector<Frame> frames = RecordFrames(ReadAll(path));
   ASSERT_THAT(frames, SizeIs(5));
-  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, frames[4].offset + kRecordLsnOffset));
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(path, frames[4].offset + kRecordLsnOffset));
   ExpectTornTailCut(Options(), path, frames[4].offset, kFrameSize,
                     Slice(expected, 1, 5));
 }
 
 // Append A, Sync, append B, Sync, corrupt A: B's records say A was durable.
-TEST_P(SegmentedWalEnvTest, CorruptRecordFollowedByLaterDurableRecordsFailsOpen) {
+TEST_P(SegmentedWalEnvTest,
+       CorruptRecordFollowedByLaterDurableRecordsFailsOpen) {
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                          SegmentedWal::Open(Options()));
@@ -1490,7 +1516,8 @@ TEST_P(SegmentedWalEnvTest, CorruptRecordFollowedByLaterDurableRecordsFailsOpen)
                              HasSubstr(std::to_string(bad)))));
 }
 
-TEST_F(SegmentedWalTest, CorruptLastDurableRecordFollowedByLaterDurableRecordsFailsOpen) {
+TEST_F(SegmentedWalTest,
+       CorruptLastDurableRecordFollowedByLaterDurableRecordsFailsOpen) {
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                          SegmentedWal::Open(Options()));
@@ -1504,14 +1531,16 @@ TEST_F(SegmentedWalTest, CorruptLastDurableRecordFollowedByLaterDurableRecordsFa
   const std::vector<Frame> frames = RecordFrames(ReadAll(path));
   ASSERT_THAT(frames, SizeIs(6));
   // LSN 3 is exactly the durable LSN the later records carry.
-  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, frames[2].offset + kRecordLsnOffset));
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(path, frames[2].offset + kRecordLsnOffset));
   EXPECT_THAT(OpenExpectingFailure(Options()),
               StatusIs(absl::StatusCode::kDataLoss,
                        AllOf(HasSubstr(SegmentName(1)),
                              HasSubstr(std::to_string(frames[2].offset)))));
 }
 
-TEST_F(SegmentedWalTest, ValidRecordAfterATornOneInTheUnsyncedWindowIsATornTail) {
+TEST_F(SegmentedWalTest,
+       ValidRecordAfterATornOneInTheUnsyncedWindowIsATornTail) {
   std::vector<WalRecord> records;
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
@@ -1551,11 +1580,13 @@ TEST_F(SegmentedWalTest, CorruptRecordInASealedSegmentIsDataLoss) {
   // (FORMAT.md), so the damage may surface at Open or at the first read of
   // that record; either way it is DataLoss naming file and offset, never a
   // shorter log.
-  const auto is_data_loss = StatusIs(
-      absl::StatusCode::kDataLoss,
-      AllOf(HasSubstr(SegmentName(segs[0].first_lsn)), HasSubstr(std::to_string(bad))));
+  const auto is_data_loss =
+      StatusIs(absl::StatusCode::kDataLoss,
+               AllOf(HasSubstr(SegmentName(segs[0].first_lsn)),
+                     HasSubstr(std::to_string(bad))));
   const std::map<std::string, std::string> before = Snapshot(dir_);
-  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal = SegmentedWal::Open(options);
+  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal =
+      SegmentedWal::Open(options);
   if (!wal.ok()) {
     EXPECT_THAT(wal.status(), is_data_loss);
     EXPECT_EQ(Snapshot(dir_), before) << "a failing Open changed the disk";
@@ -1666,9 +1697,10 @@ TEST_F(SegmentedWalTest, StaleRecordInZeroFilledSpaceIsNotAccepted) {
   const std::string path = SegmentPath(1);
   const uint64_t end = FileSize(path);
   // Preallocated space: zeros, a valid frame of another segment (LSN 3), zeros.
-  const std::string tail = std::string(512, '\0') +
-                           older_bytes.substr(older_frames[2].offset, kFrameSize) +
-                           std::string(512, '\0');
+  const std::string tail =
+      std::string(512, '\0') +
+      older_bytes.substr(older_frames[2].offset, kFrameSize) +
+      std::string(512, '\0');
   ASSERT_NO_FATAL_FAILURE(AppendToFile(path, tail));
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
@@ -1708,8 +1740,9 @@ TEST_F(SegmentedWalTest, SegmentCopiedUnderAnotherLsnIsDataLoss) {
   // segment 1 and its header disagrees with its name.
   const uint64_t fake = segs[1].first_lsn + 2;
   ASSERT_NO_FATAL_FAILURE(WriteAll(SegmentPath(fake), ReadAll(segs[1].path)));
-  EXPECT_THAT(OpenExpectingFailure(options),
-              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(SegmentName(fake))));
+  EXPECT_THAT(
+      OpenExpectingFailure(options),
+      StatusIs(absl::StatusCode::kDataLoss, HasSubstr(SegmentName(fake))));
 }
 
 TEST_F(SegmentedWalTest, OverlappingSegmentsAreDataLoss) {
@@ -1724,7 +1757,8 @@ TEST_F(SegmentedWalTest, OverlappingSegmentsAreDataLoss) {
   other.wal_dir = other_dir_;
   std::vector<WalRecord> other_records;
   std::vector<SegmentMeta> other_segs;
-  ASSERT_NO_FATAL_FAILURE(BuildLog(other, 60, kPayload, &other_records, &other_segs));
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(other, 60, kPayload, &other_records, &other_segs));
   const SegmentMeta* intruder = nullptr;
   for (size_t i = 1; i + 1 < other_segs.size() && intruder == nullptr; ++i) {
     const uint64_t lsn = other_segs[i].first_lsn;
@@ -1749,8 +1783,9 @@ TEST_F(SegmentedWalTest, UnknownFormatVersionIsFailedPrecondition) {
   PutLE(&bytes, kSegmentHeaderCrcOffset, 4,
         crc32c::Mask(crc32c::Value(bytes.data(), kSegmentHeaderCrcOffset)));
   ASSERT_NO_FATAL_FAILURE(WriteAll(path, bytes));
-  EXPECT_THAT(OpenExpectingFailure(Options()),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("version")));
+  EXPECT_THAT(
+      OpenExpectingFailure(Options()),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("version")));
 }
 
 TEST_F(SegmentedWalTest, CorruptHeaderOfALastSegmentWithRecordsIsDataLoss) {
@@ -1777,9 +1812,8 @@ TEST_F(SegmentedWalTest, TornHeaderOfABrandNewLastSegmentIsRecreated) {
   std::string garbled = header;
   garbled[kSegmentSaltOffset] ^= 1;
   const std::vector<WalRecord> kept = Slice(expected, 1, last_first);
-  for (const std::string& torn :
-       {std::string(), header.substr(0, 30), garbled,
-        std::string(kSegmentHeaderSize, '\0')}) {
+  for (const std::string& torn : {std::string(), header.substr(0, 30), garbled,
+                                  std::string(kSegmentHeaderSize, '\0')}) {
     SCOPED_TRACE(absl::StrCat("torn header of ", torn.size(), " bytes"));
     ASSERT_NO_FATAL_FAILURE(WriteAll(last_path, torn));
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
@@ -1796,9 +1830,11 @@ TEST_F(SegmentedWalTest, TornHeaderOfABrandNewLastSegmentIsRecreated) {
     EXPECT_EQ(got.back().payload, "after");
     wal.reset();
     // Back to the torn state for the next case, removing whatever came after.
-    ASSERT_OK_AND_ASSIGN(std::vector<std::string> children, env_->GetChildren(dir_));
+    ASSERT_OK_AND_ASSIGN(std::vector<std::string> children,
+                         env_->GetChildren(dir_));
     for (const std::string& name : children) {
-      if (name.size() == kSegmentNameDigits + 4 && name > SegmentName(last_first)) {
+      if (name.size() == kSegmentNameDigits + 4 &&
+          name > SegmentName(last_first)) {
         ASSERT_OK(env_->DeleteFile(dir_ + "/" + name));
       }
     }
@@ -1831,7 +1867,8 @@ TEST_F(SegmentedWalTest, DuplicatedLastRecordAtTheTailIsATornTail) {
   ExpectTornTailCut(Options(), path, bytes.size(), kFrameSize, expected);
 }
 
-TEST_F(SegmentedWalTest, RecordReplacedByAnEarlierOneOfTheSameSegmentIsDataLoss) {
+TEST_F(SegmentedWalTest,
+       RecordReplacedByAnEarlierOneOfTheSameSegmentIsDataLoss) {
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                          SegmentedWal::Open(Options()));
@@ -1859,7 +1896,8 @@ TEST_F(SegmentedWalTest, RecordReplacedByAnEarlierOneOfTheSameSegmentIsDataLoss)
 // The header CRC is checked before the length is trusted; here the CRC is
 // valid too, so the length itself must be judged (FORMAT.md: above
 // max_record_size plus overhead, or past the end of the file, is damage).
-TEST_F(SegmentedWalTest, ImpossibleLengthBehindAValidHeaderChecksumIsATornTail) {
+TEST_F(SegmentedWalTest,
+       ImpossibleLengthBehindAValidHeaderChecksumIsATornTail) {
   for (uint64_t length : {uint64_t{0xfffffff0}, uint64_t{60} << 20}) {
     SCOPED_TRACE(absl::StrCat("stored length ", length));
     dir_ = absl::StrCat("/wal_len_", length);
@@ -1891,7 +1929,8 @@ TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsResyncsAfterACorruptHeader) {
   const std::vector<Frame> frames = RecordFrames(ReadAll(path));
   ASSERT_THAT(frames, SizeIs(8));
   // The length field of record 3: its frame cannot be stepped over.
-  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, frames[2].offset + kRecordLengthOffset));
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(path, frames[2].offset + kRecordLengthOffset));
   SegmentedWalOptions options = Options();
   options.recovery_mode = RecoveryMode::kSkipAnyCorruptedRecords;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
@@ -1943,12 +1982,14 @@ TEST_F(SegmentedWalTest, SealedLastSegmentIsKeptAndANewOneStarted) {
 
 TEST_F(SegmentedWalTest, FilesNotNamedLikeSegmentsAreIgnoredAndKept) {
   std::vector<WalRecord> expected;
-  ASSERT_NO_FATAL_FAILURE(BuildLog(SmallSegments(1024), 30, kPayload, &expected));
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(1024), 30, kPayload, &expected));
   const std::vector<std::string> foreign = {
-      "notes.txt", "1.wal", SegmentName(1) + ".bak",
-      "0000000000000000000a.wal", "000000000000000000001.wal"};
+      "notes.txt", "1.wal", SegmentName(1) + ".bak", "0000000000000000000a.wal",
+      "000000000000000000001.wal"};
   for (const std::string& name : foreign) {
-    ASSERT_NO_FATAL_FAILURE(WriteAll(dir_ + "/" + name, "not a segment " + name));
+    ASSERT_NO_FATAL_FAILURE(
+        WriteAll(dir_ + "/" + name, "not a segment " + name));
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(SmallSegments(1024)));
@@ -2030,7 +2071,8 @@ class CorruptSealedRecordTest : public SegmentedWalTest {
   uint64_t bad_offset_ = 0;
 };
 
-TEST_F(CorruptSealedRecordTest, AbsoluteConsistencyFailsOpenNamingFileAndOffset) {
+TEST_F(CorruptSealedRecordTest,
+       AbsoluteConsistencyFailsOpenNamingFileAndOffset) {
   EXPECT_THAT(OpenExpectingFailure(Mode(RecoveryMode::kAbsoluteConsistency)),
               StatusIs(absl::StatusCode::kDataLoss,
                        AllOf(HasSubstr(SegmentName(segs_[1].first_lsn)),
@@ -2053,10 +2095,12 @@ TEST_F(CorruptSealedRecordTest, TolerateCorruptedTailNeverReturnsAShorterLog) {
   EXPECT_THAT((*wal)->Replay(), is_data_loss);
   EXPECT_THAT((*wal)->ReplayFrom(bad_lsn_), is_data_loss);
   // Reads that start after the damaged segment do not touch it.
-  ASSERT_NO_FATAL_FAILURE(ExpectReplayFrom(**wal, segs_[2].first_lsn, expected_));
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectReplayFrom(**wal, segs_[2].first_lsn, expected_));
 }
 
-TEST_F(CorruptSealedRecordTest, PointInTimeRecoveryCutsThereAndQuarantinesLaterSegments) {
+TEST_F(CorruptSealedRecordTest,
+       PointInTimeRecoveryCutsThereAndQuarantinesLaterSegments) {
   const SegmentedWalOptions options = Mode(RecoveryMode::kPointInTimeRecovery);
   const std::vector<WalRecord> kept = Slice(expected_, 1, bad_lsn_);
   {
@@ -2075,8 +2119,9 @@ TEST_F(CorruptSealedRecordTest, PointInTimeRecoveryCutsThereAndQuarantinesLaterS
       EXPECT_FALSE(env_->FileExists(segs_[i].path));
       EXPECT_TRUE(env_->FileExists(QuarantinePath(segs_[i].first_lsn)))
           << "later segments are moved to quarantine/, never deleted";
-      EXPECT_THAT(drops, Contains(Field(&RecoveryDrop::file,
-                                        HasSubstr(SegmentName(segs_[i].first_lsn)))));
+      EXPECT_THAT(drops,
+                  Contains(Field(&RecoveryDrop::file,
+                                 HasSubstr(SegmentName(segs_[i].first_lsn)))));
     }
     ASSERT_NO_FATAL_FAILURE(ExpectIterator(*wal, 1, kept));
     EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(bad_lsn_));
@@ -2093,7 +2138,8 @@ TEST_F(CorruptSealedRecordTest, PointInTimeRecoveryCutsThereAndQuarantinesLaterS
 }
 
 TEST_F(CorruptSealedRecordTest, SkipAnyCorruptedRecordsSkipsOnlyTheBadRecord) {
-  const SegmentedWalOptions options = Mode(RecoveryMode::kSkipAnyCorruptedRecords);
+  const SegmentedWalOptions options =
+      Mode(RecoveryMode::kSkipAnyCorruptedRecords);
   std::vector<WalRecord> kept = expected_;
   kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(bad_lsn_ - 1));
   {
@@ -2121,7 +2167,8 @@ TEST_F(CorruptSealedRecordTest, SkipAnyCorruptedRecordsSkipsOnlyTheBadRecord) {
 
 // Two point-in-time recoveries that each quarantine a segment of the same
 // name (the log reuses LSNs after a cut): the first one's copy must survive.
-TEST_F(SegmentedWalTest, PointInTimeRecoveryNeverOverwritesEarlierQuarantinedSegments) {
+TEST_F(SegmentedWalTest,
+       PointInTimeRecoveryNeverOverwritesEarlierQuarantinedSegments) {
   SegmentedWalOptions options = SmallSegments(1024);
   options.recovery_mode = RecoveryMode::kPointInTimeRecovery;
   std::vector<WalRecord> expected;
@@ -2157,8 +2204,10 @@ TEST_F(SegmentedWalTest, PointInTimeRecoveryNeverOverwritesEarlierQuarantinedSeg
       CorruptByte(segs[2].path, frames[1].offset + kRecordHeaderSize + 5));
   ASSERT_OK(SegmentedWal::Open(options).status());
   bool kept = false;
-  std::map<std::string, std::string> quarantine = Snapshot(dir_ + "/quarantine");
-  for (const auto& [name, bytes] : quarantine) kept |= bytes == first_quarantined;
+  std::map<std::string, std::string> quarantine =
+      Snapshot(dir_ + "/quarantine");
+  for (const auto& [name, bytes] : quarantine)
+    kept |= bytes == first_quarantined;
   EXPECT_TRUE(kept) << "the segment quarantined by the first recovery was "
                        "overwritten by the second (quarantined segments must "
                        "never be deleted)";
@@ -2174,7 +2223,8 @@ TEST_F(SegmentedWalTest, PointInTimeRecoveryNeverReplaysAcrossAMissingSegment) {
   ASSERT_OK(env_->DeleteFile(segs[1].path));
   options.recovery_mode = RecoveryMode::kPointInTimeRecovery;
   const std::map<std::string, std::string> before = Snapshot(dir_);
-  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal = SegmentedWal::Open(options);
+  absl::StatusOr<std::unique_ptr<SegmentedWal>> wal =
+      SegmentedWal::Open(options);
   if (!wal.ok()) {
     EXPECT_THAT(wal.status(), StatusIs(absl::StatusCode::kDataLoss));
     EXPECT_EQ(Snapshot(dir_), before) << "a failing Open changed the disk";
@@ -2207,7 +2257,8 @@ class CorruptDurableTailRecordTest : public SegmentedWalTest {
     ASSERT_THAT(frames, SizeIs(12));
     bad_lsn_ = 5;
     bad_offset_ = frames[4].offset;
-    ASSERT_NO_FATAL_FAILURE(CorruptByte(path_, bad_offset_ + kRecordHeaderSize + 9));
+    ASSERT_NO_FATAL_FAILURE(
+        CorruptByte(path_, bad_offset_ + kRecordHeaderSize + 9));
   }
   SegmentedWalOptions Mode(RecoveryMode mode) const {
     SegmentedWalOptions options = Options();
@@ -2232,9 +2283,11 @@ TEST_F(CorruptDurableTailRecordTest, AbsoluteConsistencyFailsOpen) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr(SegmentName(1))));
 }
 
-TEST_F(CorruptDurableTailRecordTest, PointInTimeRecoveryKeepsTheRecordsBeforeIt) {
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
-                       SegmentedWal::Open(Mode(RecoveryMode::kPointInTimeRecovery)));
+TEST_F(CorruptDurableTailRecordTest,
+       PointInTimeRecoveryKeepsTheRecordsBeforeIt) {
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<SegmentedWal> wal,
+      SegmentedWal::Open(Mode(RecoveryMode::kPointInTimeRecovery)));
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, Slice(expected_, 1, bad_lsn_)));
   EXPECT_EQ(wal->next_lsn(), bad_lsn_);
   EXPECT_THAT(wal->recovery_report().drops,
@@ -2242,7 +2295,8 @@ TEST_F(CorruptDurableTailRecordTest, PointInTimeRecoveryKeepsTheRecordsBeforeIt)
   EXPECT_EQ(FileSize(path_), bad_offset_);
 }
 
-TEST_F(CorruptDurableTailRecordTest, SkipAnyCorruptedRecordsKeepsTheRecordsAfterIt) {
+TEST_F(CorruptDurableTailRecordTest,
+       SkipAnyCorruptedRecordsKeepsTheRecordsAfterIt) {
   ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<SegmentedWal> wal,
       SegmentedWal::Open(Mode(RecoveryMode::kSkipAnyCorruptedRecords)));
@@ -2262,7 +2316,8 @@ TEST_F(SegmentedWalTest, FailingOpenLeavesEveryFileByteForByte) {
   struct Case {
     std::string name;
     RecoveryMode mode;
-    int damage;  // 0 torn tail, 1 mid-log corruption, 2 missing segment, 3 version
+    int damage;  // 0 torn tail, 1 mid-log corruption, 2 missing segment, 3
+                 // version
   };
   const Case cases[] = {
       {"torn_tail_absolute", RecoveryMode::kAbsoluteConsistency, 0},
@@ -2284,7 +2339,8 @@ TEST_F(SegmentedWalTest, FailingOpenLeavesEveryFileByteForByte) {
       // Synced every two records, so any record with two after it in its
       // segment is proved durable by a later one.
       for (int group = 0; group < 20; ++group) {
-        ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, kPayload, &expected));
+        ASSERT_NO_FATAL_FAILURE(
+            AppendRandom(wal.get(), 2, kPayload, &expected));
         ASSERT_OK(wal->Sync());
       }
       ASSERT_OK_AND_ASSIGN(segs, wal->ListSegments());
@@ -2308,8 +2364,9 @@ TEST_F(SegmentedWalTest, FailingOpenLeavesEveryFileByteForByte) {
       case 3: {
         std::string bytes = ReadAll(segs[0].path);
         PutLE(&bytes, kSegmentVersionOffset, 4, 77);
-        PutLE(&bytes, kSegmentHeaderCrcOffset, 4,
-              crc32c::Mask(crc32c::Value(bytes.data(), kSegmentHeaderCrcOffset)));
+        PutLE(
+            &bytes, kSegmentHeaderCrcOffset, 4,
+            crc32c::Mask(crc32c::Value(bytes.data(), kSegmentHeaderCrcOffset)));
         ASSERT_NO_FATAL_FAILURE(WriteAll(segs[0].path, bytes));
         break;
       }
