@@ -8,86 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define SEGWAL_FI_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SEGWAL_FI_TSAN 1
-#endif
-#endif
-#if defined(SEGWAL_FI_TSAN)
-#include <sanitizer/tsan_interface.h>
-#endif
-
 namespace segwal {
 namespace {
-
-// The system Abseil is not built with ThreadSanitizer, so TSan cannot see the
-// happens-before edges of absl::Mutex and reports races on everything it
-// guards. These guards announce each lock and unlock to TSan; without TSan they
-// are plain absl::Mutex guards.
-#if defined(SEGWAL_FI_TSAN)
-void TsanPreLock(absl::Mutex* mu, unsigned flags) {
-  __tsan_mutex_pre_lock(mu, flags);
-}
-void TsanPostLock(absl::Mutex* mu, unsigned flags) {
-  __tsan_mutex_post_lock(mu, flags, 0);
-}
-void TsanPreUnlock(absl::Mutex* mu, unsigned flags) {
-  __tsan_mutex_pre_unlock(mu, flags);
-}
-void TsanPostUnlock(absl::Mutex* mu, unsigned flags) {
-  __tsan_mutex_post_unlock(mu, flags);
-}
-void TsanDestroy(absl::Mutex* mu) { __tsan_mutex_destroy(mu, 0); }
-constexpr unsigned kTsanReadLock = __tsan_mutex_read_lock;
-#else
-void TsanPreLock(absl::Mutex*, unsigned) {}
-void TsanPostLock(absl::Mutex*, unsigned) {}
-void TsanPreUnlock(absl::Mutex*, unsigned) {}
-void TsanPostUnlock(absl::Mutex*, unsigned) {}
-void TsanDestroy(absl::Mutex*) {}
-constexpr unsigned kTsanReadLock = 0;
-#endif
-
-class ABSL_SCOPED_LOCKABLE ExclusiveLock {
- public:
-  explicit ExclusiveLock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
-      : mu_(mu) {
-    TsanPreLock(mu_, 0);
-    mu_->Lock();
-    TsanPostLock(mu_, 0);
-  }
-  ~ExclusiveLock() ABSL_UNLOCK_FUNCTION() {
-    TsanPreUnlock(mu_, 0);
-    mu_->Unlock();
-    TsanPostUnlock(mu_, 0);
-  }
-  ExclusiveLock(const ExclusiveLock&) = delete;
-  ExclusiveLock& operator=(const ExclusiveLock&) = delete;
-
- private:
-  absl::Mutex* const mu_;
-};
-
-class ABSL_SCOPED_LOCKABLE SharedLock {
- public:
-  explicit SharedLock(absl::Mutex* mu) ABSL_SHARED_LOCK_FUNCTION(mu) : mu_(mu) {
-    TsanPreLock(mu_, kTsanReadLock);
-    mu_->ReaderLock();
-    TsanPostLock(mu_, kTsanReadLock);
-  }
-  ~SharedLock() ABSL_UNLOCK_FUNCTION() {
-    TsanPreUnlock(mu_, kTsanReadLock);
-    mu_->ReaderUnlock();
-    TsanPostUnlock(mu_, kTsanReadLock);
-  }
-  SharedLock(const SharedLock&) = delete;
-  SharedLock& operator=(const SharedLock&) = delete;
-
- private:
-  absl::Mutex* const mu_;
-};
 
 constexpr uint64_t kSectorSize = 512;
 constexpr size_t kCopyChunk = 64 << 10;
@@ -220,9 +142,9 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
         id_(id) {}
 
   ~WritableHandle() override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     {
-      ExclusiveLock l(&env_->mu_);
+      port::MutexLock l(&env_->mu_);
       env_->writable_handles_.erase(id_);
     }
     // May flush buffered bytes (already counted as appended); never during a
@@ -231,7 +153,7 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
   }
 
   absl::Status Append(absl::string_view data) override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(kOpAppend); !s.ok()) return s;
     const uint64_t before = base_->Size();
     absl::Status s = base_->Append(data);
@@ -246,23 +168,23 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
   }
 
   absl::Status Flush() override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(kOpFlush); !s.ok()) return s;
     return base_->Flush();
   }
 
   absl::Status Sync() override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(kOpSync); !s.ok()) return s;
     uint64_t target = 0;
     {
-      ExclusiveLock l(&env_->mu_);
+      port::MutexLock l(&env_->mu_);
       auto it = env_->files_.find(file_);
       if (it != env_->files_.end()) target = it->second.size;
     }
     absl::Status s = base_->Sync();
     if (!s.ok()) return s;
-    ExclusiveLock l(&env_->mu_);
+    port::MutexLock l(&env_->mu_);
     auto it = env_->files_.find(file_);
     if (it != env_->files_.end()) {
       FileState& state = it->second;
@@ -272,18 +194,18 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
   }
 
   absl::Status Close() override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(0); !s.ok()) return s;
     return base_->Close();
   }
 
   uint64_t Size() const override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     return base_ != nullptr ? base_->Size() : size_at_crash_;
   }
 
   absl::Status Allocate(uint64_t offset, uint64_t len) override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(0); !s.ok()) return s;
     return base_->Allocate(offset, len);
   }
@@ -301,7 +223,7 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
   absl::Status Check(uint32_t op) const
       ABSL_SHARED_LOCKS_REQUIRED(env_->crash_mu_) {
     if (epoch_ != env_->epoch_) return StaleHandleError(path_);
-    ExclusiveLock l(&env_->mu_);
+    port::MutexLock l(&env_->mu_);
     return env_->CheckOp(op, path_);
   }
 
@@ -325,7 +247,7 @@ class FaultInjectionEnv::SequentialHandle : public SequentialFile {
 
   absl::Status Read(size_t n, absl::string_view* result,
                     char* scratch) override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(); !s.ok()) {
       *result = absl::string_view();
       return s;
@@ -334,7 +256,7 @@ class FaultInjectionEnv::SequentialHandle : public SequentialFile {
   }
 
   absl::Status Skip(uint64_t n) override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(); !s.ok()) return s;
     return base_->Skip(n);
   }
@@ -342,7 +264,7 @@ class FaultInjectionEnv::SequentialHandle : public SequentialFile {
  private:
   absl::Status Check() const ABSL_SHARED_LOCKS_REQUIRED(env_->crash_mu_) {
     if (epoch_ != env_->epoch_) return StaleHandleError(path_);
-    ExclusiveLock l(&env_->mu_);
+    port::MutexLock l(&env_->mu_);
     return env_->CheckOp(kOpRead, path_);
   }
 
@@ -364,7 +286,7 @@ class FaultInjectionEnv::RandomAccessHandle : public RandomAccessFile {
 
   absl::Status Read(uint64_t offset, size_t n, absl::string_view* result,
                     char* scratch) const override {
-    SharedLock crash(&env_->crash_mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(); !s.ok()) {
       *result = absl::string_view();
       return s;
@@ -375,7 +297,7 @@ class FaultInjectionEnv::RandomAccessHandle : public RandomAccessFile {
  private:
   absl::Status Check() const ABSL_SHARED_LOCKS_REQUIRED(env_->crash_mu_) {
     if (epoch_ != env_->epoch_) return StaleHandleError(path_);
-    ExclusiveLock l(&env_->mu_);
+    port::MutexLock l(&env_->mu_);
     return env_->CheckOp(kOpRead, path_);
   }
 
@@ -396,8 +318,8 @@ class FaultInjectionEnv::LockHandle : public FileLock {
         id_(id) {}
 
   ~LockHandle() override {
-    SharedLock crash(&env_->crash_mu_);
-    ExclusiveLock l(&env_->mu_);
+    port::ReaderMutexLock crash(&env_->crash_mu_);
+    port::MutexLock l(&env_->mu_);
     env_->locks_.erase(id_);
     if (base_ != nullptr)
       env_->base_->UnlockFile(std::move(base_)).IgnoreError();
@@ -426,10 +348,7 @@ class FaultInjectionEnv::LockHandle : public FileLock {
 
 FaultInjectionEnv::FaultInjectionEnv(Env* base) : base_(base) {}
 
-FaultInjectionEnv::~FaultInjectionEnv() {
-  TsanDestroy(&mu_);
-  TsanDestroy(&crash_mu_);
-}
+FaultInjectionEnv::~FaultInjectionEnv() = default;
 
 absl::Status FaultInjectionEnv::CheckOp(uint32_t op, const std::string& path,
                                         const std::string& path2) {
@@ -538,7 +457,7 @@ void FaultInjectionEnv::NoteFailedOpen(const std::string& norm,
 }
 
 void FaultInjectionEnv::AddAppended(uint64_t file, uint64_t bytes) {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   auto it = files_.find(file);
   if (it != files_.end()) it->second.size += bytes;
 }
@@ -546,7 +465,7 @@ void FaultInjectionEnv::AddAppended(uint64_t file, uint64_t bytes) {
 // ---- Fault control. ----
 
 void FaultInjectionEnv::SetFilesystemActive(bool active, absl::Status error) {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   active_ = active;
   inactive_error_ =
       error.ok() ? absl::UnavailableError("filesystem inactive") : error;
@@ -556,24 +475,24 @@ void FaultInjectionEnv::InjectError(uint32_t ops, absl::Status error,
                                     std::string path_substring, int64_t skip,
                                     int64_t count) {
   if (error.ok()) error = absl::UnavailableError("injected error");
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   injections_.push_back(Injection{ops, std::move(error),
                                   std::move(path_substring),
                                   std::max<int64_t>(skip, 0), count});
 }
 
 void FaultInjectionEnv::ClearInjectedErrors() {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   injections_.clear();
 }
 
 bool FaultInjectionEnv::IsFilesystemActive() const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   return active_;
 }
 
 uint64_t FaultInjectionEnv::OpCount(uint32_t ops) const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   uint64_t total = 0;
   for (size_t i = 0; i < op_counts_.size(); ++i) {
     if ((ops >> i) & 1) total += op_counts_[i];
@@ -582,13 +501,13 @@ uint64_t FaultInjectionEnv::OpCount(uint32_t ops) const {
 }
 
 uint64_t FaultInjectionEnv::CrashCount() const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   return crash_count_;
 }
 
 absl::StatusOr<uint64_t> FaultInjectionEnv::SyncedSize(
     const std::string& path) const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   auto it = live_.find(NormalizePath(path));
   if (it != live_.end()) return files_.at(it->second.file).synced;
   return base_->GetFileSize(path);
@@ -596,14 +515,14 @@ absl::StatusOr<uint64_t> FaultInjectionEnv::SyncedSize(
 
 absl::StatusOr<uint64_t> FaultInjectionEnv::AppendedSize(
     const std::string& path) const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   auto it = live_.find(NormalizePath(path));
   if (it != live_.end()) return files_.at(it->second.file).size;
   return base_->GetFileSize(path);
 }
 
 std::vector<std::string> FaultInjectionEnv::FilesWithUnsyncedData() const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   std::vector<std::string> out;
   for (const auto& [norm, binding] : live_) {
     const FileState& state = files_.at(binding.file);
@@ -613,7 +532,7 @@ std::vector<std::string> FaultInjectionEnv::FilesWithUnsyncedData() const {
 }
 
 std::vector<std::string> FaultInjectionEnv::UnsyncedDirEntries() const {
-  ExclusiveLock l(&mu_);
+  port::MutexLock l(&mu_);
   std::map<std::string, std::string> changed;  // norm -> raw, sorted by norm
   for (const auto& [dir, entries] : undo_) {
     for (const auto& [norm, durable] : entries) {
@@ -691,8 +610,8 @@ absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
 }
 
 absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
-  ExclusiveLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::MutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   absl::Status result;
 
   // 1. Every pre-crash handle goes stale; its buffered bytes land first.
@@ -774,8 +693,8 @@ absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
 
 absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritable(
     const std::string& path, const FileOptions* options) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   const std::string norm = NormalizePath(path);
   const bool existed = base_->FileExists(path);
@@ -819,8 +738,8 @@ FaultInjectionEnv::NewWritableFileWithOptions(const std::string& path,
 
 absl::StatusOr<std::unique_ptr<WritableFile>>
 FaultInjectionEnv::NewAppendableFile(const std::string& path) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   const std::string norm = NormalizePath(path);
   // An existing file counts as durable at its size before we append to it.
@@ -845,9 +764,9 @@ FaultInjectionEnv::NewAppendableFile(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<SequentialFile>>
 FaultInjectionEnv::NewSequentialFile(const std::string& path) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   }
   absl::StatusOr<std::unique_ptr<SequentialFile>> base_file =
@@ -859,9 +778,9 @@ FaultInjectionEnv::NewSequentialFile(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<RandomAccessFile>>
 FaultInjectionEnv::NewRandomAccessFile(const std::string& path) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   }
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> base_file =
@@ -872,9 +791,9 @@ FaultInjectionEnv::NewRandomAccessFile(const std::string& path) {
 }
 
 bool FaultInjectionEnv::FileExists(const std::string& path) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (!CheckOp(0, path).ok()) return false;
   }
   return base_->FileExists(path);
@@ -882,9 +801,9 @@ bool FaultInjectionEnv::FileExists(const std::string& path) {
 
 absl::StatusOr<std::vector<std::string>> FaultInjectionEnv::GetChildren(
     const std::string& dir) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
   }
   return base_->GetChildren(dir);
@@ -892,17 +811,17 @@ absl::StatusOr<std::vector<std::string>> FaultInjectionEnv::GetChildren(
 
 absl::StatusOr<uint64_t> FaultInjectionEnv::GetFileSize(
     const std::string& path) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckOp(0, path); !s.ok()) return s;
   }
   return base_->GetFileSize(path);
 }
 
 absl::Status FaultInjectionEnv::DeleteFile(const std::string& path) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpDelete, path); !s.ok()) return s;
   const std::string norm = NormalizePath(path);
   const uint64_t file = TrackExisting(norm, path);
@@ -916,8 +835,8 @@ absl::Status FaultInjectionEnv::DeleteFile(const std::string& path) {
 
 absl::Status FaultInjectionEnv::RenameFile(const std::string& from,
                                            const std::string& to) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpRename, from, to); !s.ok()) return s;
   const std::string norm_from = NormalizePath(from);
   const std::string norm_to = NormalizePath(to);
@@ -939,8 +858,8 @@ absl::Status FaultInjectionEnv::RenameFile(const std::string& from,
 
 absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
                                              uint64_t size) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpTruncate, path); !s.ok()) return s;
   const uint64_t file = TrackExisting(NormalizePath(path), path);
   if (absl::Status s = base_->TruncateFile(path, size); !s.ok()) return s;
@@ -953,17 +872,17 @@ absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
 }
 
 absl::Status FaultInjectionEnv::CreateDirIfMissing(const std::string& dir) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
   }
   return base_->CreateDirIfMissing(dir);
 }
 
 absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpSyncDir, dir); !s.ok()) return s;
   if (absl::Status s = base_->SyncDir(dir); !s.ok()) return s;
   auto it = undo_.find(NormalizePath(dir));
@@ -982,8 +901,8 @@ absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
 
 absl::StatusOr<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(
     const std::string& path) {
-  SharedLock crash(&crash_mu_);
-  ExclusiveLock l(&mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   const bool existed = base_->FileExists(path);
   absl::StatusOr<std::unique_ptr<FileLock>> base_lock = base_->LockFile(path);
@@ -1009,8 +928,8 @@ absl::Status FaultInjectionEnv::UnlockFile(std::unique_ptr<FileLock> lock) {
   }
   absl::Status result;
   {
-    SharedLock crash(&crash_mu_);
-    ExclusiveLock l(&mu_);
+    port::ReaderMutexLock crash(&crash_mu_);
+    port::MutexLock l(&mu_);
     if (handle->epoch() != epoch_) {
       result = StaleHandleError(handle->path());
     } else {
@@ -1026,9 +945,9 @@ absl::Status FaultInjectionEnv::UnlockFile(std::unique_ptr<FileLock> lock) {
 }
 
 absl::Status FaultInjectionEnv::DeleteDir(const std::string& dir) {
-  SharedLock crash(&crash_mu_);
+  port::ReaderMutexLock crash(&crash_mu_);
   {
-    ExclusiveLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckOp(kOpDelete, dir); !s.ok()) return s;
   }
   return base_->DeleteDir(dir);

@@ -83,8 +83,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "env/env.h"
+#include "port/mutex.h"
 
 namespace segwal {
 
@@ -276,11 +276,11 @@ class FaultInjectionEnv : public Env {
   // Held shared by every call for its whole duration, exclusively by
   // SimulateCrash: a crash never overlaps a call in flight. Always acquired
   // before mu_.
-  mutable absl::Mutex crash_mu_;
+  mutable port::Mutex crash_mu_;
   // Bumped by every crash; a handle whose epoch differs is stale.
   uint64_t epoch_ ABSL_GUARDED_BY(crash_mu_) = 0;
 
-  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(crash_mu_);
+  mutable port::Mutex mu_ ABSL_ACQUIRED_AFTER(crash_mu_);
   bool active_ ABSL_GUARDED_BY(mu_) = true;
   absl::Status inactive_error_ ABSL_GUARDED_BY(mu_);
   std::vector<Injection> injections_ ABSL_GUARDED_BY(mu_);
