@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "port/mutex.h"
 #include "wal/format.h"
+#include "wal/kill_point.h"
 #include "wal/segment_reader.h"
 
 namespace segwal {
@@ -348,7 +349,9 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         seg->file = std::move(*file);
         s = seg->file->Append(op.data);
         if (s.ok()) s = timed_sync(seg->file.get());
+        if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
         if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+        if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
         s = Annotate(s, "creating segment " + seg->path);
         break;
       }
@@ -356,11 +359,15 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         s = Annotate(seg->file->Append(op.data),
                      "writing records to " + seg->path);
         seg->unsynced = true;
+        if (s.ok()) SEGWAL_KILL_POINT("Write:AfterAppend");
         break;
       case IoOp::kSeal:
+        SEGWAL_KILL_POINT("Seal:BeforeFooter");
         s = seg->file->Append(op.data);
+        if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
         if (s.ok()) s = timed_sync(seg->file.get());
         if (s.ok()) s = seg->file->Close();
+        if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
         s = Annotate(s, "sealing segment " + seg->path);
         if (s.ok()) {
           seg->file.reset();
@@ -375,6 +382,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   }
   if (s.ok() && active->file != nullptr) {
     if (sync && active->unsynced) {
+      SEGWAL_KILL_POINT("Sync:BeforeFsync");
       s = Annotate(timed_sync(active->file.get()), "syncing " + active->path);
       if (s.ok()) active->unsynced = false;
     } else if (!sync) {
@@ -455,7 +463,9 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
       segments_.erase(segments_.begin());
     }
     absl::Status s = env_->DeleteFile(victim->path);
+    if (s.ok()) SEGWAL_KILL_POINT("Truncate:AfterDelete");
     if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+    if (s.ok()) SEGWAL_KILL_POINT("Truncate:AfterSyncDir");
     if (!s.ok()) {
       port::MutexLock l(&mu_);
       s = Annotate(s, "truncating (deleting " + victim->path + ")");
@@ -935,6 +945,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     if (cut) {
       absl::Status s = env_->TruncateFile(path, scan.end_offset);
       if (!s.ok()) return Annotate(s, "cutting the torn tail of " + path);
+      SEGWAL_KILL_POINT("Recover:AfterTruncateTail");
       report_.truncated_tail = true;
       scan.sealed = false;
     }
