@@ -9,7 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "port/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -37,16 +37,16 @@ class DefaultLockTable {
   }
   // False if `path` is held already.
   bool TryAcquire(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return held_.insert(path).second;
   }
   void Release(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     held_.erase(path);
   }
 
  private:
-  absl::Mutex mu_;
+  port::Mutex mu_;
   std::set<std::string> held_ ABSL_GUARDED_BY(mu_);
 };
 

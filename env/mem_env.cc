@@ -23,7 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
+#include "port/mutex.h"
 #include "env/env.h"
 #include "env/posix_env.h"
 
@@ -34,22 +34,22 @@ namespace {
 class MemFile {
  public:
   uint64_t Size() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::ReaderMutexLock l(&mu_);
+    port::ReaderMutexLock l(&mu_);
     return data_.size();
   }
   void Append(absl::string_view bytes) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     data_.append(bytes.data(), bytes.size());
   }
   // Shrinks, or extends with zeros.
   void Resize(uint64_t size) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     data_.resize(size, '\0');
   }
   // Copies up to n bytes at offset into dst; returns how many.
   size_t Read(uint64_t offset, size_t n, char* dst) const
       ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::ReaderMutexLock l(&mu_);
+    port::ReaderMutexLock l(&mu_);
     if (offset >= data_.size()) return 0;
     const size_t got =
         static_cast<size_t>(std::min<uint64_t>(n, data_.size() - offset));
@@ -58,7 +58,7 @@ class MemFile {
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable port::Mutex mu_;
   std::string data_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -142,7 +142,7 @@ class MemRandomAccessFile final : public RandomAccessFile {
 
 // Held lock paths of one MemEnv. Shared with its locks, which may outlive it.
 struct MemLockTable {
-  absl::Mutex mu;
+  port::Mutex mu;
   std::set<std::string> held ABSL_GUARDED_BY(mu);
 };
 
@@ -151,7 +151,7 @@ class MemFileLock final : public FileLock {
   MemFileLock(std::shared_ptr<MemLockTable> table, std::string path)
       : table_(std::move(table)), path_(std::move(path)) {}
   ~MemFileLock() override {
-    absl::MutexLock l(&table_->mu);
+    port::MutexLock l(&table_->mu);
     table_->held.erase(path_);
   }
 
@@ -222,14 +222,14 @@ class MemEnv final : public Env {
   }
 
   bool FileExists(const std::string& path) override {
-    absl::ReaderMutexLock l(&mu_);
+    port::ReaderMutexLock l(&mu_);
     return nodes_.count(Normalize(path)) > 0;
   }
 
   absl::StatusOr<std::vector<std::string>> GetChildren(
       const std::string& dir) override {
     const std::string norm = Normalize(dir);
-    absl::ReaderMutexLock l(&mu_);
+    port::ReaderMutexLock l(&mu_);
     if (absl::Status s = CheckDir(norm, "opendir", dir); !s.ok()) return s;
     const std::string prefix = ChildPrefix(norm);
     std::vector<std::string> names;
@@ -251,7 +251,7 @@ class MemEnv final : public Env {
 
   absl::Status DeleteFile(const std::string& path) override {
     const std::string norm = Normalize(path);
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, "unlink", path); !s.ok()) return s;
     auto it = nodes_.find(norm);
     if (it == nodes_.end()) return PosixError("unlink", path, ENOENT);
@@ -265,7 +265,7 @@ class MemEnv final : public Env {
     const std::string nfrom = Normalize(from);
     const std::string nto = Normalize(to);
     const std::string both = absl::StrCat(from, " -> ", to);
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(nfrom, "rename", both); !s.ok()) return s;
     auto src = nodes_.find(nfrom);
     if (src == nodes_.end()) return PosixError("rename", both, ENOENT);
@@ -314,7 +314,7 @@ class MemEnv final : public Env {
 
   absl::Status CreateDirIfMissing(const std::string& dir) override {
     const std::string norm = Normalize(dir);
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, "mkdir", dir); !s.ok()) return s;
     auto it = nodes_.find(norm);
     if (it == nodes_.end()) {
@@ -326,13 +326,13 @@ class MemEnv final : public Env {
   }
 
   absl::Status SyncDir(const std::string& dir) override {
-    absl::ReaderMutexLock l(&mu_);
+    port::ReaderMutexLock l(&mu_);
     return CheckDir(Normalize(dir), "open", dir);
   }
 
   absl::Status DeleteDir(const std::string& dir) override {
     const std::string norm = Normalize(dir);
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckDir(norm, "rmdir", dir); !s.ok()) return s;
     if (norm == "/") return PosixError("rmdir", dir, EBUSY);
     if (HasChildren(norm)) return PosixError("rmdir", dir, ENOTEMPTY);
@@ -347,7 +347,7 @@ class MemEnv final : public Env {
         OpenWritable(path, /*truncate=*/false);
     if (!file.ok()) return file.status();
     const std::string norm = Normalize(path);
-    absl::MutexLock l(&locks_->mu);
+    port::MutexLock l(&locks_->mu);
     if (!locks_->held.insert(norm).second) {
       return absl::FailedPreconditionError(
           absl::StrCat("lock ", path, ": already held by this process"));
@@ -404,7 +404,7 @@ class MemEnv final : public Env {
                                                   absl::string_view op)
       ABSL_LOCKS_EXCLUDED(mu_) {
     const std::string norm = Normalize(path);
-    absl::ReaderMutexLock l(&mu_);
+    port::ReaderMutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, op, path); !s.ok()) return s;
     auto it = nodes_.find(norm);
     if (it == nodes_.end()) return PosixError(op, path, ENOENT);
@@ -420,7 +420,7 @@ class MemEnv final : public Env {
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
       const std::string& path, bool truncate) ABSL_LOCKS_EXCLUDED(mu_) {
     const std::string norm = Normalize(path);
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, "open", path); !s.ok()) return s;
     auto it = nodes_.find(norm);
     std::shared_ptr<MemFile> file;
@@ -438,7 +438,7 @@ class MemEnv final : public Env {
         std::make_unique<MemWritableFile>(path, std::move(file), initial_size));
   }
 
-  mutable absl::Mutex mu_;
+  mutable port::Mutex mu_;
   // Normalized path -> node. "/" is always a directory; every other node's
   // parent is a directory in the map.
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);

@@ -22,7 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "port/mutex.h"
 #include "env/env.h"
 
 namespace segwal {
@@ -439,7 +439,7 @@ class PosixLockTable {
     static PosixLockTable* table = new PosixLockTable;
     return *table;
   }
-  absl::Mutex mu;
+  port::Mutex mu;
   std::map<Key, pid_t> held ABSL_GUARDED_BY(mu);
 };
 
@@ -448,7 +448,7 @@ class PosixFileLock final : public FileLock {
   PosixFileLock(int fd, PosixLockTable::Key key) : fd_(fd), key_(key) {}
   ~PosixFileLock() override {
     PosixLockTable& table = PosixLockTable::Get();
-    absl::MutexLock l(&table.mu);
+    port::MutexLock l(&table.mu);
     // Close first, under the table lock, so no thread of this process can see
     // the entry gone while the flock is still held.
     ::close(fd_);
@@ -609,7 +609,7 @@ class PosixEnv final : public Env {
     }
     const PosixLockTable::Key key(st.st_dev, st.st_ino);
     PosixLockTable& table = PosixLockTable::Get();
-    absl::MutexLock l(&table.mu);
+    port::MutexLock l(&table.mu);
     auto it = table.held.find(key);
     if (it != table.held.end() && it->second == ::getpid()) {
       ::close(fd);  // flock locks belong to the other descriptor: unaffected

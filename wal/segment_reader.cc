@@ -23,6 +23,7 @@ SegmentReader::SegmentReader(Env* env, std::string path,
       path_(std::move(path)),
       file_(std::move(f)),
       limit_(limit),
+      max_record_size_(max_record_size),
       // Room for framing a payload may add later (compression, AEAD tag).
       max_frame_payload_(max_record_size + (max_record_size >> 4) + 1024),
       // Small segments get a small buffer: replay opens every segment.
@@ -31,7 +32,7 @@ SegmentReader::SegmentReader(Env* env, std::string path,
 
 absl::StatusOr<std::unique_ptr<SegmentReader>> SegmentReader::Open(
     Env* env, const std::string& path, uint64_t limit,
-    uint64_t max_record_size) {
+    uint64_t max_record_size, const KeyRing* ring) {
   auto file = env->NewRandomAccessFile(path);
   if (!file.ok()) return file.status();
   std::unique_ptr<SegmentReader> r(new SegmentReader(
@@ -42,6 +43,14 @@ absl::StatusOr<std::unique_ptr<SegmentReader>> SegmentReader::Open(
   s = wal_format::DecodeSegmentHeader(head, &r->header_);
   if (!s.ok()) {
     return absl::Status(s.code(), absl::StrCat(path, " offset 0: ", s.message()));
+  }
+  s = PayloadCodec::CheckSegmentHeader(path, r->header_);
+  if (!s.ok()) return s;
+  auto codec = PayloadCodec::ForExistingSegment(path, r->header_, head, ring);
+  if (codec.ok()) {
+    r->codec_ = std::move(*codec);
+  } else {
+    r->key_status_ = codec.status();
   }
   r->seed_ = wal_format::SegmentSeed(r->header_);
   r->expected_lsn_ = r->header_.first_lsn;
@@ -116,6 +125,7 @@ bool SegmentReader::ZerosToEnd(uint64_t from) {
 SegmentReader::Outcome SegmentReader::Next(WalRecord* record,
                                            RecordHeader* h, bool check_lsn) {
   io_status_ = absl::OkStatus();
+  bad_after_checksums_ = false;
   if (pos_ >= limit_) return Outcome::kEnd;
   absl::string_view head;
   io_status_ = Fetch(pos_, kRecordHeaderSize, &head);
@@ -161,12 +171,21 @@ SegmentReader::Outcome SegmentReader::Next(WalRecord* record,
     return Bad(absl::StrCat("record has LSN ", h->lsn, ", expected ",
                             expected_lsn_));
   }
+  if (codec_ == nullptr) {
+    io_status_ = key_status_;
+    return Bad(std::string(key_status_.message()));
+  }
+  absl::Status decoded = codec_->Decode(*h, payload, max_record_size_,
+                                        &record->payload, &decode_scratch_);
+  if (!decoded.ok()) {
+    bad_after_checksums_ = true;
+    return Bad(std::string(decoded.message()));
+  }
   record->lsn = h->lsn;
   record->record_type = h->record_type;
   record->tenant_id = h->tenant_id;
   record->vshard_id = h->vshard_id;
   record->database_id = h->database_id;
-  record->payload.assign(payload.data(), payload.size());
   pos_ = end;
   expected_lsn_ = h->lsn + 1;
   return Outcome::kRecord;

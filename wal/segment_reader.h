@@ -17,8 +17,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "crypto/key_ring.h"
 #include "env/env.h"
 #include "wal/format.h"
+#include "wal/payload_codec.h"
 #include "wal/segmented_wal.h"
 
 namespace segwal {
@@ -35,15 +37,25 @@ class SegmentReader {
 
   // Opens `path` and reads its header. `limit` is how many bytes of the file may
   // be read (the file size, or for the active segment the bytes written so far).
-  // DataLoss (bad header), FailedPrecondition (unknown version), NotFound.
+  // DataLoss (bad header), FailedPrecondition (unknown version, segment flags
+  // or cipher), NotFound. `ring` (may be null; must outlive the reader) holds
+  // the keys of encrypted segments. A missing key does not fail Open (footers
+  // are not encrypted): see key_status().
   static absl::StatusOr<std::unique_ptr<SegmentReader>> Open(
       Env* env, const std::string& path, uint64_t limit,
-      uint64_t max_record_size);
+      uint64_t max_record_size, const KeyRing* ring = nullptr);
 
   const wal_format::SegmentHeader& header() const { return header_; }
   uint32_t seed() const { return seed_; }
   const std::string& path() const { return path_; }
   uint64_t limit() const { return limit_; }
+  bool encrypted() const {
+    return (header_.flags & wal_format::kSegmentEncrypted) != 0;
+  }
+  // OK if the records of this segment can be decoded; for an encrypted
+  // segment whose key is not available, FailedPrecondition naming the key id.
+  // Next() returns that error (as io_status()) at the first record.
+  const absl::Status& key_status() const { return key_status_; }
 
   // Reads the footer of a sealed segment via the trailer in the last bytes.
   // NotFound if there is no trailer (not sealed); DataLoss if the trailer is
@@ -55,15 +67,20 @@ class SegmentReader {
   uint64_t position() const { return pos_; }
   uint64_t expected_lsn() const { return expected_lsn_; }
 
-  // Reads the frame at the current position. For kRecord fills *record (payload
-  // as stored: decoding compression/encryption is the caller's job, see flags)
-  // and *header; for kFooter fills *header. `check_lsn`: a record whose LSN is
+  // Reads the frame at the current position. For kRecord fills *record (the
+  // payload decoded: decrypted and decompressed, see PayloadCodec) and *header
+  // (as stored); for kFooter fills *header. `check_lsn`: a record whose LSN is
   // not expected_lsn() is kBad.
   Outcome Next(WalRecord* record, wal_format::RecordHeader* header,
                bool check_lsn = true);
-  // Why the last Next returned kBad, and I/O errors (which also yield kBad).
+  // Why the last Next returned kBad, and errors that are not damage (I/O
+  // errors, a missing key), which also yield kBad.
   const std::string& bad_reason() const { return bad_reason_; }
   const absl::Status& io_status() const { return io_status_; }
+  // True if the last kBad was a frame whose CRCs matched but whose payload
+  // did not decode (AEAD tag mismatch, corrupt Snappy data, flags that do not
+  // fit the segment). A torn write does not produce that: it is corruption.
+  bool bad_after_checksums() const { return bad_after_checksums_; }
 
   // Looks for the first offset > `from` holding a valid frame of this segment
   // (both CRCs match, length in bounds) whose LSN is >= min_lsn. Returns the
@@ -87,14 +104,20 @@ class SegmentReader {
   std::string path_;
   std::unique_ptr<RandomAccessFile> file_;
   uint64_t limit_;
+  uint64_t max_record_size_;
   uint64_t max_frame_payload_;
   wal_format::SegmentHeader header_;
   uint32_t seed_ = 0;
+  // Decodes payloads; null (and key_status_ says why) if the key is missing.
+  std::unique_ptr<PayloadCodec> codec_;
+  absl::Status key_status_;
+  std::string decode_scratch_;
 
   uint64_t pos_ = wal_format::kSegmentHeaderSize;
   uint64_t expected_lsn_ = 0;
   std::string bad_reason_;
   absl::Status io_status_;
+  bool bad_after_checksums_ = false;
 
   // Read buffer: bytes [buf_offset_, buf_offset_ + buf_len_) of the file.
   size_t buf_cap_;

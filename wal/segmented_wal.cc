@@ -10,6 +10,7 @@
 #include "port/mutex.h"
 #include "wal/format.h"
 #include "wal/kill_point.h"
+#include "wal/payload_codec.h"
 #include "wal/segment_reader.h"
 
 namespace segwal {
@@ -50,6 +51,12 @@ struct Segment {
   std::string path;
   uint64_t first_lsn = 0;
   uint32_t seed = 0;
+  bool encrypted = false;
+  // Frames the segment's records (seals them under its subkey if encrypted).
+  // Null for an encrypted segment recovered by Open: the WAL never appends to
+  // an encrypted segment it did not create (FORMAT.md, "Encryption and
+  // compression").
+  std::unique_ptr<PayloadCodec> codec;
 
   // Guarded by the WAL's mu_.
   uint64_t framed_size = 0;     // header + every record framed so far
@@ -91,8 +98,20 @@ struct SegmentView {
 class SegmentedWal::Impl {
  public:
   Impl(const SegmentedWalOptions& options, Env* env)
-      : options_(options), env_(env) {}
+      : options_(options), env_(env) {
+    if (options_.encryption_ring.has_value()) {
+      ring_ = std::make_shared<const KeyRing>(*options_.encryption_ring);
+      rings_.push_back(ring_);
+    }
+  }
   ~Impl();
+
+  // SetEncryptionRing (rotate=false) and RotateEncryptionRing (rotate=true).
+  absl::Status InstallRing(KeyRing ring, bool rotate);
+  const KeyRing* ring() const {
+    port::MutexLock l(&mu_);
+    return ring_.get();
+  }
 
   absl::Status Recover();
 
@@ -105,7 +124,9 @@ class SegmentedWal::Impl {
   // Views of the segments a read from *from_lsn needs. *from_lsn == 0 means
   // from the first retained record (and is replaced by its LSN). OutOfRange
   // below the retained floor.
-  absl::StatusOr<std::vector<SegmentView>> Snapshot(uint64_t* from_lsn);
+  // *ring (if not null) gets the ring readers of these views must use.
+  absl::StatusOr<std::vector<SegmentView>> Snapshot(
+      uint64_t* from_lsn, std::shared_ptr<const KeyRing>* ring = nullptr);
   absl::StatusOr<std::vector<SegmentMeta>> ListSegments();
   // from_lsn 0: from the first retained record.
   absl::StatusOr<std::unique_ptr<WalIterator>> NewIterator(uint64_t from_lsn);
@@ -170,6 +191,9 @@ class SegmentedWal::Impl {
   absl::Status Quarantine(const std::vector<std::string>& names);
   absl::Status CreateSegmentFileNow(uint64_t first_lsn);
   absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg);
+  // Ends the recovered last segment of an encrypted WAL (or of one that is
+  // to become encrypted) and starts a new segment after it.
+  absl::Status RetireRecoveredTail();
 
   const SegmentedWalOptions options_;
   Env* const env_;
@@ -190,6 +214,11 @@ class SegmentedWal::Impl {
   absl::Status poisoned_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   WalStats stats_ ABSL_GUARDED_BY(mu_);  // counters; GetStats fills the rest
+  // The ring new segments are encrypted under (null: not encrypted), and every
+  // ring installed so far, so encryption_ring() pointers stay valid.
+  std::shared_ptr<const KeyRing> ring_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const KeyRing>> rings_ ABSL_GUARDED_BY(mu_);
+  std::string seal_scratch_ ABSL_GUARDED_BY(mu_);
 
   port::Mutex truncate_mu_;  // serialises TruncateBefore calls
   std::unique_ptr<FileLock> lock_;
@@ -204,16 +233,30 @@ void SegmentedWal::Impl::StartSegmentLocked() {
   SegmentHeader h;
   h.first_lsn = next_lsn_;
   FillSalt(h.salt);
+  if (ring_ != nullptr) {
+    h.flags = wal_format::kSegmentEncrypted;
+    h.cipher = SegmentCipher::kAes256Gcm;
+    h.key_id = ring_->current().key_id();
+  }
+  std::string encoded_header = wal_format::EncodeSegmentHeader(h);
   seg->first_lsn = next_lsn_;
   seg->path = PathOf(next_lsn_);
   seg->seed = wal_format::SegmentSeed(h);
+  seg->encrypted = ring_ != nullptr;
+  auto codec = PayloadCodec::ForNewSegment(h, encoded_header, ring_.get());
+  if (codec.ok()) {
+    seg->codec = std::move(*codec);
+  } else {
+    // No record can be framed into it: Append checks poisoned_ first.
+    PoisonLocked(Annotate(codec.status(), "starting segment " + seg->path));
+  }
   seg->framed_size = kSegmentHeaderSize;
   seg->framed_last_lsn = next_lsn_ - 1;
   seg->next_index_offset = kSegmentHeaderSize;
   seg->readable_size = 0;  // not even the header yet
   seg->readable_last_lsn = next_lsn_ - 1;
-  IoOp op{IoOp::kCreate, seg, wal_format::EncodeSegmentHeader(h),
-          kSegmentHeaderSize, next_lsn_ - 1};
+  IoOp op{IoOp::kCreate, seg, std::move(encoded_header), kSegmentHeaderSize,
+          next_lsn_ - 1};
   queued_bytes_ += op.data.size();
   ops_.push_back(std::move(op));
   segments_.push_back(std::move(seg));
@@ -257,6 +300,12 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
                      " bytes exceeds max_record_size ",
                      options_.max_record_size));
   }
+  // Compression does not depend on the segment: done before taking the lock.
+  std::string compressed;
+  const bool is_compressed =
+      CompressPayload(options_.compression, payload, &compressed);
+  const absl::string_view body =
+      is_compressed ? absl::string_view(compressed) : payload;
   port::MutexLock l(&mu_);
   // Back-pressure: do not let queued I/O grow without bound while another
   // thread holds the I/O token.
@@ -270,7 +319,6 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
   Segment* seg = segments_.back().get();
   const uint64_t offset = seg->framed_size;
   RecordHeader h;
-  h.payload_length = static_cast<uint32_t>(payload.size());
   h.lsn = lsn;
   h.durable_lsn = durable_lsn_;
   h.tenant_id = tenant_id;
@@ -278,7 +326,21 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
   h.record_type = record_type;
   h.vshard_id = vshard_id;
   const size_t before = staged_.size();
-  wal_format::AppendRecord(seg->seed, h, payload, &staged_);
+  // Sets the flags and stored length, seals the body if the segment is
+  // encrypted (nonce from the LSN), and frames it.
+  absl::Status framed =
+      seg->codec == nullptr
+          ? absl::InternalError("appending to a segment without a codec " +
+                                seg->path)
+          : seg->codec->AppendRecord(seg->seed, is_compressed, body, &h,
+                                     &staged_, &seal_scratch_);
+  if (!framed.ok()) {
+    // Nothing was staged and no reader saw the LSN: give it back.
+    staged_.resize(before);
+    next_lsn_--;
+    PoisonLocked(framed);
+    return framed;
+  }
   seg->framed_size += staged_.size() - before;
   stats_.appends++;
   stats_.bytes_appended += payload.size();
@@ -498,10 +560,11 @@ WalStats SegmentedWal::Impl::GetStats() const {
 // Reading.
 
 absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
-    uint64_t* from_lsn_ptr) {
+    uint64_t* from_lsn_ptr, std::shared_ptr<const KeyRing>* ring) {
   absl::Status s = Drain(/*sync=*/false);
   if (!s.ok()) return s;
   port::MutexLock l(&mu_);
+  if (ring != nullptr) *ring = ring_;
   const uint64_t floor = segments_.front()->first_lsn;
   if (*from_lsn_ptr == 0) *from_lsn_ptr = floor;  // "from the start"
   const uint64_t from_lsn = *from_lsn_ptr;
@@ -553,11 +616,13 @@ namespace {
 class SegmentIterator : public WalIterator {
  public:
   SegmentIterator(Env* env, std::vector<SegmentView> views, uint64_t from_lsn,
-                  uint64_t max_record_size)
+                  uint64_t max_record_size,
+                  std::shared_ptr<const KeyRing> ring)
       : env_(env),
         views_(std::move(views)),
         from_lsn_(from_lsn),
-        max_record_size_(max_record_size) {
+        max_record_size_(max_record_size),
+        ring_(std::move(ring)) {
     Advance();
   }
 
@@ -573,7 +638,8 @@ class SegmentIterator : public WalIterator {
       const SegmentView& v = views_[next_view_++];
       if (v.last_lsn < v.first_lsn) continue;  // empty segment
       if (v.last_lsn < from_lsn_) continue;
-      auto r = SegmentReader::Open(env_, v.path, v.size, max_record_size_);
+      auto r = SegmentReader::Open(env_, v.path, v.size, max_record_size_,
+                                   ring_.get());
       if (!r.ok()) {
         status_ = r.status();
         if (absl::IsNotFound(status_)) {
@@ -652,6 +718,7 @@ class SegmentIterator : public WalIterator {
   std::vector<SegmentView> views_;
   const uint64_t from_lsn_;
   const uint64_t max_record_size_;
+  const std::shared_ptr<const KeyRing> ring_;  // keys of encrypted segments
   size_t next_view_ = 0;
   const SegmentView* view_ = nullptr;
   std::unique_ptr<SegmentReader> reader_;
@@ -724,7 +791,9 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
       r->bad_offset = offset;
       r->bad_lsn = expected;
       r->bad_reason = reason;
-      r->corruption = !is_last || proof;
+      // A frame whose CRCs match but whose payload does not decode (AEAD
+      // tag, Snappy) is not a torn write.
+      r->corruption = !is_last || proof || reader->bad_after_checksums();
     }
     if (skip_bad && resume_offset) {
       report_.drops.push_back(
@@ -785,6 +854,110 @@ absl::Status SegmentedWal::Impl::OpenTailForAppend(std::shared_ptr<Segment> seg)
   return absl::OkStatus();
 }
 
+absl::Status SegmentedWal::Impl::RetireRecoveredTail() {
+  std::shared_ptr<Segment> tail;
+  {
+    port::MutexLock l(&mu_);
+    tail = segments_.back();
+    if (tail->record_count == 0) segments_.pop_back();
+  }
+  if (tail->record_count == 0) {
+    // No record of it survived, but some may have been sealed under its
+    // subkey before the crash: rewrite the file with a fresh salt.
+    return CreateSegmentFileNow(tail->first_lsn);
+  }
+  absl::Status s = OpenTailForAppend(tail);  // makes the recovered bytes durable
+  if (!s.ok()) return s;
+  port::MutexLock l(&mu_);
+  durable_lsn_ = tail->framed_last_lsn;  // the footer frame carries it
+  if (tail->has_skipped_damage) {
+    // Its footer could not describe the LSNs it lacks: leave it unsealed
+    // (recovery reads such a segment in the middle of the log).
+    tail->sealed = true;  // closed and durable: TruncateBefore may delete it
+    std::unique_ptr<WritableFile> file = std::move(tail->file);
+    mu_.Unlock();
+    s = Annotate(file->Close(), "closing recovered tail " + tail->path);
+    mu_.Lock();
+    if (!s.ok()) return s;
+    StartSegmentLocked();
+  } else {
+    RollLocked();  // footer (with the index from the scan), sync, next segment
+  }
+  std::deque<IoOp> ops;
+  ops.swap(ops_);
+  queued_bytes_ = 0;
+  std::shared_ptr<Segment> active = segments_.back();
+  mu_.Unlock();
+  s = RunOps(ops, /*sync=*/true, active);
+  mu_.Lock();
+  return s;
+}
+
+absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
+  auto shared = std::make_shared<const KeyRing>(std::move(ring));
+  port::MutexLock l(&mu_);
+  // Become the I/O token holder with nothing queued, so the active segment's
+  // file exists and no op on it is pending.
+  while (true) {
+    if (!poisoned_.ok()) return poisoned_;
+    if (io_busy_) {
+      cv_.Wait(&mu_);
+      continue;
+    }
+    if (ops_.empty()) break;
+    io_busy_ = true;
+    std::deque<IoOp> ops;
+    ops.swap(ops_);
+    queued_bytes_ = 0;
+    std::shared_ptr<Segment> active = segments_.back();
+    mu_.Unlock();
+    absl::Status s = RunOps(ops, /*sync=*/false, active);
+    mu_.Lock();
+    io_busy_ = false;
+    cv_.SignalAll();
+    if (!s.ok()) return s;
+  }
+  std::shared_ptr<Segment> active = segments_.back();
+  std::shared_ptr<Segment> replaced;
+  if (active->record_count == 0) {
+    // Nothing was sealed under the active segment's key: replace it (same
+    // name, fresh salt, the new key) instead of sealing an empty segment.
+    replaced = active;
+    segments_.pop_back();
+  } else if (!rotate) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "SetEncryptionRing: the active segment ", active->path, " already holds ",
+        active->record_count, " records (LSNs ", active->first_lsn, "..",
+        active->framed_last_lsn,
+        "), which are never re-encrypted; use RotateEncryptionRing to encrypt "
+        "from a new segment on"));
+  }
+  io_busy_ = true;
+  ring_ = shared;
+  rings_.push_back(shared);
+  if (replaced != nullptr) {
+    StartSegmentLocked();
+  } else {
+    RollLocked();  // seal the active segment; the next one uses the new key
+  }
+  std::deque<IoOp> ops;
+  ops.swap(ops_);
+  queued_bytes_ = 0;
+  active = segments_.back();
+  mu_.Unlock();
+  absl::Status s;
+  if (replaced != nullptr && replaced->file != nullptr) {
+    s = Annotate(replaced->file->Close(), "closing " + replaced->path);
+    replaced->file.reset();
+  }
+  if (s.ok()) s = RunOps(ops, /*sync=*/true, active);
+  mu_.Lock();
+  io_busy_ = false;
+  cv_.SignalAll();
+  if (!s.ok()) PoisonLocked(s);
+  return poisoned_;
+}
+
 absl::Status SegmentedWal::Impl::Recover() {
   const std::string& dir = options_.wal_dir;
   auto children = env_->GetChildren(dir);
@@ -840,8 +1013,9 @@ absl::Status SegmentedWal::Impl::Recover() {
     }
     auto size = env_->GetFileSize(path);
     if (!size.ok()) return size.status();
-    auto reader_or =
-        SegmentReader::Open(env_, path, *size, options_.max_record_size);
+    auto reader_or = SegmentReader::Open(
+        env_, path, *size, options_.max_record_size,
+        options_.encryption_ring ? &*options_.encryption_ring : nullptr);
     if (!reader_or.ok()) {
       const absl::Status& s = reader_or.status();
       // A last segment no longer than a header whose header is invalid is a
@@ -863,6 +1037,10 @@ absl::Status SegmentedWal::Impl::Recover() {
       return s;
     }
     SegmentReader* reader = reader_or->get();
+    if (reader->encrypted() && !options_.encryption_ring.has_value()) {
+      // FailedPrecondition naming the key id the WAL needs.
+      return reader->key_status();
+    }
     if (reader->header().first_lsn != found[i].first) {
       return absl::DataLossError(absl::StrCat(
           path, " offset 16: header says first LSN ",
@@ -968,6 +1146,8 @@ absl::Status SegmentedWal::Impl::Recover() {
     // earlier recovery ended it cleanly): TruncateBefore may delete it.
     seg->sealed = scan.sealed || (!cut && i + 1 < found.size());
     seg->has_skipped_damage = scan.skipped;
+    seg->encrypted = reader->encrypted();
+    if (!seg->encrypted) seg->codec = std::make_unique<PayloadCodec>();
     report_.records_recovered += scan.count;
     segs.push_back(std::move(seg));
     if (cut || i + 1 == found.size()) break;
@@ -986,6 +1166,11 @@ absl::Status SegmentedWal::Impl::Recover() {
     // A fresh directory, a torn creation, or a sealed last segment: start the
     // next segment now (created, synced, directory synced).
     s = CreateSegmentFileNow(last_lsn + 1);
+  } else if (segs.back()->encrypted || options_.encryption_ring.has_value()) {
+    // Never append to an encrypted segment this process did not create: a
+    // crash may have lost records whose LSNs (nonces) were already sealed
+    // under its subkey (FORMAT.md, "Encryption and compression").
+    s = RetireRecoveredTail();
   } else {
     s = OpenTailForAppend(segs.back());
   }
@@ -1051,13 +1236,11 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
     return absl::InvalidArgumentError(
         "SegmentedWalOptions.write_buffer_size must be > 0");
   }
-  if (options.encryption_ring.has_value()) {
-    return absl::UnimplementedError(
-        "encryption at rest is not implemented yet in this build of segwal");
-  }
-  if (options.compression != Compression::kNone) {
-    return absl::UnimplementedError(
-        "compression is not implemented yet in this build of segwal");
+  if (options.compression != Compression::kNone &&
+      options.compression != Compression::kSnappy) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SegmentedWalOptions.compression has an unknown value ",
+        static_cast<int>(options.compression)));
   }
   Env* env = options.env != nullptr ? options.env : Env::Default();
   std::string dir = options.wal_dir;
@@ -1087,18 +1270,14 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
 }
 
 absl::Status SegmentedWal::SetEncryptionRing(KeyRing ring) {
-  (void)ring;
-  return absl::UnimplementedError(
-      "encryption at rest is not implemented yet in this build of segwal");
+  return impl_->InstallRing(std::move(ring), /*rotate=*/false);
 }
 
 absl::Status SegmentedWal::RotateEncryptionRing(KeyRing ring) {
-  (void)ring;
-  return absl::UnimplementedError(
-      "encryption at rest is not implemented yet in this build of segwal");
+  return impl_->InstallRing(std::move(ring), /*rotate=*/true);
 }
 
-const KeyRing* SegmentedWal::encryption_ring() const { return nullptr; }
+const KeyRing* SegmentedWal::encryption_ring() const { return impl_->ring(); }
 
 absl::StatusOr<uint64_t> SegmentedWal::Append(uint32_t record_type,
                                               uint64_t tenant_id,
@@ -1139,10 +1318,12 @@ absl::StatusOr<std::unique_ptr<WalIterator>> SegmentedWal::NewIterator(
 
 absl::StatusOr<std::unique_ptr<WalIterator>> SegmentedWal::Impl::NewIterator(
     uint64_t from_lsn) {
-  auto views = Snapshot(&from_lsn);
+  std::shared_ptr<const KeyRing> ring;
+  auto views = Snapshot(&from_lsn, &ring);
   if (!views.ok()) return views.status();
-  return std::unique_ptr<WalIterator>(new SegmentIterator(
-      env_, std::move(*views), from_lsn, options_.max_record_size));
+  return std::unique_ptr<WalIterator>(
+      new SegmentIterator(env_, std::move(*views), from_lsn,
+                          options_.max_record_size, std::move(ring)));
 }
 
 absl::StatusOr<ReplayPage> SegmentedWal::Impl::ReadPage(
