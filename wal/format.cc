@@ -21,11 +21,6 @@ void PutFixed64(std::string* dst, uint64_t v) {
   dst->append(buf, 8);
 }
 
-static void PutFixed16(std::string* dst, uint16_t v) {
-  char buf[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};
-  dst->append(buf, 2);
-}
-
 uint16_t DecodeFixed16(const char* p) {
   const auto* u = reinterpret_cast<const unsigned char*>(p);
   return static_cast<uint16_t>(u[0] | (u[1] << 8));
@@ -96,19 +91,29 @@ uint32_t SegmentSeed(const SegmentHeader& h) {
   return crc32c::Value(buf.data(), buf.size());
 }
 
+void EncodeRecordHeaderFields(const RecordHeader& h,
+                              char out[kRecordHeaderFieldsSize]) {
+  auto put = [&out](size_t at, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
+  };
+  put(0, h.payload_length, 4);
+  put(4, h.flags, 2);
+  put(6, 0, 2);
+  put(8, h.lsn, 8);
+  put(16, h.durable_lsn, 8);
+  put(24, h.tenant_id, 8);
+  put(32, h.database_id, 8);
+  put(40, h.record_type, 4);
+  put(44, h.vshard_id, 4);
+}
+
 void AppendRecord(uint32_t seed, const RecordHeader& h,
                   absl::string_view payload, std::string* dst) {
   const size_t start = dst->size();
+  char fields[kRecordHeaderFieldsSize];
+  EncodeRecordHeaderFields(h, fields);
   dst->append(8, '\0');  // the two CRCs, filled in below
-  PutFixed32(dst, h.payload_length);
-  PutFixed16(dst, h.flags);
-  PutFixed16(dst, 0);
-  PutFixed64(dst, h.lsn);
-  PutFixed64(dst, h.durable_lsn);
-  PutFixed64(dst, h.tenant_id);
-  PutFixed64(dst, h.database_id);
-  PutFixed32(dst, h.record_type);
-  PutFixed32(dst, h.vshard_id);
+  dst->append(fields, kRecordHeaderFieldsSize);
   const uint32_t header_crc =
       crc32c::Extend(seed, dst->data() + start + 8, kRecordHeaderSize - 8);
   const uint32_t payload_crc =

@@ -66,6 +66,12 @@ struct RecordHeader {
   uint32_t vshard_id = 0;
 };
 
+// The bytes [8, 56) of the record header (everything but the two CRCs), as
+// AppendRecord writes them. Encrypted records bind them as associated data.
+inline constexpr size_t kRecordHeaderFieldsSize = kRecordHeaderSize - 8;
+void EncodeRecordHeaderFields(const RecordHeader& header,
+                              char out[kRecordHeaderFieldsSize]);
+
 // Appends the framed record (header + payload) to *dst.
 // REQUIRES: payload.size() == header.payload_length.
 void AppendRecord(uint32_t seed, const RecordHeader& header,
