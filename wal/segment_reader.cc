@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace segwal {
@@ -14,7 +15,12 @@ using wal_format::RecordHeader;
 
 namespace {
 constexpr size_t kReadBufferSize = 256 << 10;
+constexpr char kReadErrorPayload[] = "segwal.dev/read-error";
 }  // namespace
+
+bool IsReadError(const absl::Status& s) {
+  return !s.ok() && s.GetPayload(kReadErrorPayload).has_value();
+}
 
 SegmentReader::SegmentReader(Env* env, std::string path,
                              std::unique_ptr<RandomAccessFile> f,
@@ -84,9 +90,10 @@ absl::Status SegmentReader::Fetch(uint64_t offset, size_t n,
     absl::Status s = file_->Read(offset + got, want - got, &piece, dst + got);
     if (!s.ok()) {
       buf_len_ = 0;
-      return absl::Status(
-          s.code(), absl::StrCat("reading ", path_, " at offset ", offset + got,
-                                 ": ", s.message()));
+      absl::Status e(s.code(), absl::StrCat("reading ", path_, " at offset ",
+                                            offset + got, ": ", s.message()));
+      e.SetPayload(kReadErrorPayload, absl::Cord("1"));
+      return e;
     }
     if (piece.empty()) break;  // file shorter than the limit
     if (piece.data() != dst + got) memmove(dst + got, piece.data(), piece.size());
@@ -113,7 +120,12 @@ SegmentReader::Outcome SegmentReader::Bad(std::string reason) {
 bool SegmentReader::ZerosToEnd(uint64_t from) {
   for (uint64_t off = from; off < limit_;) {
     absl::string_view chunk;
-    if (!Fetch(off, kReadBufferSize, &chunk).ok() || chunk.empty()) return false;
+    absl::Status s = Fetch(off, kReadBufferSize, &chunk);
+    if (!s.ok()) {
+      io_status_ = s;
+      return false;
+    }
+    if (chunk.empty()) return false;
     for (char c : chunk) {
       if (c != 0) return false;
     }
@@ -197,7 +209,10 @@ absl::StatusOr<wal_format::Footer> SegmentReader::ReadFooter() {
   }
   absl::string_view tail;
   absl::Status s = Fetch(limit_ - kTrailerSize, kTrailerSize, &tail);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    io_status_ = s;
+    return s;
+  }
   wal_format::Trailer t;
   if (tail.size() != kTrailerSize || !wal_format::DecodeTrailer(tail, &t)) {
     return absl::NotFoundError(absl::StrCat(path_, ": no footer trailer"));
@@ -211,7 +226,10 @@ absl::StatusOr<wal_format::Footer> SegmentReader::ReadFooter() {
   }
   RecordHeader h;
   absl::string_view payload;
-  if (!ValidFrameAt(t.footer_offset, &h, &payload) ||
+  io_status_ = absl::OkStatus();
+  const bool valid = ValidFrameAt(t.footer_offset, &h, &payload);
+  if (!io_status_.ok()) return io_status_;
+  if (!valid ||
       !(h.flags & wal_format::kFlagFooter)) {
     return absl::DataLossError(absl::StrCat(path_, " offset ", t.footer_offset,
                                             ": footer checksum mismatch"));
@@ -235,10 +253,12 @@ absl::StatusOr<wal_format::Footer> SegmentReader::ReadFooter() {
 bool SegmentReader::ValidFrameAt(uint64_t offset, RecordHeader* h,
                                  absl::string_view* payload) {
   absl::string_view head;
-  if (!Fetch(offset, kRecordHeaderSize, &head).ok() ||
-      head.size() < kRecordHeaderSize) {
+  absl::Status s = Fetch(offset, kRecordHeaderSize, &head);
+  if (!s.ok()) {
+    io_status_ = s;
     return false;
   }
+  if (head.size() < kRecordHeaderSize) return false;
   uint32_t payload_seed, payload_crc;
   if (!wal_format::DecodeRecordHeader(seed_, head.data(), h, &payload_seed,
                                       &payload_crc)) {
@@ -248,10 +268,12 @@ bool SegmentReader::ValidFrameAt(uint64_t offset, RecordHeader* h,
       offset + kRecordHeaderSize + h->payload_length > limit_) {
     return false;
   }
-  if (!Fetch(offset + kRecordHeaderSize, h->payload_length, payload).ok() ||
-      payload->size() != h->payload_length) {
+  s = Fetch(offset + kRecordHeaderSize, h->payload_length, payload);
+  if (!s.ok()) {
+    io_status_ = s;
     return false;
   }
+  if (payload->size() != h->payload_length) return false;
   return wal_format::PayloadMatches(payload_seed, payload_crc, *payload);
 }
 
@@ -261,10 +283,12 @@ std::optional<uint64_t> SegmentReader::FindNextValidFrame(uint64_t from,
   // A cheap filter first (plausible LSN fields), then the CRCs.
   for (uint64_t off = from + 1; off + kRecordHeaderSize <= limit_; ++off) {
     absl::string_view head;
-    if (!Fetch(off, kRecordHeaderSize, &head).ok() ||
-        head.size() < kRecordHeaderSize) {
+    absl::Status s = Fetch(off, kRecordHeaderSize, &head);
+    if (!s.ok()) {
+      io_status_ = s;
       return std::nullopt;
     }
+    if (head.size() < kRecordHeaderSize) return std::nullopt;
     const uint64_t lsn = wal_format::DecodeFixed64(head.data() + 16);
     const uint64_t durable = wal_format::DecodeFixed64(head.data() + 24);
     // Every record takes at least kRecordHeaderSize bytes, which bounds the
@@ -276,6 +300,7 @@ std::optional<uint64_t> SegmentReader::FindNextValidFrame(uint64_t from,
     }
     absl::string_view payload;
     if (ValidFrameAt(off, h, &payload)) return off;
+    if (!io_status_.ok()) return std::nullopt;
   }
   return std::nullopt;
 }

@@ -25,6 +25,12 @@
 
 namespace segwal {
 
+// True for errors that come from reading the file (the Env failed), as
+// opposed to damage found in its bytes, whatever the status code: an Env may
+// report a read error as DataLoss. Recovery must never act on an I/O error as
+// if it were damage.
+bool IsReadError(const absl::Status& s);
+
 class SegmentReader {
  public:
   // What the scan found at the current position.

@@ -369,9 +369,11 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
     mu_.Lock();
     io_busy_ = false;
     cv_.SignalAll();
-    // The record is framed and its LSN assigned; a write failure poisons the
-    // instance and surfaces on the next call (and on Sync).
-    if (!s.ok()) return poisoned_;
+    // The record is framed and its LSN assigned, and its bytes may already be
+    // in the file: this Append succeeded as a buffered append always does. A
+    // write failure here poisons the instance and is reported by every later
+    // call (Sync in particular), never by an LSN that readers could see twice.
+    (void)s;
   }
   return lsn;
 }
@@ -820,7 +822,12 @@ absl::Status SegmentedWal::Impl::Quarantine(
   absl::Status s = env_->CreateDirIfMissing(qdir);
   if (!s.ok()) return s;
   for (const std::string& name : names) {
-    s = env_->RenameFile(options_.wal_dir + "/" + name, qdir + "/" + name);
+    // Never replace what an earlier recovery quarantined.
+    std::string target = qdir + "/" + name;
+    for (int n = 1; env_->FileExists(target); ++n) {
+      target = absl::StrCat(qdir, "/", name, ".", n);
+    }
+    s = env_->RenameFile(options_.wal_dir + "/" + name, target);
     if (!s.ok()) return s;
   }
   s = env_->SyncDir(qdir);
@@ -1251,9 +1258,12 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
   if (!s.ok()) return Annotate(s, "creating WAL directory " + dir);
   auto lock = env->LockFile(dir + "/" + kLockFileName);
   if (!lock.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "WAL directory ", dir, " is already open (", lock.status().message(),
-        ")"));
+    if (absl::IsFailedPrecondition(lock.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "WAL directory ", dir, " is already open (", lock.status().message(),
+          ")"));
+    }
+    return Annotate(lock.status(), "locking WAL directory " + dir);
   }
   auto impl = std::make_unique<Impl>(opts, env);
   impl->lock_ = std::move(*lock);

@@ -129,6 +129,10 @@ struct RecoveryReport {
   std::vector<RecoveryDrop> drops;
   // True if Open cut a torn tail (the file was truncated and synced).
   bool truncated_tail = false;
+  // Non-empty if Open could read the log but not prepare it for appending (a
+  // full or failing disk): the instance is then read-only — Append and Sync
+  // return that error (see poisoned_status()) — and this says why.
+  std::string read_only_reason;
 };
 
 // Counts of values in power-of-two buckets: bucket 0 holds the value 0, bucket
@@ -212,6 +216,11 @@ class SegmentedWal {
 
   // Appends one record; returns its LSN. LSNs start at 1 and are contiguous.
   // InvalidArgument if payload is larger than max_record_size (no LSN is used).
+  // Append only buffers; when the buffer is full it also writes staged records.
+  // If that write fails, the record still has its LSN (its bytes may be in the
+  // file) and this Append returns it, but the instance is poisoned: every later
+  // call, Sync in particular, returns the write error. An Append that returns an
+  // error assigned no LSN.
   absl::StatusOr<uint64_t> Append(uint32_t record_type, uint64_t tenant_id,
                                   uint32_t vshard_id, uint64_t database_id,
                                   absl::string_view payload);
