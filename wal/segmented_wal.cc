@@ -785,9 +785,10 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
         resume_lsn = later.lsn;
       }
       if (later.durable_lsn >= expected) proof = true;
-      if (resume_offset && (proof || r->damaged)) break;
+      if (resume_offset && proof) break;
       search_from = *off;
     }
+    if (!reader->io_status().ok()) return reader->io_status();
     if (!r->damaged) {
       r->damaged = true;
       r->bad_offset = offset;
@@ -797,7 +798,9 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
       // tag, Snappy) is not a torn write.
       r->corruption = !is_last || proof || reader->bad_after_checksums();
     }
-    if (skip_bad && resume_offset) {
+    // A torn tail (no proof, last segment) is cut even by kSkipAny: valid
+    // records after it in the unsynced window were never acknowledged.
+    if (skip_bad && resume_offset && (proof || !is_last)) {
       report_.drops.push_back(
           {reader->path(), offset, *resume_offset - offset,
            absl::StrCat("skipped damaged bytes (", reason, "), LSNs ", expected,
@@ -1000,6 +1003,9 @@ absl::Status SegmentedWal::Impl::Recover() {
   std::vector<std::shared_ptr<Segment>> segs;
   // What to do with the end of the log once the segments are known.
   std::optional<uint64_t> recreate_lsn;  // torn creation: rewrite this segment
+  // A torn tail to cut off the last segment before appending.
+  std::string cut_path;
+  uint64_t cut_offset = 0;
   for (size_t i = 0; i < found.size(); ++i) {
     const bool is_last = i + 1 == found.size();
     const std::string path = dir + "/" + found[i].second;
@@ -1025,6 +1031,7 @@ absl::Status SegmentedWal::Impl::Recover() {
         options_.encryption_ring ? &*options_.encryption_ring : nullptr);
     if (!reader_or.ok()) {
       const absl::Status& s = reader_or.status();
+      if (IsReadError(s)) return s;  // never mistaken for damage
       // A last segment no longer than a header whose header is invalid is a
       // torn creation: no record of it can have been acknowledged.
       if (absl::IsDataLoss(s) && is_last && *size <= kSegmentHeaderSize &&
@@ -1059,6 +1066,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     absl::StatusOr<Footer> footer = absl::NotFoundError("not read");
     if (!is_last && read_footers_only) {
       footer = reader->ReadFooter();
+      if (IsReadError(footer.status())) return footer.status();
       if (!footer.ok() && !absl::IsNotFound(footer.status())) {
         return absl::DataLossError(
             absl::StrCat("sealed segment ", path, " has a damaged footer: ",
@@ -1128,10 +1136,9 @@ absl::Status SegmentedWal::Impl::Recover() {
       cut = true;
     }
     if (cut) {
-      absl::Status s = env_->TruncateFile(path, scan.end_offset);
-      if (!s.ok()) return Annotate(s, "cutting the torn tail of " + path);
-      SEGWAL_KILL_POINT("Recover:AfterTruncateTail");
-      report_.truncated_tail = true;
+      // Done below, with the other steps that prepare for appending.
+      cut_path = path;
+      cut_offset = scan.end_offset;
       scan.sealed = false;
     }
 
@@ -1168,8 +1175,20 @@ absl::Status SegmentedWal::Impl::Recover() {
     segments_ = segs;
     next_lsn_ = last_lsn + 1;
   }
+  // Reading is done. What follows prepares for appending and needs writes: a
+  // torn tail is cut (and synced) before anything is appended after it, and
+  // the last segment is synced or a new one created.
   absl::Status s;
-  if (segs.empty() || recreate_lsn || segs.back()->sealed) {
+  if (!cut_path.empty()) {
+    s = Annotate(env_->TruncateFile(cut_path, cut_offset),
+                 "cutting the torn tail of " + cut_path);
+    if (s.ok()) {
+      SEGWAL_KILL_POINT("Recover:AfterTruncateTail");
+      report_.truncated_tail = true;
+    }
+  }
+  if (!s.ok()) {
+  } else if (segs.empty() || recreate_lsn || segs.back()->sealed) {
     // A fresh directory, a torn creation, or a sealed last segment: start the
     // next segment now (created, synced, directory synced).
     s = CreateSegmentFileNow(last_lsn + 1);
@@ -1181,12 +1200,21 @@ absl::Status SegmentedWal::Impl::Recover() {
   } else {
     s = OpenTailForAppend(segs.back());
   }
-  if (!s.ok()) return s;
   port::MutexLock l(&mu_);
   report_.first_lsn = segments_.front()->first_lsn;
   report_.last_lsn = last_lsn;
-  durable_lsn_ = last_lsn;
   flushed_lsn_ = last_lsn;
+  if (!s.ok()) {
+    if (segs.empty()) return s;  // nothing to read either
+    // A full or failing disk must not stop a restart (LESSONS: raft-engine
+    // #344): the log opens read-only. Readers see what recovery found (never a
+    // torn tail: they stop at the last good record); Append and Sync return
+    // this error. durable_lsn() stays 0: this instance confirmed nothing.
+    PoisonLocked(s);
+    report_.read_only_reason = std::string(s.message());
+    return absl::OkStatus();
+  }
+  durable_lsn_ = last_lsn;
   return absl::OkStatus();
 }
 
