@@ -212,6 +212,9 @@ class SegmentedWal::Impl {
   uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool io_busy_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status poisoned_ ABSL_GUARDED_BY(mu_);
+  // Open could read the log but not prepare it for appending (see
+  // RecoveryReport::read_only_reason): reads work, writes return poisoned_.
+  bool read_only_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   WalStats stats_ ABSL_GUARDED_BY(mu_);  // counters; GetStats fills the rest
   // The ring new segments are encrypted under (null: not encrypted), and every
@@ -476,7 +479,11 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
   if (segments_.empty()) return poisoned_;
   const uint64_t target = next_lsn_ - 1;
   while (true) {
-    if (!poisoned_.ok()) return poisoned_;
+    if (!poisoned_.ok()) {
+      // A read-only Open (full disk) has nothing staged: reads go ahead.
+      if (!sync && read_only_) return absl::OkStatus();
+      return poisoned_;
+    }
     if ((sync ? durable_lsn_ : flushed_lsn_) >= target) return absl::OkStatus();
     if (io_busy_) {
       cv_.Wait(&mu_);
@@ -1211,6 +1218,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     // torn tail: they stop at the last good record); Append and Sync return
     // this error. durable_lsn() stays 0: this instance confirmed nothing.
     PoisonLocked(s);
+    read_only_ = true;
     report_.read_only_reason = std::string(s.message());
     return absl::OkStatus();
   }
