@@ -183,12 +183,16 @@ SegmentReader::Outcome SegmentReader::Next(WalRecord* record,
     return Bad(absl::StrCat("record has LSN ", h->lsn, ", expected ",
                             expected_lsn_));
   }
-  if (codec_ == nullptr) {
+  if (raw_) {
+    record->payload.assign(payload.data(), payload.size());
+  } else if (codec_ == nullptr) {
     io_status_ = key_status_;
     return Bad(std::string(key_status_.message()));
   }
-  absl::Status decoded = codec_->Decode(*h, payload, max_record_size_,
-                                        &record->payload, &decode_scratch_);
+  absl::Status decoded =
+      raw_ ? absl::OkStatus()
+           : codec_->Decode(*h, payload, max_record_size_, &record->payload,
+                            &decode_scratch_);
   if (!decoded.ok()) {
     bad_after_checksums_ = true;
     return Bad(std::string(decoded.message()));

@@ -87,6 +87,10 @@ class SegmentReader {
   // did not decode (AEAD tag mismatch, corrupt Snappy data, flags that do not
   // fit the segment). A torn write does not produce that: it is corruption.
   bool bad_after_checksums() const { return bad_after_checksums_; }
+  // Raw mode, for inspection tools (wal_tool): kRecord hands out the payload as
+  // stored, not decoded, so records of an encrypted segment can be listed and
+  // their CRCs checked without its key. Decoding is then the caller's job.
+  void set_raw(bool raw) { raw_ = raw; }
 
   // Looks for the first offset > `from` holding a valid frame of this segment
   // (both CRCs match, length in bounds) whose LSN is >= min_lsn. Returns the
@@ -124,6 +128,7 @@ class SegmentReader {
   std::string bad_reason_;
   absl::Status io_status_;
   bool bad_after_checksums_ = false;
+  bool raw_ = false;
 
   // Read buffer: bytes [buf_offset_, buf_offset_ + buf_len_) of the file.
   size_t buf_cap_;
