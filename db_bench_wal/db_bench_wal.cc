@@ -5,7 +5,8 @@
 //       --benchmarks=rawwrite,fillseq,rawsync,fillsync,fillsync[threads=16]
 //
 // Every benchmark prints one db_bench result line
-//   fillseq      :       0.412 micros/op 2427184 ops/sec 0.412 seconds 1000000 operations;  231.5 MB/s
+//   fillseq      :       0.412 micros/op 2427184 ops/sec 0.412 seconds 1000000
+//   operations;  231.5 MB/s
 // where micros/op is thread time per operation, ops/sec the aggregate rate and
 // MB/s (2^20 bytes) counts payload bytes (value_size per record; the raw
 // baselines are counted the same way although they also write the 56-byte
@@ -67,7 +68,8 @@ DEFINE_string(
     "\t               with --threads each thread syncs its own (group commit)\n"
     "\tfillbatch   -- batch_size Appends then one Sync, num records\n"
     "\treplay      -- Replay() the whole log (page cache); fills it if empty\n"
-    "\titerate     -- stream the whole log with NewIterator; fills it if empty\n"
+    "\titerate     -- stream the whole log with NewIterator; fills it if "
+    "empty\n"
     "\topenrecover -- time Open (with recovery) of the log, open_count times\n"
     "\trollover    -- Appends into a scratch WAL whose segments roll after "
     "every\n"
@@ -79,9 +81,10 @@ DEFINE_string(
     "\trawwrite    -- baseline: the same bytes through a write_buffer_size "
     "user\n"
     "\t               buffer with write(2), no sync, num records\n");
-DEFINE_int64(num, 1000000,
-             "Records per thread for the fill, raw and read benchmarks (those "
-             "that sync every operation do num/1000, like db_bench's fillsync)");
+DEFINE_int64(
+    num, 1000000,
+    "Records per thread for the fill, raw and read benchmarks (those "
+    "that sync every operation do num/1000, like db_bench's fillsync)");
 DEFINE_int64(value_size, 100, "Payload bytes per record");
 DEFINE_int32(threads, 1,
              "Threads per benchmark (openrecover and truncate always use 1)");
@@ -96,8 +99,7 @@ DEFINE_int64(write_buffer_size, 1 << 20,
 DEFINE_string(compression, "none", "Record compression: none or snappy");
 DEFINE_double(compression_ratio, 0.5,
               "Values compress to about this fraction of their size");
-DEFINE_bool(encrypt, false,
-            "Encrypt the WAL at rest under a fresh random key");
+DEFINE_bool(encrypt, false, "Encrypt the WAL at rest under a fresh random key");
 DEFINE_bool(use_direct_io, false,
             "O_DIRECT writes. The raw baselines honour it; the WAL has no "
             "direct-I/O option yet (a note says so)");
@@ -180,11 +182,11 @@ struct KindName {
   Kind kind;
 };
 constexpr KindName kKinds[] = {
-    {"fillseq", Kind::kFillSeq},       {"fillsync", Kind::kFillSync},
-    {"fillbatch", Kind::kFillBatch},   {"replay", Kind::kReplay},
-    {"iterate", Kind::kIterate},       {"openrecover", Kind::kOpenRecover},
-    {"rollover", Kind::kRollover},     {"truncate", Kind::kTruncate},
-    {"rawsync", Kind::kRawSync},       {"rawwrite", Kind::kRawWrite},
+    {"fillseq", Kind::kFillSeq},     {"fillsync", Kind::kFillSync},
+    {"fillbatch", Kind::kFillBatch}, {"replay", Kind::kReplay},
+    {"iterate", Kind::kIterate},     {"openrecover", Kind::kOpenRecover},
+    {"rollover", Kind::kRollover},   {"truncate", Kind::kTruncate},
+    {"rawsync", Kind::kRawSync},     {"rawwrite", Kind::kRawWrite},
 };
 
 bool UsesWal(Kind k) { return k != Kind::kRawSync && k != Kind::kRawWrite; }
@@ -212,7 +214,8 @@ struct BenchSpec {
   // Operations per thread when not run for a duration.
   uint64_t OpsPerThread() const {
     if (num.has_value()) return static_cast<uint64_t>(*num);
-    if (kind == Kind::kOpenRecover) return static_cast<uint64_t>(FLAGS_open_count);
+    if (kind == Kind::kOpenRecover)
+      return static_cast<uint64_t>(FLAGS_open_count);
     if (SyncsEveryOp(kind)) return std::max<int64_t>(1, FLAGS_num / 1000);
     return static_cast<uint64_t>(FLAGS_num);
   }
@@ -230,8 +233,8 @@ absl::Status ParseInt(absl::string_view what, absl::string_view text,
 absl::Status ParseSeconds(absl::string_view what, absl::string_view text,
                           double* out) {
   if (!absl::SimpleAtod(text, out) || !(*out >= 0) || *out > 1e6) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, "=", text, ": expected seconds >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, "=", text, ": expected seconds >= 0"));
   }
   return absl::OkStatus();
 }
@@ -269,8 +272,7 @@ absl::Status ValidateGlobalFlags() {
         "--stats_interval_seconds must be >= 0 seconds");
   }
   if (!(FLAGS_compression_ratio > 0 && FLAGS_compression_ratio <= 1)) {
-    return absl::InvalidArgumentError(
-        "--compression_ratio must be in (0, 1]");
+    return absl::InvalidArgumentError("--compression_ratio must be in (0, 1]");
   }
   if (FLAGS_compression != "none" && FLAGS_compression != "snappy") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -286,14 +288,15 @@ absl::Status ValidateGlobalFlags() {
 }
 
 absl::StatusOr<RecoveryMode> ParseRecoveryMode(absl::string_view name) {
-  if (name == "tolerate_corrupted_tail") return RecoveryMode::kTolerateCorruptedTail;
+  if (name == "tolerate_corrupted_tail")
+    return RecoveryMode::kTolerateCorruptedTail;
   if (name == "absolute_consistency") return RecoveryMode::kAbsoluteConsistency;
   if (name == "point_in_time") return RecoveryMode::kPointInTimeRecovery;
   if (name == "skip_any") return RecoveryMode::kSkipAnyCorruptedRecords;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--recovery_mode=", name,
-      ": expected tolerate_corrupted_tail, absolute_consistency, "
-      "point_in_time or skip_any"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--recovery_mode=", name,
+                   ": expected tolerate_corrupted_tail, absolute_consistency, "
+                   "point_in_time or skip_any"));
 }
 
 std::string KnownBenchmarks() {
@@ -354,8 +357,8 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
     }
     if (!known) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown benchmark '", name, "' in --benchmarks (known: ",
-                       KnownBenchmarks(), ")"));
+          absl::StrCat("unknown benchmark '", name,
+                       "' in --benchmarks (known: ", KnownBenchmarks(), ")"));
     }
     if (bracket != std::string::npos) {
       if (token.back() != ']') {
@@ -364,15 +367,18 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
       }
       const std::string inner =
           token.substr(bracket + 1, token.size() - bracket - 2);
-      for (absl::string_view kv : absl::StrSplit(inner, ',', absl::SkipEmpty())) {
+      for (absl::string_view kv :
+           absl::StrSplit(inner, ',', absl::SkipEmpty())) {
         const size_t eq = kv.find('=');
         if (eq == absl::string_view::npos) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "--benchmarks: '", token, "': expected key=value, got '", kv, "'"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("--benchmarks: '", token,
+                           "': expected key=value, got '", kv, "'"));
         }
         const absl::string_view key = kv.substr(0, eq);
         const absl::string_view value = kv.substr(eq + 1);
-        const std::string what = absl::StrCat("--benchmarks: '", token, "': ", key);
+        const std::string what =
+            absl::StrCat("--benchmarks: '", token, "': ", key);
         int64_t v = 0;
         absl::Status s;
         if (key == "threads") {
@@ -404,9 +410,10 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
     }
     if (SingleThreaded(spec.kind)) spec.threads = 1;
     if (spec.duration == 0 && spec.OpsPerThread() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--benchmarks: '", token, "' would run 0 operations (--num=0 needs "
-          "--duration)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--benchmarks: '", token,
+                       "' would run 0 operations (--num=0 needs "
+                       "--duration)"));
     }
     specs.push_back(std::move(spec));
   }
@@ -435,7 +442,8 @@ class ValueGenerator {
     while (data_.size() < size) {
       std::string random(random_len, ' ');
       for (char& c : random) c = static_cast<char>(' ' + rng() % 95);
-      for (size_t i = 0; i < piece; ++i) data_.push_back(random[i % random_len]);
+      for (size_t i = 0; i < piece; ++i)
+        data_.push_back(random[i % random_len]);
     }
   }
 
@@ -482,7 +490,9 @@ struct Result {
   uint64_t passes = 0;
   std::string extra;
 
-  double MicrosPerOp() const { return ops == 0 ? 0 : thread_seconds * 1e6 / ops; }
+  double MicrosPerOp() const {
+    return ops == 0 ? 0 : thread_seconds * 1e6 / ops;
+  }
   double OpsPerSec() const { return elapsed <= 0 ? 0 : ops / elapsed; }
   double MBPerSec() const {
     return elapsed <= 0 ? 0 : bytes / 1048576.0 / elapsed;
@@ -523,8 +533,8 @@ class Benchmark {
     o.wal_dir = dir;
     o.segment_target_size = segment_size;
     o.write_buffer_size = static_cast<size_t>(FLAGS_write_buffer_size);
-    o.compression =
-        FLAGS_compression == "snappy" ? Compression::kSnappy : Compression::kNone;
+    o.compression = FLAGS_compression == "snappy" ? Compression::kSnappy
+                                                  : Compression::kNone;
     o.recovery_mode = *ParseRecoveryMode(FLAGS_recovery_mode);
     if (FLAGS_encrypt) o.encryption_ring.emplace(key_);
     return o;
@@ -544,7 +554,8 @@ class Benchmark {
 
   // Runs `worker` on spec.threads threads and reports. `extra` is appended to
   // the result line.
-  absl::StatusOr<Result> RunThreads(const BenchSpec& spec, const Worker& worker);
+  absl::StatusOr<Result> RunThreads(const BenchSpec& spec,
+                                    const Worker& worker);
   void Report(const Result& r);
 
   // The loop condition every worker uses.
@@ -584,8 +595,8 @@ absl::Status Benchmark::ResetWal() {
     if (entry.path() == scratch) continue;
     std::filesystem::remove_all(entry.path(), ec);
     if (ec) {
-      return absl::InternalError(absl::StrCat(
-          "removing ", entry.path().string(), ": ", ec.message()));
+      return absl::InternalError(
+          absl::StrCat("removing ", entry.path().string(), ": ", ec.message()));
     }
   }
   if (ec) {
@@ -613,8 +624,8 @@ absl::Status Benchmark::FillUntimed(SegmentedWal* wal, const BenchSpec& spec) {
           "%s: the log is empty; filling it with %" PRIu64
           " records of %" PRIu64 " bytes first (not timed)\n",
           spec.label.c_str(), n, spec.value_size);
-  ValueGenerator values(static_cast<uint64_t>(FLAGS_seed), FLAGS_compression_ratio,
-                        spec.value_size);
+  ValueGenerator values(static_cast<uint64_t>(FLAGS_seed),
+                        FLAGS_compression_ratio, spec.value_size);
   for (uint64_t i = 0; i < n && !g_interrupted.load(); ++i) {
     absl::StatusOr<uint64_t> lsn =
         wal->Append(/*record_type=*/1, /*tenant_id=*/0,
@@ -631,7 +642,8 @@ absl::StatusOr<Result> Benchmark::RunThreads(const BenchSpec& spec,
   std::vector<std::unique_ptr<ThreadState>> states;
   for (int i = 0; i < spec.threads; ++i) {
     states.push_back(std::make_unique<ThreadState>(
-        i, static_cast<uint64_t>(FLAGS_seed) + 1000 * (i + 1), spec.value_size));
+        i, static_cast<uint64_t>(FLAGS_seed) + 1000 * (i + 1),
+        spec.value_size));
   }
   // Threads start together (the slowest-starting one does not skew the rate).
   absl::Mutex mu;
@@ -680,7 +692,8 @@ absl::StatusOr<Result> Benchmark::RunThreads(const BenchSpec& spec,
       for (auto& st : states) done += st->done.load(std::memory_order_relaxed);
       const double secs = (now - start) * 1e-9;
       fprintf(stderr,
-              "%s: %" PRIu64 " ops in %.1f s, %.0f ops/sec (last %.1f s: %.0f "
+              "%s: %" PRIu64
+              " ops in %.1f s, %.0f ops/sec (last %.1f s: %.0f "
               "ops/sec)\n",
               spec.label.c_str(), done, secs, done / secs,
               (now - last_report) * 1e-9,
@@ -724,8 +737,9 @@ void Benchmark::Report(const Result& r) {
   }
   printf("%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %" PRIu64
          " operations;%s%s\n",
-         r.spec.label.c_str(), r.MicrosPerOp(), static_cast<long>(r.OpsPerSec()),
-         r.elapsed, r.ops, extra.empty() ? "" : " ", extra.c_str());
+         r.spec.label.c_str(), r.MicrosPerOp(),
+         static_cast<long>(r.OpsPerSec()), r.elapsed, r.ops,
+         extra.empty() ? "" : " ", extra.c_str());
   fflush(stdout);
   results_.push_back(r);
 }
@@ -738,8 +752,8 @@ absl::StatusOr<Result> Benchmark::Fill(const BenchSpec& spec) {
       OpenWal(wal_dir_, spec.segment_size);
   if (!wal_or.ok()) return wal_or.status();
   SegmentedWal* wal = wal_or->get();
-  const bool sync_each =
-      spec.kind == Kind::kFillSync || (spec.kind == Kind::kFillSeq && FLAGS_sync);
+  const bool sync_each = spec.kind == Kind::kFillSync ||
+                         (spec.kind == Kind::kFillSeq && FLAGS_sync);
   const uint64_t batch = spec.kind == Kind::kFillBatch ? spec.batch_size : 1;
   absl::StatusOr<Result> r = RunThreads(spec, [&](ThreadState* t) {
     const uint32_t vshard = static_cast<uint32_t>(t->tid);
@@ -828,8 +842,9 @@ absl::StatusOr<Result> Benchmark::Read(const BenchSpec& spec) {
         }
       }
       if (records != expected) {
-        t->status = absl::DataLossError(absl::StrCat(
-            spec.label, " read ", records, " records, the log holds ", expected));
+        t->status = absl::DataLossError(
+            absl::StrCat(spec.label, " read ", records,
+                         " records, the log holds ", expected));
         return;
       }
       t->bytes += bytes;
@@ -840,8 +855,9 @@ absl::StatusOr<Result> Benchmark::Read(const BenchSpec& spec) {
     }
   });
   if (!r.ok()) return r;
-  r->extra = absl::StrCat("(", expected, " records, ", segs->size(),
-                          " segments, ", r->passes, r->passes == 1 ? " pass)" : " passes)");
+  r->extra =
+      absl::StrCat("(", expected, " records, ", segs->size(), " segments, ",
+                   r->passes, r->passes == 1 ? " pass)" : " passes)");
   return r;
 }
 
@@ -998,13 +1014,14 @@ absl::StatusOr<Result> Benchmark::Raw(const BenchSpec& spec) {
   // Preallocate what the run writes (when known), at most 256 MiB per thread;
   // writes wrap around inside the preallocated range.
   const uint64_t prealloc_bytes =
-      spec.duration > 0
-          ? uint64_t{64} << 20
-          : std::min<uint64_t>(spec.OpsPerThread() * record_size, uint64_t{256} << 20);
+      spec.duration > 0 ? uint64_t{64} << 20
+                        : std::min<uint64_t>(spec.OpsPerThread() * record_size,
+                                             uint64_t{256} << 20);
   std::vector<std::unique_ptr<RawSyncWriter>> syncers;
   std::vector<std::unique_ptr<RawBufferedWriter>> writers;
   for (int i = 0; i < spec.threads; ++i) {
-    const std::string path = absl::StrCat(*dir, "/", spec.kind == Kind::kRawSync ? "rawsync." : "rawwrite.", i);
+    const std::string path = absl::StrCat(
+        *dir, "/", spec.kind == Kind::kRawSync ? "rawsync." : "rawwrite.", i);
     if (spec.kind == Kind::kRawSync) {
       auto w = RawSyncWriter::Create(path, prealloc, prealloc_bytes,
                                      FLAGS_use_direct_io, record_size);
@@ -1012,7 +1029,8 @@ absl::StatusOr<Result> Benchmark::Raw(const BenchSpec& spec) {
       syncers.push_back(std::move(*w));
     } else {
       auto w = RawBufferedWriter::Create(
-          path, static_cast<size_t>(FLAGS_write_buffer_size), FLAGS_use_direct_io);
+          path, static_cast<size_t>(FLAGS_write_buffer_size),
+          FLAGS_use_direct_io);
       if (!w.ok()) return w.status();
       writers.push_back(std::move(*w));
     }
@@ -1093,7 +1111,8 @@ std::string CpuDescription() {
     const size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
     std::string key = line.substr(0, colon);
-    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t'))
+      key.pop_back();
     std::string value = line.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
     if (key == "model name") {
@@ -1103,8 +1122,9 @@ std::string CpuDescription() {
       cache = value;
     }
   }
-  return absl::StrCat(count, " * ", model.empty() ? "unknown" : model,
-                      cache.empty() ? "" : absl::StrCat("\nCPUCache:   ", cache));
+  return absl::StrCat(
+      count, " * ", model.empty() ? "unknown" : model,
+      cache.empty() ? "" : absl::StrCat("\nCPUCache:   ", cache));
 }
 
 void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
@@ -1117,17 +1137,20 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
   printf("Date:       %s\n", date);
   printf("CPU:        %s\n", CpuDescription().c_str());
   printf("WAL dir:    %s%s\n", wal_dir_.c_str(),
-         temp_dir ? " (temporary, removed at exit)"
-                  : FLAGS_use_existing_wal ? " (existing log)" : "");
+         temp_dir                 ? " (temporary, removed at exit)"
+         : FLAGS_use_existing_wal ? " (existing log)"
+                                  : "");
   printf("Values:     %" PRId64 " bytes each (%.0f bytes after compression)\n",
          FLAGS_value_size, FLAGS_value_size * FLAGS_compression_ratio);
   printf("Records:    %" PRId64 " bytes framed (56-byte header + value)\n",
          FLAGS_value_size + static_cast<int64_t>(kRecordHeaderBytes));
-  printf("Entries:    %" PRId64 " per thread (num/1000 for per-op-sync "
+  printf("Entries:    %" PRId64
+         " per thread (num/1000 for per-op-sync "
          "benchmarks)\n",
          FLAGS_num);
   printf("Threads:    %d\n", FLAGS_threads);
-  printf("Segments:   %" PRId64 " bytes target, write buffer %" PRId64 " bytes\n",
+  printf("Segments:   %" PRId64 " bytes target, write buffer %" PRId64
+         " bytes\n",
          FLAGS_segment_size, FLAGS_write_buffer_size);
   printf("Compression: %s\n", FLAGS_compression.c_str());
   printf("Encryption: %s\n", FLAGS_encrypt ? "on (random key)" : "off");
@@ -1137,10 +1160,12 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
              : "off");
   printf("Raw prealloc: %s\n", FLAGS_rawsync_prealloc.c_str());
   printf("Seed:       %" PRIu64 "\n", seed);
-  if (FLAGS_duration > 0) printf("Duration:   %.1f s per benchmark\n", FLAGS_duration);
+  if (FLAGS_duration > 0)
+    printf("Duration:   %.1f s per benchmark\n", FLAGS_duration);
 #ifndef NDEBUG
-  printf("WARNING: Optimization is disabled: benchmarks unnecessarily slow "
-         "(use bazel run -c opt)\n");
+  printf(
+      "WARNING: Optimization is disabled: benchmarks unnecessarily slow "
+      "(use bazel run -c opt)\n");
 #endif
   (void)specs;
   printf("------------------------------------------------\n");
@@ -1172,8 +1197,8 @@ void Benchmark::PrintComparison() const {
                  double ratio, const char* of) {
     rows++;
     if (b == nullptr) {
-      printf("%-26s %-26s %10s  (add %s to --benchmarks)\n", r.spec.label.c_str(),
-             missing, "n/a", missing);
+      printf("%-26s %-26s %10s  (add %s to --benchmarks)\n",
+             r.spec.label.c_str(), missing, "n/a", missing);
     } else {
       printf("%-26s %-26s %9.3fx  %s\n", r.spec.label.c_str(),
              b->spec.label.c_str(), ratio, of);
@@ -1185,13 +1210,15 @@ void Benchmark::PrintComparison() const {
     switch (r.spec.kind) {
       case Kind::kFillSeq: {
         const Kind base_kind = FLAGS_sync ? Kind::kRawSync : Kind::kRawWrite;
-        const Result* b = FindBaseline(results_, i, base_kind, vs, r.spec.threads);
+        const Result* b =
+            FindBaseline(results_, i, base_kind, vs, r.spec.threads);
         row(r, FLAGS_sync ? "rawsync" : "rawwrite", b,
             b ? r.OpsPerSec() / b->OpsPerSec() : 0, "ops/sec");
         break;
       }
       case Kind::kFillSync: {
-        const Result* b = FindBaseline(results_, i, Kind::kRawSync, vs, r.spec.threads);
+        const Result* b =
+            FindBaseline(results_, i, Kind::kRawSync, vs, r.spec.threads);
         row(r, "rawsync", b, b ? r.OpsPerSec() / b->OpsPerSec() : 0, "ops/sec");
         if (r.spec.threads > 1) {
           const Result* one = FindBaseline(results_, i, Kind::kFillSync, vs, 1);
@@ -1271,7 +1298,8 @@ absl::StatusOr<std::string> MakeTempRoot() {
   }
   std::string templ = chosen + "/db_bench_wal.XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) {
-    return absl::InternalError(absl::StrCat("mkdtemp ", templ, ": ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("mkdtemp ", templ, ": ", strerror(errno)));
   }
   return templ;
 }
@@ -1293,7 +1321,8 @@ int Main(int argc, char** argv) {
       !m.ok()) {
     Die(kUsageError, m.status().message());
   }
-  absl::StatusOr<std::vector<BenchSpec>> specs = ParseBenchmarks(FLAGS_benchmarks);
+  absl::StatusOr<std::vector<BenchSpec>> specs =
+      ParseBenchmarks(FLAGS_benchmarks);
   if (!specs.ok()) Die(kUsageError, specs.status().message());
 
   uint64_t seed = static_cast<uint64_t>(FLAGS_seed);
@@ -1340,7 +1369,8 @@ int Main(int argc, char** argv) {
     std::filesystem::create_directories(scratch, ec);
     if (ec) {
       cleanup();
-      Die(kRuntimeError, absl::StrCat("creating ", scratch, ": ", ec.message()));
+      Die(kRuntimeError,
+          absl::StrCat("creating ", scratch, ": ", ec.message()));
     }
   }
 
@@ -1356,7 +1386,8 @@ int Main(int argc, char** argv) {
     if (absl::Status s = bench.Probe(); !s.ok()) {
       cleanup();
       std::string flags;
-      if (FLAGS_compression != "none") flags += " --compression=" + FLAGS_compression;
+      if (FLAGS_compression != "none")
+        flags += " --compression=" + FLAGS_compression;
       if (FLAGS_encrypt) flags += " --encrypt";
       Die(kRuntimeError,
           absl::StrCat("cannot open the WAL in ", wal_dir,

@@ -108,16 +108,19 @@ double Histogram::Percentile(double p) const {
 std::string Histogram::ToString() const {
   std::string out;
   char line[256];
-  snprintf(line, sizeof(line), "Count: %" PRIu64 " Average: %.4f  StdDev: %.2f\n",
-           count_, Average(), StandardDeviation());
-  out += line;
-  snprintf(line, sizeof(line), "Min: %" PRIu64 "  Median: %.4f  Max: %" PRIu64 "\n",
-           min(), Median(), max());
+  snprintf(line, sizeof(line),
+           "Count: %" PRIu64 " Average: %.4f  StdDev: %.2f\n", count_,
+           Average(), StandardDeviation());
   out += line;
   snprintf(line, sizeof(line),
-           "Percentiles: P50: %.2f P75: %.2f P99: %.2f P99.9: %.2f P99.99: %.2f\n",
-           Percentile(50), Percentile(75), Percentile(99), Percentile(99.9),
-           Percentile(99.99));
+           "Min: %" PRIu64 "  Median: %.4f  Max: %" PRIu64 "\n", min(),
+           Median(), max());
+  out += line;
+  snprintf(
+      line, sizeof(line),
+      "Percentiles: P50: %.2f P75: %.2f P99: %.2f P99.9: %.2f P99.99: %.2f\n",
+      Percentile(50), Percentile(75), Percentile(99), Percentile(99.9),
+      Percentile(99.99));
   out += line;
   out += "------------------------------------------------------\n";
   if (count_ == 0) return out;
@@ -130,8 +133,8 @@ std::string Histogram::ToString() const {
     const double percent = percent_per_value * static_cast<double>(buckets_[b]);
     snprintf(line, sizeof(line),
              "%c %7" PRIu64 ", %7" PRIu64 " ] %8" PRIu64 " %7.3f%% %7.3f%% ",
-             b == 0 ? '[' : '(', b == 0 ? uint64_t{0} : limits[b - 1], limits[b],
-             buckets_[b], percent,
+             b == 0 ? '[' : '(', b == 0 ? uint64_t{0} : limits[b - 1],
+             limits[b], buckets_[b], percent,
              percent_per_value * static_cast<double>(cumulative));
     out += line;
     out.append(static_cast<size_t>(percent / 5.0 + 0.5), '#');

@@ -21,14 +21,13 @@ constexpr size_t kZeroChunk = 1 << 20;
 size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 absl::Status Errno(absl::string_view op, const std::string& path, int err) {
-  return absl::InternalError(
-      absl::StrCat(op, " ", path, ": ", strerror(err)));
+  return absl::InternalError(absl::StrCat(op, " ", path, ": ", strerror(err)));
 }
 
 char* AlignedAlloc(size_t n) {
   void* p = nullptr;
-  if (posix_memalign(&p, kAlignment, RoundUp(std::max<size_t>(n, 1), kAlignment)) !=
-      0) {
+  if (posix_memalign(&p, kAlignment,
+                     RoundUp(std::max<size_t>(n, 1), kAlignment)) != 0) {
     return nullptr;
   }
   memset(p, 0, RoundUp(std::max<size_t>(n, 1), kAlignment));
@@ -52,12 +51,13 @@ absl::StatusOr<int> OpenForWrite(const std::string& path, bool direct_io) {
   return fd;
 }
 
-// Writes all of [data, data + n) at `offset` (offset < 0: at the file position).
+// Writes all of [data, data + n) at `offset` (offset < 0: at the file
+// position).
 absl::Status WriteFully(int fd, const std::string& path, const char* data,
                         size_t n, int64_t offset) {
   while (n > 0) {
-    const ssize_t w = offset < 0 ? ::write(fd, data, n)
-                                 : ::pwrite(fd, data, n, offset);
+    const ssize_t w =
+        offset < 0 ? ::write(fd, data, n) : ::pwrite(fd, data, n, offset);
     if (w < 0) {
       if (errno == EINTR) continue;
       return Errno(offset < 0 ? "write" : "pwrite", path, errno);
@@ -101,7 +101,9 @@ const char* PreallocName(Prealloc p) {
   return "?";
 }
 
-void RemoveFileQuietly(const std::string& path) { (void)::unlink(path.c_str()); }
+void RemoveFileQuietly(const std::string& path) {
+  (void)::unlink(path.c_str());
+}
 
 // ---------------------------------------------------------------------------
 // RawSyncWriter.
@@ -113,8 +115,9 @@ absl::StatusOr<std::unique_ptr<RawSyncWriter>> RawSyncWriter::Create(
   if (!fd.ok()) return fd.status();
   uint64_t capacity = 0;
   if (prealloc != Prealloc::kNone) {
-    capacity = RoundUp(std::max<uint64_t>(prealloc_bytes, max_record + kAlignment),
-                       kAlignment);
+    capacity =
+        RoundUp(std::max<uint64_t>(prealloc_bytes, max_record + kAlignment),
+                kAlignment);
   }
   std::unique_ptr<RawSyncWriter> w(new RawSyncWriter(
       path, *fd, direct_io, capacity,
@@ -131,7 +134,8 @@ absl::StatusOr<std::unique_ptr<RawSyncWriter>> RawSyncWriter::Create(
     if (zeros == nullptr) return absl::ResourceExhaustedError("out of memory");
     absl::Status s;
     for (uint64_t off = 0; s.ok() && off < capacity; off += kZeroChunk) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(kZeroChunk, capacity - off));
+      const size_t n =
+          static_cast<size_t>(std::min<uint64_t>(kZeroChunk, capacity - off));
       s = WriteFully(*fd, path, zeros, n, static_cast<int64_t>(off));
     }
     free(zeros);

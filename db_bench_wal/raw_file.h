@@ -32,8 +32,8 @@ bool ParsePrealloc(absl::string_view name, Prealloc* out);
 const char* PreallocName(Prealloc p);
 
 // rawsync: each record is written with pwrite(2) and made durable with
-// fdatasync(2). With a preallocated file the writes wrap around to offset 0 once
-// they reach the end of the preallocated range, so the file never grows.
+// fdatasync(2). With a preallocated file the writes wrap around to offset 0
+// once they reach the end of the preallocated range, so the file never grows.
 // With direct I/O (O_DIRECT) the block holding the record tail is rewritten,
 // zero-padded, by each write, as a direct-I/O log must.
 class RawSyncWriter {
