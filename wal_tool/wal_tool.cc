@@ -52,8 +52,8 @@ constexpr char kUsage[] =
     "  dump    print records, one per line\n"
     "          [--from_lsn=N] [--limit=K] [--format=text|json]\n"
     "          [--payload=hex|escaped|none] [--key_file=F ...]\n"
-    "  verify  check every checksum, the segment chain and the footers;\n"
-    "          print a report\n"
+    "  verify  check every checksum, the segment chain and the footers (and,\n"
+    "          given the keys, every AEAD tag); print a report [--key_file=F ...]\n"
     "  stats   segments, records per type and tenant, compression, key ids\n"
     "          [--top=N] [--key_file=F ...]\n"
     "  repair  cut a torn tail, quarantine unreadable segments, so that the\n"
@@ -71,7 +71,7 @@ constexpr char kUsage[] =
 const std::map<std::string, std::set<std::string>>& CommandFlags() {
   static const auto* commands = new std::map<std::string, std::set<std::string>>{
       {"dump", {"from_lsn", "limit", "format", "payload", "key_file"}},
-      {"verify", {}},
+      {"verify", {"key_file"}},
       {"stats", {"top", "key_file"}},
       {"repair", {"dry_run"}},
   };
@@ -571,8 +571,9 @@ class Tool {
               "Open in kTolerateCorruptedTail drops them, wal_tool repair cuts "
               "them)\n";
     } else {
-      out_ << "result: DAMAGED (Open in kTolerateCorruptedTail fails; wal_tool "
-              "repair --dry_run shows what a repair would move aside)\n";
+      out_ << "result: DAMAGED (durable data is damaged: Open or replay fails "
+              "with DataLoss; wal_tool repair --dry_run shows what a repair "
+              "would cut and move aside)\n";
     }
     return kExitDamage;
   }
@@ -660,7 +661,9 @@ class Tool {
                               static_cast<double>(logical_known) /
                                   static_cast<double>(stored_of_known));
     }
-    if (unknown != 0) out_ << " (of the records that could be decoded)";
+    if (unknown != 0 && stored_of_known != 0) {
+      out_ << " (of the records that could be decoded)";
+    }
     out_ << "\n";
     std::map<uint64_t, uint64_t> key_segments;
     for (const InspectedSegment& seg : in->segments) {

@@ -4,7 +4,7 @@
 //
 //   wal_tool dump   --wal_dir=D [--from_lsn=N] [--limit=K] [--format=text|json]
 //                   [--payload=hex|escaped|none] [--key_file=F ...]
-//   wal_tool verify --wal_dir=D
+//   wal_tool verify --wal_dir=D [--key_file=F ...]
 //   wal_tool stats  --wal_dir=D [--top=N] [--key_file=F ...]
 //   wal_tool repair --wal_dir=D [--dry_run]
 //
