@@ -634,7 +634,8 @@ class Tool {
     const size_t shown =
         FLAGS_top == 0 ? tenants.size()
                        : std::min<size_t>(tenants.size(), FLAGS_top);
-    out_ << "records by tenant (" << tenants.size() << " tenants";
+    out_ << "records by tenant (" << tenants.size()
+         << (tenants.size() == 1 ? " tenant" : " tenants");
     if (shown < tenants.size()) out_ << ", top " << shown << " by records";
     out_ << "):\n";
     out_ << absl::StrFormat("  %-20s %12s %16s\n", "tenant", "records",
