@@ -407,8 +407,14 @@ struct CrashStats {
   uint64_t syncs = 0;
   uint64_t recoveries[4] = {0, 0, 0, 0};  // by RecoveryMode at the reopen
   uint64_t absolute_refusals = 0;         // kAbsoluteConsistency said DataLoss
+  uint64_t power_cut_cycles = 0;          // a power cut was armed ...
+  uint64_t power_cuts_hit = 0;            // ... and struck during the workload
+  std::map<std::string, uint64_t> power_cut_calls;  // the call it struck
 
   void Add(const CrashStats& o) {
+    power_cut_cycles += o.power_cut_cycles;
+    power_cuts_hit += o.power_cuts_hit;
+    for (const auto& [call, n] : o.power_cut_calls) power_cut_calls[call] += n;
     for (int i = 0; i < 4; ++i) recoveries[i] += o.recoveries[i];
     absolute_refusals += o.absolute_refusals;
     for (int i = 0; i < 3; ++i) cycles[i] += o.cycles[i];
@@ -422,20 +428,30 @@ struct CrashStats {
     segments_deleted += o.segments_deleted;
     syncs += o.syncs;
   }
+  std::string CutCalls() const {
+    std::string out;
+    for (const auto& [call, n] : power_cut_calls) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", call, " ", n);
+    }
+    return out;
+  }
   std::string Summary() const {
     return absl::StrCat(
         cycles[0] + cycles[1] + cycles[2], " crash cycles (kDropUnsynced ",
         cycles[0], ", kTornTail ", cycles[1], ", kTornSectors ", cycles[2],
-        "; ", crash_first, " crashed before destroy), ", records_appended,
-        " records appended, ", records_verified, " records verified, ",
-        records_lost, " unsynced records lost, ", bytes_dropped,
-        " bytes dropped by recovery, ", syncs, " syncs, ", clean_reopens,
-        " clean reopens, ", truncations, " truncations (", segments_deleted,
+        "; ", crash_first, " crashed before destroy; ", power_cuts_hit,
+        " struck mid-workload by a power cut, of ", power_cut_cycles,
+        " armed), ", records_appended, " records appended, ", records_verified,
+        " records verified, ", records_lost, " unsynced records lost, ",
+        bytes_dropped, " bytes dropped by recovery, ", syncs, " syncs, ",
+        clean_reopens, " clean reopens, ", truncations, " truncations (",
+        segments_deleted,
         " segments deleted); reopened after the crash with "
         "kTolerateCorruptedTail ",
         recoveries[0], ", kAbsoluteConsistency ", recoveries[1], " (",
         absolute_refusals, " refused with DataLoss), kPointInTimeRecovery ",
-        recoveries[2], ", kSkipAnyCorruptedRecords ", recoveries[3]);
+        recoveries[2], ", kSkipAnyCorruptedRecords ", recoveries[3],
+        "; power cuts struck in: ", CutCalls());
   }
 };
 
@@ -512,6 +528,12 @@ class CrashCycleRunner {
   }
 
   void OpenWal(RecoveryMode mode = RecoveryMode::kTolerateCorruptedTail) {
+    const absl::Status s = TryOpenWal(mode);
+    ASSERT_TRUE(s.ok()) << "Open (" << RecoveryModeName(mode) << ") after "
+                        << last_event_ << ": " << s;
+  }
+
+  absl::Status TryOpenWal(RecoveryMode mode) {
     SegmentedWalOptions o;
     o.wal_dir = kWalDir;
     o.env = fi_.get();
@@ -522,21 +544,48 @@ class CrashCycleRunner {
     if (!wal.ok() && mode == RecoveryMode::kAbsoluteConsistency) {
       // Refusing a torn tail is kAbsoluteConsistency's job; it must say
       // DataLoss and change nothing (the default mode then recovers).
-      ASSERT_THAT(wal, testutil::StatusIs(absl::StatusCode::kDataLoss))
+      EXPECT_THAT(wal, testutil::StatusIs(absl::StatusCode::kDataLoss))
           << "kAbsoluteConsistency Open after " << last_event_;
       ++stats_.absolute_refusals;
-      OpenWal();
-      return;
+      return TryOpenWal(RecoveryMode::kTolerateCorruptedTail);
     }
-    ASSERT_TRUE(wal.ok()) << "Open (" << RecoveryModeName(mode) << ") after "
-                          << last_event_ << ": " << wal.status();
+    if (!wal.ok()) return wal.status();
     wal_ = std::move(wal).value();
     durable_seen_ = wal_->durable_lsn();
+    return absl::OkStatus();
+  }
+
+  // A power cut somewhere inside the next workload: from the cut_at_-th
+  // file-system call on, every call fails, so nothing more reaches the disk,
+  // as if power died in the middle of whatever the WAL was doing (a roll, a
+  // group commit, a truncation, an Open). The crash that ends the cycle then
+  // applies the loss. Deterministic, unlike a crash from another thread.
+  void ArmPowerCut() {
+    cut_armed_ = true;
+    cut_at_ = rnd_.Uniform(120);
+    cut_base_ = fi_->OpCount(kOpAll);
+    fi_->InjectError(kOpAll, absl::UnavailableError("power cut"), "", cut_at_,
+                     -1);
+    ++stats_.power_cut_cycles;
+  }
+  bool PowerIsCut() const {
+    return cut_armed_ && fi_->OpCount(kOpAll) - cut_base_ > cut_at_;
+  }
+  // A public call failed: acceptable only once the power is cut, and then
+  // the workload stops (the process is dying).
+  void Failed(const char* call, const absl::Status& s) {
+    ASSERT_TRUE(PowerIsCut()) << call << " failed: " << s;
+    ASSERT_EQ(s.code(), absl::StatusCode::kUnavailable)
+        << call << " failed after the power cut with another code: " << s;
+    dead_ = true;
+    ++stats_.power_cuts_hit;
+    ++stats_.power_cut_calls[call];
   }
 
   // Called after every operation: durable_lsn() is a promise we can hold the
   // WAL to at the next crash.
   void NoteDurable() {
+    if (wal_ == nullptr) return;
     const uint64_t d = wal_->durable_lsn();
     ASSERT_GE(d, durable_seen_) << "durable_lsn() went backwards";
     ASSERT_LE(d, model_.last_lsn())
@@ -546,30 +595,33 @@ class CrashCycleRunner {
   }
 
   void Workload() {
+    dead_ = false;
+    cut_armed_ = false;
+    if (rnd_.OneIn(3)) ArmPowerCut();
     const uint64_t ops = 1 + rnd_.Uniform(rnd_.OneIn(5) ? 300 : 60);
-    for (uint64_t i = 0; i < ops; ++i) {
+    for (uint64_t i = 0; i < ops && !dead_; ++i) {
       const uint64_t dice = rnd_.Uniform(100);
       if (dice < 70) {
         DoAppend();
       } else if (dice < 83) {
-        last_event_ = "Sync";
-        const uint64_t last = model_.last_lsn();
-        ASSERT_OK(wal_->Sync());
-        ASSERT_GE(wal_->durable_lsn(), last)
-            << "Sync returned OK but durable_lsn() does not cover LSN " << last;
-        ++stats_.syncs;
+        DoSync();
       } else if (dice < 87) {
         last_event_ = "Flush";
-        ASSERT_OK(wal_->Flush());
+        const absl::Status s = wal_->Flush();
+        if (!s.ok()) Failed("Flush", s);
       } else if (dice < 92) {
         DoTruncate();
       } else if (dice < 94) {
         DoCleanReopen();
       } else if (dice < 95) {
         last_event_ = "live Replay";
-        ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
-        const std::string err = CheckComplete(got, wal_->next_lsn(), model_);
-        ASSERT_TRUE(err.empty()) << "live Replay: " << err;
+        auto got = wal_->Replay();
+        if (!got.ok()) {
+          Failed("Replay", got.status());
+        } else {
+          const std::string err = CheckComplete(*got, wal_->next_lsn(), model_);
+          ASSERT_TRUE(err.empty()) << "live Replay: " << err;
+        }
       } else {
         DoAppend();
       }
@@ -582,11 +634,28 @@ class CrashCycleRunner {
   void DoAppend() {
     last_event_ = "Append";
     WalRecord rec = RandomRecord(rnd_, model_.next_lsn());
-    ASSERT_OK_AND_ASSIGN(uint64_t lsn, AppendRecord(*wal_, rec));
-    ASSERT_EQ(lsn, rec.lsn) << "LSNs must be contiguous";
-    ASSERT_EQ(wal_->next_lsn(), lsn + 1);
+    auto lsn = AppendRecord(*wal_, rec);
+    if (!lsn.ok()) {
+      Failed("Append", lsn.status());
+      return;
+    }
+    ASSERT_EQ(*lsn, rec.lsn) << "LSNs must be contiguous";
+    ASSERT_EQ(wal_->next_lsn(), *lsn + 1);
     model_.Add(std::move(rec));
     ++stats_.records_appended;
+  }
+
+  void DoSync() {
+    last_event_ = "Sync";
+    const uint64_t last = model_.last_lsn();
+    const absl::Status s = wal_->Sync();
+    if (!s.ok()) {
+      Failed("Sync", s);
+      return;
+    }
+    ASSERT_GE(wal_->durable_lsn(), last)
+        << "Sync returned OK but durable_lsn() does not cover LSN " << last;
+    ++stats_.syncs;
   }
 
   void DoTruncate() {
@@ -594,41 +663,68 @@ class CrashCycleRunner {
     const uint64_t d = wal_->durable_lsn();
     if (d == 0) return;
     const uint64_t checkpoint = 1 + rnd_.Uniform(d);  // <= durable
-    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> before, wal_->ListSegments());
-    ASSERT_OK_AND_ASSIGN(TruncateResult tr, wal_->TruncateBefore(checkpoint));
-    ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> after, wal_->ListSegments());
-    ASSERT_FALSE(after.empty()) << "TruncateBefore deleted the active segment";
-    ASSERT_EQ(before.size() - after.size(), tr.segments_deleted);
-    const uint64_t first = after.front().first_lsn;
+    auto before = wal_->ListSegments();
+    if (!before.ok()) {
+      Failed("ListSegments", before.status());
+      return;
+    }
+    auto tr = wal_->TruncateBefore(checkpoint);
+    if (!tr.ok()) {
+      // Some deletes may be durable, the last perhaps not: after the crash
+      // the log starts anywhere in [floor, checkpoint].
+      model_.floor_hi = std::max(model_.floor_hi, checkpoint);
+      Failed("TruncateBefore", tr.status());
+      return;
+    }
+    auto after = wal_->ListSegments();
+    if (!after.ok()) {
+      Failed("ListSegments", after.status());
+      return;
+    }
+    ASSERT_FALSE(after->empty()) << "TruncateBefore deleted the active segment";
+    ASSERT_EQ(before->size() - after->size(), tr->segments_deleted);
+    const uint64_t first = after->front().first_lsn;
     ASSERT_GE(first, model_.floor);
     ASSERT_LE(first, std::max(checkpoint, model_.floor))
         << "TruncateBefore(" << checkpoint << ") deleted LSNs >= checkpoint";
-    if (after.size() > 1) {
+    if (after->size() > 1) {
       // Every sealed segment whose records are all < checkpoint is deleted.
-      ASSERT_GT(after[1].first_lsn, checkpoint)
+      ASSERT_GT((*after)[1].first_lsn, checkpoint)
           << "TruncateBefore(" << checkpoint << ") kept segment "
-          << after.front().path << " whose records all precede it";
+          << after->front().path << " whose records all precede it";
     }
-    model_.DropBefore(first);
+    model_.DropBefore(first);  // the deletes were synced: durable
     ++stats_.truncations;
-    stats_.segments_deleted += tr.segments_deleted;
+    stats_.segments_deleted += tr->segments_deleted;
     if (first > 1 && rnd_.OneIn(4)) {
-      EXPECT_THAT(wal_->ReplayFrom(first - 1),
-                  testutil::StatusIs(absl::StatusCode::kOutOfRange))
-          << "ReplayFrom below the retained floor " << first;
+      auto below = wal_->ReplayFrom(first - 1);
+      if (!(PowerIsCut() &&
+            below.status().code() == absl::StatusCode::kUnavailable)) {
+        EXPECT_THAT(below, testutil::StatusIs(absl::StatusCode::kOutOfRange))
+            << "ReplayFrom below the retained floor " << first;
+      }
     }
   }
 
   void DoCleanReopen() {
     last_event_ = "clean reopen";
     wal_.reset();
-    OpenWal();
-    if (::testing::Test::HasFatalFailure()) return;
+    const absl::Status s = TryOpenWal(RecoveryMode::kTolerateCorruptedTail);
+    if (!s.ok()) {
+      Failed("Open (clean reopen)", s);
+      return;
+    }
     ++stats_.clean_reopens;
-    ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal_->Replay());
-    const std::string err = CheckComplete(got, wal_->next_lsn(), model_);
+    auto got = wal_->Replay();
+    if (!got.ok()) {
+      Failed("Replay after a clean reopen", got.status());
+      return;
+    }
+    // Nothing was lost: a clean close flushes (and the power is still on for
+    // everything the destructor wrote, or else Open would have failed).
+    const std::string err = CheckComplete(*got, wal_->next_lsn(), model_);
     ASSERT_TRUE(err.empty()) << "after a reopen without crash: " << err;
-    stats_.records_verified += got.size();
+    stats_.records_verified += got->size();
   }
 
   void CrashAndRecover() {
@@ -638,8 +734,11 @@ class CrashCycleRunner {
     SCOPED_TRACE(absl::StrCat(
         "crash ", ModeName(mode), " seed ", crash_seed,
         crash_first ? ", crash then destroy" : ", destroy then crash",
-        "; model: floor ", model_.floor, ", acked ", model_.acked,
-        ", last appended ", model_.last_lsn()));
+        cut_armed_ ? absl::StrCat(", power cut at file-system call #", cut_at_,
+                                  dead_ ? " (hit)" : " (not reached)")
+                   : std::string(),
+        "; model: floor ", model_.floor, " (up to ", model_.floor_hi,
+        "), acked ", model_.acked, ", last appended ", model_.last_lsn()));
     last_event_ = absl::StrCat("crash ", ModeName(mode));
     if (crash_first) {
       ASSERT_OK(fi_->SimulateCrash(mode, crash_seed));
@@ -666,6 +765,7 @@ class CrashCycleRunner {
     const std::string err = CheckRecovered(got, next, model_);
     ASSERT_TRUE(err.empty()) << err;
     const uint64_t last = next - 1;
+    const uint64_t first = got.empty() ? next : got.front().lsn;
     if (got.empty()) {
       ASSERT_TRUE(wal_->durable_lsn() == 0 || wal_->durable_lsn() == last)
           << "durable_lsn() " << wal_->durable_lsn() << " of an empty log";
@@ -675,12 +775,14 @@ class CrashCycleRunner {
       ASSERT_EQ(report.last_lsn, last);
       ASSERT_EQ(report.first_lsn, got.front().lsn);
     }
-    ASSERT_GE(std::max(wal_->durable_lsn(), model_.floor - 1), model_.acked);
+    ASSERT_GE(std::max(wal_->durable_lsn(), first - 1), model_.acked);
 
     stats_.records_verified += got.size();
     stats_.records_lost += model_.last_lsn() - last;
     stats_.bytes_dropped += DroppedBytes(report);
     model_.CutAfter(last);
+    model_.DropBefore(first);
+    model_.floor_hi = model_.floor;
     durable_seen_ = wal_->durable_lsn();
     model_.acked = std::max(model_.acked, durable_seen_);
 
@@ -703,6 +805,11 @@ class CrashCycleRunner {
   Random rnd_;
   const std::string where_;
   const RecoveryMode recovery_;
+  // The power cut of the current cycle (see ArmPowerCut).
+  bool cut_armed_ = false;
+  uint64_t cut_at_ = 0;
+  uint64_t cut_base_ = 0;
+  bool dead_ = false;  // a call failed after the cut: the workload stopped
   std::unique_ptr<Env> mem_;
   std::unique_ptr<FaultInjectionEnv> fi_;
   std::unique_ptr<SegmentedWal> wal_;
