@@ -60,9 +60,10 @@ DEFINE_string(
     "rollover,truncate",
     "Comma-separated list of benchmarks, run in order. A benchmark may carry "
     "its own settings in brackets, e.g. fillsync[threads=16,duration=3] or "
-    "fillseq[value_size=4096,num=1000] (keys: threads, value_size, num, "
-    "duration, batch_size, segment_size; num is then the exact operation count "
-    "per thread). Benchmarks:\n"
+    "fillseq[X3,value_size=4096,num=1000] (keys: X<n> runs it n times and "
+    "adds a [MEDIAN n runs] line; threads, value_size, num, duration, "
+    "batch_size, segment_size; num is then the exact operation count per "
+    "thread). Benchmarks:\n"
     "\tfillseq     -- Append num records, no sync (then Flush)\n"
     "\tfillsync    -- Append + Sync per record, num/1000 records per thread;\n"
     "\t               with --threads each thread syncs its own (group commit)\n"
@@ -134,6 +135,14 @@ DEFINE_string(recovery_mode, "tolerate_corrupted_tail",
 DEFINE_string(rawsync_prealloc, "zero",
               "How rawsync prepares its file: zero (written with zeros and "
               "synced), fallocate, or none (appends grow the file)");
+DEFINE_bool(warmup_page_cache, true,
+            "Before each fillseq, fillbatch and rawwrite run (untimed), write "
+            "and delete a scratch file as large as the run will write (at "
+            "most 4 GiB). On a VM whose host backs guest memory lazily and "
+            "takes freed memory back (virtio-balloon free page reporting), "
+            "writing into page cache is several times faster right after "
+            "other page cache was freed; the warm-up gives the WAL and its "
+            "baseline the same start");
 
 namespace segwal {
 namespace bench {
@@ -159,6 +168,10 @@ uint64_t NowNanos() {
           message.data());
   fflush(stdout);
   exit(code);
+}
+
+std::string Plural(uint64_t n, absl::string_view noun) {
+  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
 }
 
 // ---------------------------------------------------------------------------
@@ -210,6 +223,7 @@ struct BenchSpec {
   uint64_t batch_size = 100;
   uint64_t segment_size = 64 << 20;
   bool segment_size_given = false;
+  int repeats = 1;  // [X<n>]: run n times, report each run and the median
 
   // Operations per thread when not run for a duration.
   uint64_t OpsPerThread() const {
@@ -370,6 +384,16 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
       for (absl::string_view kv :
            absl::StrSplit(inner, ',', absl::SkipEmpty())) {
         const size_t eq = kv.find('=');
+        if (eq == absl::string_view::npos && kv.size() > 1 && kv[0] == 'X') {
+          // db_bench's repeat syntax: fillseq[X3].
+          int64_t n = 0;
+          absl::Status s = ParseInt(
+              absl::StrCat("--benchmarks: '", token, "': repeat count X"),
+              kv.substr(1), 1, 1000, &n);
+          if (!s.ok()) return s;
+          spec.repeats = static_cast<int>(n);
+          continue;
+        }
         if (eq == absl::string_view::npos) {
           return absl::InvalidArgumentError(
               absl::StrCat("--benchmarks: '", token,
@@ -402,8 +426,8 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
         } else {
           s = absl::InvalidArgumentError(absl::StrCat(
               "--benchmarks: '", token, "': unknown setting '", key,
-              "' (known: threads, value_size, num, duration, batch_size, "
-              "segment_size)"));
+              "' (known: X<repeats>, threads, value_size, num, duration, "
+              "batch_size, segment_size)"));
         }
         if (!s.ok()) return s;
       }
@@ -521,6 +545,7 @@ class Benchmark {
 
   void PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
                    uint64_t seed) const;
+  // Runs spec.repeats times; prints every run, and the median of several.
   absl::Status Run(const BenchSpec& spec);
   void PrintComparison() const;
 
@@ -549,6 +574,8 @@ class Benchmark {
   // Appends spec.OpsPerThread() records (untimed) and syncs, for the read
   // benchmarks when the log is empty.
   absl::Status FillUntimed(SegmentedWal* wal, const BenchSpec& spec);
+  // See --warmup_page_cache.
+  absl::Status WarmUpPageCache(uint64_t bytes);
   // A fresh, empty directory under scratch_dir_.
   absl::StatusOr<std::string> FreshScratch(const std::string& name);
 
@@ -556,7 +583,8 @@ class Benchmark {
   // the result line.
   absl::StatusOr<Result> RunThreads(const BenchSpec& spec,
                                     const Worker& worker);
-  void Report(const Result& r);
+  // Prints the db_bench result line; `suffix` is appended to the label.
+  void Report(const Result& r, const std::string& suffix = "");
 
   // The loop condition every worker uses.
   bool KeepGoing(const BenchSpec& spec, uint64_t i) const {
@@ -570,6 +598,7 @@ class Benchmark {
   }
   uint64_t OpStart() const { return FLAGS_histogram ? NowNanos() : 0; }
 
+  absl::StatusOr<Result> RunOnce(const BenchSpec& spec);
   absl::StatusOr<Result> Fill(const BenchSpec& spec);
   absl::StatusOr<Result> Read(const BenchSpec& spec);
   absl::StatusOr<Result> OpenRecover(const BenchSpec& spec);
@@ -604,6 +633,23 @@ absl::Status Benchmark::ResetWal() {
         absl::StrCat("listing ", wal_dir_, ": ", ec.message()));
   }
   return absl::OkStatus();
+}
+
+absl::Status Benchmark::WarmUpPageCache(uint64_t bytes) {
+  bytes = std::min<uint64_t>(bytes, uint64_t{4} << 30);
+  const std::string path = scratch_dir_ + "/warmup";
+  absl::StatusOr<std::unique_ptr<RawBufferedWriter>> w =
+      RawBufferedWriter::Create(path, 1 << 20, /*direct_io=*/false);
+  if (!w.ok()) return w.status();
+  const std::string chunk(1 << 20, 'w');
+  absl::Status s;
+  for (uint64_t done = 0; s.ok() && done < bytes; done += chunk.size()) {
+    s = (*w)->Append(chunk);
+  }
+  if (s.ok()) s = (*w)->Finish();
+  w->reset();
+  RemoveFileQuietly(path);
+  return s;
 }
 
 absl::StatusOr<std::string> Benchmark::FreshScratch(const std::string& name) {
@@ -728,7 +774,7 @@ absl::StatusOr<Result> Benchmark::RunThreads(const BenchSpec& spec,
   return r;
 }
 
-void Benchmark::Report(const Result& r) {
+void Benchmark::Report(const Result& r, const std::string& suffix) {
   std::string extra;
   if (r.bytes > 0) extra = absl::StrFormat("%6.1f MB/s", r.MBPerSec());
   if (!r.extra.empty()) {
@@ -737,11 +783,10 @@ void Benchmark::Report(const Result& r) {
   }
   printf("%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %" PRIu64
          " operations;%s%s\n",
-         r.spec.label.c_str(), r.MicrosPerOp(),
+         (r.spec.label + suffix).c_str(), r.MicrosPerOp(),
          static_cast<long>(r.OpsPerSec()), r.elapsed, r.ops,
          extra.empty() ? "" : " ", extra.c_str());
   fflush(stdout);
-  results_.push_back(r);
 }
 
 // fillseq, fillsync, fillbatch.
@@ -793,7 +838,8 @@ absl::StatusOr<Result> Benchmark::Fill(const BenchSpec& spec) {
   });
   if (!r.ok()) return r;
   absl::StatusOr<std::vector<SegmentMeta>> segs = wal->ListSegments();
-  if (segs.ok()) r->extra = absl::StrCat("(", segs->size(), " segments)");
+  if (segs.ok())
+    r->extra = absl::StrCat("(", Plural(segs->size(), "segment"), ")");
   return r;
 }
 
@@ -856,8 +902,8 @@ absl::StatusOr<Result> Benchmark::Read(const BenchSpec& spec) {
   });
   if (!r.ok()) return r;
   r->extra =
-      absl::StrCat("(", expected, " records, ", segs->size(), " segments, ",
-                   r->passes, r->passes == 1 ? " pass)" : " passes)");
+      absl::StrCat("(", expected, " records, ", Plural(segs->size(), "segment"),
+                   ", ", r->passes, r->passes == 1 ? " pass)" : " passes)");
   return r;
 }
 
@@ -933,7 +979,8 @@ absl::StatusOr<Result> Benchmark::Rollover(const BenchSpec& spec) {
     if (r.ok()) {
       absl::StatusOr<std::vector<SegmentMeta>> segs = wal->ListSegments();
       if (segs.ok()) {
-        r->extra = absl::StrCat("(", segs->size() - 1, " segment rolls)");
+        r->extra =
+            absl::StrCat("(", Plural(segs->size() - 1, "segment roll"), ")");
       }
     }
   }
@@ -1070,6 +1117,36 @@ absl::StatusOr<Result> Benchmark::Raw(const BenchSpec& spec) {
 }
 
 absl::Status Benchmark::Run(const BenchSpec& spec) {
+  std::vector<Result> runs;
+  for (int i = 0; i < spec.repeats; ++i) {
+    absl::StatusOr<Result> r = RunOnce(spec);
+    if (!r.ok()) return r.status();
+    Report(*r);
+    runs.push_back(*std::move(r));
+  }
+  if (runs.size() == 1) {
+    results_.push_back(runs[0]);
+    return absl::OkStatus();
+  }
+  // The median run by ops/sec (of an even count, the faster middle one)
+  // stands for the benchmark in --compare.
+  std::sort(runs.begin(), runs.end(), [](const Result& a, const Result& b) {
+    return a.OpsPerSec() > b.OpsPerSec();
+  });
+  const Result& median = runs[(runs.size() - 1) / 2];
+  Report(median, absl::StrCat(" [MEDIAN ", runs.size(), " runs]"));
+  results_.push_back(median);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Result> Benchmark::RunOnce(const BenchSpec& spec) {
+  if (FLAGS_warmup_page_cache && spec.duration == 0 &&
+      (spec.kind == Kind::kFillSeq || spec.kind == Kind::kFillBatch ||
+       spec.kind == Kind::kRawWrite)) {
+    absl::Status s = WarmUpPageCache(spec.OpsPerThread() * spec.threads *
+                                     (spec.value_size + kRecordHeaderBytes));
+    if (!s.ok()) return s;
+  }
   absl::StatusOr<Result> r;
   switch (spec.kind) {
     case Kind::kFillSeq:
@@ -1095,9 +1172,7 @@ absl::Status Benchmark::Run(const BenchSpec& spec) {
       r = Raw(spec);
       break;
   }
-  if (!r.ok()) return r.status();
-  Report(*r);
-  return absl::OkStatus();
+  return r;
 }
 
 // ---------------------------------------------------------------------------
@@ -1172,37 +1247,63 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
   fflush(stdout);
 }
 
-// The most recent result of `kind` with the same value size, preferring one
-// with `threads` threads.
-const Result* FindBaseline(const std::vector<Result>& results, size_t before,
+// The result of `kind` with the same value size that ran closest to
+// results[self] (a baseline interleaved with the WAL runs pairs with its
+// neighbour), preferring one with `threads` threads.
+const Result* FindBaseline(const std::vector<Result>& results, size_t self,
                            Kind kind, uint64_t value_size, int threads) {
-  const Result* any = nullptr;
+  const Result* best = nullptr;
+  size_t best_distance = SIZE_MAX;
+  bool best_same_threads = false;
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& b = results[i];
-    if (i == before || b.spec.kind != kind || b.spec.value_size != value_size) {
+    if (i == self || b.spec.kind != kind || b.spec.value_size != value_size) {
       continue;
     }
-    if (b.spec.threads == threads) return &b;
-    if (any == nullptr) any = &b;
+    const bool same_threads = b.spec.threads == threads;
+    const size_t distance = i > self ? i - self : self - i;
+    if ((same_threads && !best_same_threads) ||
+        (same_threads == best_same_threads && distance < best_distance)) {
+      best = &b;
+      best_distance = distance;
+      best_same_threads = same_threads;
+    }
   }
-  return any;
+  return best;
 }
 
 void Benchmark::PrintComparison() const {
   printf("------------------------------------------------\n");
   printf("Comparison (ratios measured in this run):\n");
-  printf("%-26s %-26s %10s  %s\n", "benchmark", "baseline", "ratio", "of");
+  int w = 20;
+  for (const Result& r : results_) {
+    w = std::max(w, static_cast<int>(r.spec.label.size()));
+  }
+  printf("%-*s %-*s %10s  %s\n", w, "benchmark", w, "baseline", "ratio", "of");
   int rows = 0;
   auto row = [&](const Result& r, const char* missing, const Result* b,
                  double ratio, const char* of) {
     rows++;
     if (b == nullptr) {
-      printf("%-26s %-26s %10s  (add %s to --benchmarks)\n",
-             r.spec.label.c_str(), missing, "n/a", missing);
+      printf("%-*s %-*s %10s  (add %s to --benchmarks)\n", w,
+             r.spec.label.c_str(), w, missing, "n/a", missing);
     } else {
-      printf("%-26s %-26s %9.3fx  %s\n", r.spec.label.c_str(),
+      printf("%-*s %-*s %9.3fx  %s\n", w, r.spec.label.c_str(), w,
              b->spec.label.c_str(), ratio, of);
     }
+  };
+  // The run of `kind` closest to results_[self], whatever its settings.
+  auto nearest = [&](size_t self, Kind kind) -> const Result* {
+    const Result* best = nullptr;
+    size_t best_distance = SIZE_MAX;
+    for (size_t i = 0; i < results_.size(); ++i) {
+      const size_t d = i > self ? i - self : self - i;
+      if (results_[i].spec.kind == kind && d < best_distance) {
+        best = &results_[i];
+        best_distance = d;
+      }
+    }
+    return best;
   };
   for (size_t i = 0; i < results_.size(); ++i) {
     const Result& r = results_[i];
@@ -1231,10 +1332,7 @@ void Benchmark::PrintComparison() const {
       }
       case Kind::kOpenRecover: {
         for (Kind k : {Kind::kReplay, Kind::kIterate}) {
-          const Result* b = nullptr;
-          for (const Result& c : results_) {
-            if (c.spec.kind == k) b = &c;
-          }
+          const Result* b = nearest(i, k);
           row(r, k == Kind::kReplay ? "replay" : "iterate", b,
               b ? (r.thread_seconds / std::max<uint64_t>(1, r.ops)) /
                       b->SecondsPerPass()
@@ -1246,11 +1344,7 @@ void Benchmark::PrintComparison() const {
       case Kind::kRollover:
       case Kind::kTruncate: {
         const Result* b = FindBaseline(results_, i, Kind::kRawSync, vs, 1);
-        if (b == nullptr) {
-          for (const Result& c : results_) {
-            if (c.spec.kind == Kind::kRawSync) b = &c;
-          }
-        }
+        if (b == nullptr) b = nearest(i, Kind::kRawSync);
         row(r, "rawsync", b, b ? r.MicrosPerOp() / b->MicrosPerOp() : 0,
             "micros/op (fdatasync-equivalents per op)");
         break;

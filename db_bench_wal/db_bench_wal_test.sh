@@ -27,7 +27,7 @@ fail() {
 }
 
 # name : X micros/op Y ops/sec Z seconds N operations; M MB/s [extra]
-RESULT_RE='^[a-z]+(\[[^] ]*\])? +: +[0-9]+\.[0-9]{3} micros/op [0-9]+ ops/sec [0-9]+\.[0-9]{3} seconds [0-9]+ operations; +[0-9]+\.[0-9] MB/s'
+RESULT_RE='^[a-z]+(\[[^] ]*\])?( \[MEDIAN [0-9]+ runs\])? +: +[0-9]+\.[0-9]{3} micros/op [0-9]+ ops/sec [0-9]+\.[0-9]{3} seconds [0-9]+ operations; +[0-9]+\.[0-9] MB/s'
 
 # Runs the tool; stdout in $TMP/out, stderr in $TMP/err, exit code in $rc.
 run() {
@@ -93,6 +93,15 @@ waldir="$(sed -n 's/^WAL dir: *\([^ ]*\) (temporary.*/\1/p' "$TMP/out")"
 [ -n "$waldir" ] || fail "header has no temporary WAL dir"
 [ -n "$waldir" ] && [ -e "$(dirname "$waldir")" ] && fail "temporary dir $(dirname "$waldir") left behind"
 
+# --- [X<n>] repeats a benchmark and adds a median line.
+run --benchmarks='rawwrite[X2],fillseq[X3,num=100]' --num=1000 --stats_interval_seconds=0 --compare
+[ "$rc" -eq 0 ] || fail "repeats: exit $rc: $(cat "$TMP/err")"
+n="$(grep -cE "^fillseq\[X3,num=100\] +: .* 100 operations;" "$TMP/out")"
+[ "$n" -eq 3 ] || fail "fillseq[X3,...] printed $n runs, expected 3"
+expect_result 'fillseq[X3,num=100] [MEDIAN 3 runs]' 100
+expect_result 'rawwrite[X2] [MEDIAN 2 runs]' 1000
+grep -qE '^fillseq\[X3,num=100\] +rawwrite\[X2\] +[0-9.]+x' "$TMP/out" || fail "no comparison of the medians"
+
 # --- Read benchmarks on an empty log fill it first; an explicit --wal_dir is kept.
 run --benchmarks=replay --num=500 --wal_dir="$TMP/wal1" --stats_interval_seconds=0
 [ "$rc" -eq 0 ] || fail "replay on empty log: exit $rc: $(cat "$TMP/err")"
@@ -149,6 +158,7 @@ run --rawsync_prealloc=maybe;                  expect_one_line_error "unknown pr
 run --benchmarks='fillsync[threads=0]';        expect_one_line_error "bracketed threads 0"
 run --benchmarks='fillsync[color=red]';        expect_one_line_error "unknown bracketed setting"
 run --benchmarks='fillsync[threads=2';         expect_one_line_error "unbalanced bracket"
+run --benchmarks='fillsync[X0]';               expect_one_line_error "repeat count 0"
 run --benchmarks=,;                            expect_one_line_error "empty benchmark list"
 run --no_such_flag=1;                          expect_one_line_error "unknown flag"
 run --num=abc;                                 expect_one_line_error "non-numeric num"
