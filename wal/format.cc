@@ -114,17 +114,23 @@ void AppendRecord(uint32_t seed, const RecordHeader& h,
   EncodeRecordHeaderFields(h, fields);
   dst->append(8, '\0');  // the two CRCs, filled in below
   dst->append(fields, kRecordHeaderFieldsSize);
+  dst->append(payload.data(), payload.size());
+  FinishRecordFrame(seed, start, dst);
+}
+
+void FinishRecordFrame(uint32_t seed, size_t start, std::string* dst) {
+  const char* frame = dst->data() + start;
   const uint32_t header_crc =
-      crc32c::Extend(seed, dst->data() + start + 8, kRecordHeaderSize - 8);
+      crc32c::Extend(seed, frame + 8, kRecordHeaderSize - 8);
   const uint32_t payload_crc =
-      crc32c::Extend(header_crc, payload.data(), payload.size());
+      crc32c::Extend(header_crc, frame + kRecordHeaderSize,
+                     dst->size() - start - kRecordHeaderSize);
   char crcs[8];
   for (int i = 0; i < 4; ++i) {
     crcs[i] = static_cast<char>(crc32c::Mask(header_crc) >> (8 * i));
     crcs[4 + i] = static_cast<char>(crc32c::Mask(payload_crc) >> (8 * i));
   }
   memcpy(dst->data() + start, crcs, 8);
-  dst->append(payload.data(), payload.size());
 }
 
 bool DecodeRecordHeader(uint32_t seed, const char* p, RecordHeader* h,

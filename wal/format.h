@@ -76,6 +76,10 @@ void EncodeRecordHeaderFields(const RecordHeader& header,
 // REQUIRES: payload.size() == header.payload_length.
 void AppendRecord(uint32_t seed, const RecordHeader& header,
                   absl::string_view payload, std::string* dst);
+// For a frame built in place: *dst holds, from `start` to its end, 8 bytes
+// for the CRCs, the header fields (EncodeRecordHeaderFields) and the payload.
+// Computes and stores the two CRCs.
+void FinishRecordFrame(uint32_t seed, size_t start, std::string* dst);
 
 // Decodes the 56 bytes at `p` and checks the header CRC. Returns false if the
 // CRC does not match (nothing in *header can be trusted then). On success

@@ -98,8 +98,8 @@ void PayloadCodec::AssociatedData(const RecordHeader& h,
 
 absl::Status PayloadCodec::AppendRecord(uint32_t seed, bool compressed,
                                         absl::string_view body,
-                                        RecordHeader* h, std::string* dst,
-                                        std::string* scratch) const {
+                                        RecordHeader* h,
+                                        std::string* dst) const {
   h->flags = compressed ? kFlagSnappy : 0;
   if (cipher_ == nullptr) {
     h->payload_length = static_cast<uint32_t>(body.size());
@@ -109,13 +109,19 @@ absl::Status PayloadCodec::AppendRecord(uint32_t seed, bool compressed,
   h->flags |= kFlagEncrypted;
   h->payload_length =
       static_cast<uint32_t>(body.size() + SegmentCipher::kTagSize);
+  // Sealed straight into the frame: header, then ciphertext || tag.
   char ad[kAssociatedDataSize];
   AssociatedData(*h, ad);
-  scratch->clear();
+  const size_t start = dst->size();
+  dst->append(8, '\0');  // CRCs, filled in by FinishRecordFrame
+  dst->append(ad + kSegmentHeaderSize, wal_format::kRecordHeaderFieldsSize);
   absl::Status s = cipher_->Seal(h->lsn, absl::string_view(ad, sizeof(ad)),
-                                 body, scratch);
-  if (!s.ok()) return s;
-  wal_format::AppendRecord(seed, *h, *scratch, dst);
+                                 body, dst);
+  if (!s.ok()) {
+    dst->resize(start);
+    return s;
+  }
+  wal_format::FinishRecordFrame(seed, start, dst);
   return absl::OkStatus();
 }
 

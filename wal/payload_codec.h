@@ -76,15 +76,14 @@ class PayloadCodec {
 
   // Frames one record into *dst: sets header->flags (kFlagSnappy if
   // `compressed`, kFlagEncrypted if the segment is encrypted) and
-  // header->payload_length, seals `body` (the payload, or its Snappy encoding
-  // if `compressed`) if the segment is encrypted, and appends header + stored
-  // bytes. `scratch` is reused between calls. Internal if sealing fails (the
-  // caller must not write the record then).
-  // REQUIRES: body does not point into *dst or *scratch.
+  // header->payload_length, and appends header + stored bytes: `body` (the
+  // payload, or its Snappy encoding if `compressed`), sealed in place if the
+  // segment is encrypted. Internal if sealing fails (nothing is appended).
+  // REQUIRES: body does not point into *dst.
   absl::Status AppendRecord(uint32_t seed, bool compressed,
                             absl::string_view body,
                             wal_format::RecordHeader* header,
-                            std::string* dst, std::string* scratch) const;
+                            std::string* dst) const;
 
   // Turns the stored bytes of a record whose frame CRCs matched back into its
   // payload (*out). DataLoss, with a reason but no location (the reader adds

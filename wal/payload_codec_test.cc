@@ -78,12 +78,11 @@ RecordHeader HeaderFor(uint64_t lsn) {
 // Frames `payload` as the WAL does; returns the stored bytes and the header.
 std::string Frame(const TestSegment& seg, Compression compression,
                   absl::string_view payload, RecordHeader* h) {
-  std::string compressed, framed, scratch;
+  std::string compressed, framed;
   const bool is_compressed = CompressPayload(compression, payload, &compressed);
   const absl::string_view body = is_compressed ? compressed : payload;
   absl::Status s = seg.codec->AppendRecord(wal_format::SegmentSeed(seg.header),
-                                           is_compressed, body, h, &framed,
-                                           &scratch);
+                                           is_compressed, body, h, &framed);
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(framed.size(), kRecordHeaderSize + h->payload_length);
   // The frame is valid for the segment's CRC seed.

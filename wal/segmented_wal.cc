@@ -221,7 +221,6 @@ class SegmentedWal::Impl {
   // ring installed so far, so encryption_ring() pointers stay valid.
   std::shared_ptr<const KeyRing> ring_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<const KeyRing>> rings_ ABSL_GUARDED_BY(mu_);
-  std::string seal_scratch_ ABSL_GUARDED_BY(mu_);
 
   port::Mutex truncate_mu_;  // serialises TruncateBefore calls
   std::unique_ptr<FileLock> lock_;
@@ -336,7 +335,7 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
           ? absl::InternalError("appending to a segment without a codec " +
                                 seg->path)
           : seg->codec->AppendRecord(seg->seed, is_compressed, body, &h,
-                                     &staged_, &seal_scratch_);
+                                     &staged_);
   if (!framed.ok()) {
     // Nothing was staged and no reader saw the LSN: give it back.
     staged_.resize(before);
