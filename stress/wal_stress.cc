@@ -404,6 +404,88 @@ absl::Status RunGeneration(const StressOptions& options, SegmentedWal* wal,
   return sh.error;
 }
 
+namespace {
+
+void AddStats(const GenerationStats& g, GenerationStats* total) {
+  total->appended += g.appended;
+  total->syncs += g.syncs;
+  total->flushes += g.flushes;
+  total->acknowledged += g.acknowledged;
+  total->read_backs += g.read_backs;
+  total->iterations += g.iterations;
+  total->records_iterated += g.records_iterated;
+  total->truncations += g.truncations;
+  total->segments_deleted += g.segments_deleted;
+}
+
+}  // namespace
+
+CycleReport RunCycles(const StressOptions& options, FaultInjectionEnv* fault,
+                      uint64_t seed, int cycles) {
+  static constexpr CrashMode kModes[] = {
+      CrashMode::kDropUnsynced, CrashMode::kTornTail, CrashMode::kTornSectors};
+  CycleReport report;
+  ExpectedState initial;
+  initial.seed = seed;
+  MemoryStateStore store(initial);
+  for (int cycle = 0; cycle <= cycles; ++cycle) {
+    ExpectedState state = *store.Load();
+    auto where = [&](uint64_t lsn) {
+      return absl::StrCat("seed ", seed, " generation ", state.generation,
+                          lsn != 0 ? absl::StrCat(" first bad LSN ", lsn) : "",
+                          ": ");
+    };
+    auto wal = SegmentedWal::Open(
+        WalOptionsFor(options, state.seed, state.generation + 1));
+    if (!wal.ok()) {
+      report.failure = absl::StrCat(where(0), "Open after cycle ", cycle,
+                                    " failed: ", wal.status().ToString());
+      return report;
+    }
+    for (const RecoveryDrop& d : (*wal)->recovery_report().drops) {
+      report.dropped_bytes += d.bytes;
+    }
+    const VerifyResult v = VerifyWal(**wal, state, /*check_durable=*/true);
+    report.records_verified += v.records;
+    report.acked_lost += v.acked_lost;
+    report.phantom += v.phantom;
+    if (!v.ok) {
+      report.failure = absl::StrCat(where(v.first_bad_lsn), v.error);
+      return report;
+    }
+    if (cycle == cycles) break;
+    GenerationStats stats;
+    absl::Status s =
+        RunGeneration(options, wal->get(), &store, &state, &stats);
+    AddStats(stats, &report.workload);
+    if (!s.ok()) {
+      report.failure = absl::StrCat(where(0), s.ToString());
+      return report;
+    }
+    report.cycles++;
+    if (fault != nullptr) {
+      const uint64_t x = Mix64(state.seed ^ Mix64(state.generation));
+      const CrashMode mode = kModes[x % 3];
+      absl::Status c;
+      if ((x >> 8) % 2 == 0) {  // power loss with the WAL still open
+        c = fault->SimulateCrash(mode, x);
+        wal->reset();
+      } else {  // power loss right after a clean close
+        wal->reset();
+        c = fault->SimulateCrash(mode, x);
+      }
+      report.crashes++;
+      if (!c.ok()) {
+        report.failure = absl::StrCat(where(0), "SimulateCrash: ", c.ToString());
+        return report;
+      }
+    } else {
+      wal->reset();
+    }
+  }
+  return report;
+}
+
 std::string DescribeVerify(const VerifyResult& v, const ExpectedState& state) {
   return absl::StrCat("records ", v.records, ", LSNs ", v.first_lsn, "..",
                       v.last_lsn, ", acknowledged LSN ", state.acked_lsn,

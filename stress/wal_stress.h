@@ -36,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "env/env.h"
+#include "env/fault_injection_env.h"
 #include "stress/expected_state.h"
 #include "wal/segmented_wal.h"
 
@@ -88,6 +89,26 @@ absl::Status RunGeneration(const StressOptions& options, SegmentedWal* wal,
                            StateStore* store, ExpectedState* state,
                            GenerationStats* stats,
                            const std::atomic<bool>* stop = nullptr);
+
+// In-process crash cycles (no files, no processes): `cycles` times, open the WAL
+// on options.env, verify it, run a generation (options.max_ops per thread),
+// then end it — with a power loss (`fault` non-null: SimulateCrash in a seeded
+// CrashMode, with the WAL still open or just after closing it) or a clean
+// close — and finally verify once more. REQUIRES: `fault`, when set, is
+// options.env or wraps it.
+struct CycleReport {
+  uint64_t cycles = 0;
+  uint64_t crashes = 0;  // simulated power losses
+  uint64_t records_verified = 0;
+  uint64_t acked_lost = 0;
+  uint64_t phantom = 0;
+  uint64_t dropped_bytes = 0;  // reported by recovery
+  GenerationStats workload;
+  std::string failure;  // "" if every verification passed; else seed,
+                        // generation, first bad LSN and what was wrong
+};
+CycleReport RunCycles(const StressOptions& options, FaultInjectionEnv* fault,
+                      uint64_t seed, int cycles);
 
 // One line describing a verification, for logs:
 //   "records N, LSNs a..b, acknowledged LSN x, truncation floor f"

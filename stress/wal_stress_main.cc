@@ -221,65 +221,28 @@ int RunPosix(Flags& f) {
 int RunInProcess(Flags& f) {
   std::unique_ptr<Env> mem = NewMemEnv();
   std::unique_ptr<FaultInjectionEnv> fault;
-  Env* env = mem.get();
+  f.options.env = mem.get();
   if (f.env == "fault") {
     fault = std::make_unique<FaultInjectionEnv>(mem.get());
-    env = fault.get();
+    f.options.env = fault.get();
   }
-  ExpectedState initial;
-  initial.seed = f.seed;
-  MemoryStateStore store(initial);
   f.options.wal_dir = "/wal";
-  f.options.env = env;
   if (f.options.max_ops == 0) f.options.max_ops = 400;
-  f.options.duration_ms = 60000;
-  static constexpr CrashMode kModes[] = {
-      CrashMode::kDropUnsynced, CrashMode::kTornTail, CrashMode::kTornSectors};
-  GenerationStats total;
-  uint64_t verified = 0;
-  for (int64_t cycle = 0; cycle <= f.cycles; ++cycle) {
-    ExpectedState state = *store.Load();
-    auto wal = SegmentedWal::Open(
-        WalOptionsFor(f.options, state.seed, state.generation + 1));
-    if (!wal.ok()) {
-      Failed(f, state, 0, absl::StrCat("Open after cycle ", cycle,
-                                       " failed: ", wal.status().ToString()));
-    }
-    const VerifyResult v = VerifyWal(**wal, state, /*check_durable=*/true);
-    if (!v.ok) Failed(f, state, v.first_bad_lsn, v.error);
-    verified += v.records;
-    if (cycle == f.cycles) {
-      SayVerify(v, state, (*wal)->recovery_report());
-      break;
-    }
-    GenerationStats stats;
-    absl::Status s =
-        RunGeneration(f.options, wal->get(), &store, &state, &stats);
-    if (!s.ok()) Failed(f, state, 0, s.ToString());
-    total.appended += stats.appended;
-    total.syncs += stats.syncs;
-    total.truncations += stats.truncations;
-    if (fault != nullptr) {
-      const uint64_t x = Mix64(state.seed ^ Mix64(state.generation));
-      const CrashMode mode = kModes[x % 3];
-      // Power loss with the WAL still open, or right after it was closed.
-      if ((x >> 8) % 2 == 0) {
-        absl::Status c = fault->SimulateCrash(mode, x);
-        wal->reset();
-        if (!c.ok()) Failed(f, state, 0, c.ToString());
-      } else {
-        wal->reset();
-        absl::Status c = fault->SimulateCrash(mode, x);
-        if (!c.ok()) Failed(f, state, 0, c.ToString());
-      }
-    } else {
-      wal->reset();
-    }
+  f.options.duration_ms = 600000;  // generations end after max_ops
+  const CycleReport r =
+      RunCycles(f.options, fault.get(), f.seed, static_cast<int>(f.cycles));
+  Say(absl::StrCat("WAL_STRESS_VERIFY ok=", r.failure.empty() ? 1 : 0,
+                   " records=", r.records_verified, " acked_lost=",
+                   r.acked_lost, " phantom=", r.phantom,
+                   " dropped_bytes=", r.dropped_bytes));
+  if (!r.failure.empty()) {
+    Say("wal_stress: FAILED: " + r.failure);
+    return 1;
   }
-  Say(absl::StrCat("wal_stress: ", f.cycles, " ", f.env,
-                   " cycles passed (seed ", f.seed, "): ", total.appended,
-                   " appended, ", total.syncs, " syncs, ", total.truncations,
-                   " truncations, ", verified, " records verified"));
+  Say(absl::StrCat("wal_stress: ", r.cycles, " ", f.env, " cycles (",
+                   r.crashes, " simulated power losses) passed, seed ",
+                   f.seed, ": ", r.workload.ToString(), "; ",
+                   r.records_verified, " records verified"));
   return 0;
 }
 
