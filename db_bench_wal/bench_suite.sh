@@ -3,16 +3,22 @@
 # (`bazel run -c opt //db_bench_wal:bench_suite`).
 #
 # Runs each micro-benchmark binary briefly (their usual Google Benchmark output
-# scrolls by), then prints ONE summary table whose ratios all come from this
-# run, so they compare like with like on this machine.
+# scrolls by), then db_bench_wal in three blocks (100-byte records, 4 KiB
+# records on a 1 GiB log, synced appends), and prints ONE summary table whose
+# ratios all come from this run, so they compare like with like on this
+# machine. WAL figures are medians of three runs, interleaved with their
+# baselines; rows with a target (issue 6) say whether this run meets it.
 #
-# Extra arguments are passed to every benchmark binary, e.g.
+# Extra arguments are passed to every Google Benchmark binary, e.g.
 #   bazel run -c opt //db_bench_wal:bench_suite -- --benchmark_filter=Crc32c
-# Environment: SEGWAL_BENCH_MIN_TIME (seconds per benchmark, default 0.2),
-# SEGWAL_BENCH_DIR (where the POSIX file benchmarks write, default $TMPDIR or /tmp).
+# Environment: SEGWAL_BENCH_MIN_TIME (seconds per micro-benchmark, default
+# 0.2), SEGWAL_BENCH_DIR (where the file benchmarks write, default $TMPDIR or
+# /tmp; db_bench_wal makes its temporary directory there), SEGWAL_DB_BENCH=0
+# (skip db_bench_wal), SEGWAL_DB_BENCH_ARGS (extra db_bench_wal flags).
 #
 # To add a benchmark: add the binary to `data` in db_bench_wal/BUILD.bazel and
-# to BENCHMARKS below, and the rows you want summarised to SUMMARY.
+# to BENCHMARKS below (or a db_bench_wal run to DB_BENCH_BLOCKS), and the rows
+# you want summarised to SUMMARY.
 set -euo pipefail
 
 MIN_TIME="${SEGWAL_BENCH_MIN_TIME:-0.2}"
@@ -23,17 +29,53 @@ BENCHMARKS=(
   env/env_benchmark
 )
 
-# Summary rows: "label|numerator benchmark|denominator benchmark". The ratio is
-# numerator bytes/s over denominator bytes/s. Leave the denominator empty for a
-# row that only reports a throughput.
+# db_bench_wal runs: "block|flags". Results are named "<block>/<label>"; a
+# label that runs several times is summarised by its median.
+X3() { local s="$1"; echo "$s,$s,$s"; }
+DB_BENCH_BLOCKS=(
+  # 100-byte records, 1M per run (156 MB framed, 3 segments).
+  "b100|--value_size=100 --num=1000000 --benchmarks=$(X3 rawwrite,fillseq),$(X3 replay,iterate)"
+  # 4 KiB records: fills of 256 MiB against rawwrite (and without segment
+  # rolls, to show what the synchronous roll costs), then a 1 GiB log of 17
+  # segments to replay, iterate and reopen.
+  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(X3 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(X3 replay,iterate),openrecover"
+  # Synced appends, 100 B: one thread against rawsync, 16 threads against
+  # one; then the costs of a segment roll and of deleting a segment.
+  "sync|--value_size=100 --benchmarks=$(X3 'rawsync[duration=1],fillsync[duration=1],fillsync[threads=16,duration=1]'),rollover[num=100],truncate[num=100]"
+)
+
+# Summary rows: "label|numerator|denominator|how|target".
+#   how ""     numerator bytes/s over denominator bytes/s (Google Benchmark)
+#       ops    ops/sec ratio (db_bench_wal)
+#       time   numerator micros/op over denominator seconds per run
+#       oprt   numerator micros/op over denominator micros/op
+#       us     the numerator's micros/op (no denominator)
+#       GBps   the numerator's payload GB/s (10^9 bytes)
+#       Mrps   the numerator's million records (operations) per second
+#   target ">=x" or "<=x" on the ratio or value; empty for none.
 SUMMARY=(
-  "CRC32C fast/portable, 64 B|BM_Crc32cFast/64|BM_Crc32cPortable/64"
-  "CRC32C fast/portable, 4 KiB|BM_Crc32cFast/4096|BM_Crc32cPortable/4096"
-  "CRC32C fast/portable, 1 MiB|BM_Crc32cFast/1048576|BM_Crc32cPortable/1048576"
-  "Append POSIX/mem, 100 B, no sync|BM_PosixAppend/record_bytes:100/sync_every:0/real_time|BM_MemAppend/record_bytes:100/sync_every:0/real_time"
-  "Append POSIX/mem, 100 B, sync/100|BM_PosixAppend/record_bytes:100/sync_every:100/real_time|BM_MemAppend/record_bytes:100/sync_every:100/real_time"
-  "Append POSIX/mem, 4 KiB, no sync|BM_PosixAppend/record_bytes:4096/sync_every:0/real_time|BM_MemAppend/record_bytes:4096/sync_every:0/real_time"
-  "Append POSIX/mem, 4 KiB, sync/100|BM_PosixAppend/record_bytes:4096/sync_every:100/real_time|BM_MemAppend/record_bytes:4096/sync_every:100/real_time"
+  "CRC32C fast/portable, 64 B|BM_Crc32cFast/64|BM_Crc32cPortable/64||"
+  "CRC32C fast/portable, 4 KiB|BM_Crc32cFast/4096|BM_Crc32cPortable/4096||"
+  "CRC32C fast/portable, 1 MiB|BM_Crc32cFast/1048576|BM_Crc32cPortable/1048576||"
+  "Append POSIX/mem, 100 B, no sync|BM_PosixAppend/record_bytes:100/sync_every:0/real_time|BM_MemAppend/record_bytes:100/sync_every:0/real_time||"
+  "Append POSIX/mem, 100 B, sync/100|BM_PosixAppend/record_bytes:100/sync_every:100/real_time|BM_MemAppend/record_bytes:100/sync_every:100/real_time||"
+  "Append POSIX/mem, 4 KiB, no sync|BM_PosixAppend/record_bytes:4096/sync_every:0/real_time|BM_MemAppend/record_bytes:4096/sync_every:0/real_time||"
+  "Append POSIX/mem, 4 KiB, sync/100|BM_PosixAppend/record_bytes:4096/sync_every:100/real_time|BM_MemAppend/record_bytes:4096/sync_every:100/real_time||"
+  "fillsync/rawsync, 100 B, 1 thread|sync/fillsync[duration=1]|sync/rawsync[duration=1]|ops|>=0.95"
+  "fillsync 16 thr/1 thr, 100 B|sync/fillsync[threads=16,duration=1]|sync/fillsync[duration=1]|ops|>=8"
+  "fillseq/rawwrite, 100 B|b100/fillseq|b100/rawwrite|ops|"
+  "fillseq, 100 B: us/record|b100/fillseq||us|<=0.3"
+  "fillseq/rawwrite, 4 KiB|b4k/fillseq|b4k/rawwrite|ops|>=0.8"
+  "fillseq, 4 KiB: GB/s|b4k/fillseq||GBps|>=2"
+  "fillseq no rolls/rawwrite, 4 KiB|b4k/fillseq[segment_size=1099511627776]|b4k/rawwrite|ops|"
+  "replay, 4 KiB: GB/s|b4k/replay||GBps|>=2"
+  "iterate, 4 KiB: GB/s|b4k/iterate||GBps|>=2"
+  "replay, 100 B: M records/s|b100/replay||Mrps|>=5"
+  "iterate, 100 B: M records/s|b100/iterate||Mrps|>=5"
+  "openrecover/replay, 1 GiB log|b4k/openrecover|b4k/replay|time|<=0.05"
+  "openrecover/iterate, 1 GiB log|b4k/openrecover|b4k/iterate|time|"
+  "segment roll/rawsync op|sync/rollover[num=100]|sync/rawsync[duration=1]|oprt|"
+  "truncate 1 segment/rawsync op|sync/truncate[num=100]|sync/rawsync[duration=1]|oprt|"
 )
 
 # Finds a binary among this script's runfiles. `bazel run` starts us in
@@ -78,39 +120,149 @@ done
 cat "$results"/*.csv 2>/dev/null |
   awk -F, '/^"/ { gsub(/"/, "", $1); print $1 "\t" $6 }' >"$results/all.tsv"
 
-printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" '
+# db_bench_wal result lines as
+# "block/label<TAB>micros_per_op<TAB>ops_per_sec<TAB>seconds<TAB>MB_per_sec".
+: >"$results/dbb.tsv"
+if [ "${SEGWAL_DB_BENCH:-1}" != 0 ]; then
+  if dbb="$(runfile db_bench_wal/db_bench_wal)"; then
+    for block in "${DB_BENCH_BLOCKS[@]}"; do
+      name="${block%%|*}"
+      flags="${block#*|}"
+      echo "=== db_bench_wal ($name) $flags"
+      # Split the flags on spaces without globbing their brackets.
+      set -f
+      # shellcheck disable=SC2206
+      args=($flags ${SEGWAL_DB_BENCH_ARGS:-})
+      set +f
+      if TMPDIR="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}" "$dbb" "${args[@]}" \
+          --compare --stats_interval_seconds=10 | tee "$results/dbb_$name.txt"; then
+        awk -v block="$name" '
+          / micros\/op .* ops\/sec .* seconds .* operations;/ && !/\[MEDIAN/ {
+            label = $1
+            for (i = 2; i <= NF; i++) {
+              if ($i == "micros/op") us = $(i - 1)
+              if ($i == "ops/sec") ops = $(i - 1)
+              if ($i == "seconds") secs = $(i - 1)
+              if ($i == "MB/s") mbs = $(i - 1)
+            }
+            print block "/" label "\t" us "\t" ops "\t" secs "\t" mbs
+          }' "$results/dbb_$name.txt" >>"$results/dbb.tsv"
+      else
+        failed+=("db_bench_wal ($name)")
+      fi
+      echo
+    done
+    sed -n 's/^CPU: *//p' "$results/dbb_b100.txt" 2>/dev/null | head -n1 >"$results/cpu.txt" || true
+  else
+    failed+=(db_bench_wal)
+  fi
+fi
+
+machine="$(cat "$results/cpu.txt" 2>/dev/null || true)"
+[ -n "$machine" ] || machine="$(nproc) CPUs"
+fsdir="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
+fs="$(df -T "$fsdir" 2>/dev/null | awk 'NR == 2 { print $2 " on " $1 }')"
+machine="$machine, $(uname -r), files on $fsdir (${fs:-?})"
+
+printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
+    -v dbb="$results/dbb.tsv" -v machine="$machine" '
   BEGIN {
     while ((getline line < tsv) > 0) {
       split(line, f, "\t")
       if (f[2] != "") bps[f[1]] = f[2] + 0
     }
+    # Several runs of one label: keep every value, take the median below.
+    while ((getline line < dbb) > 0) {
+      split(line, f, "\t")
+      n = ++count[f[1]]
+      us[f[1], n] = f[2] + 0; ops[f[1], n] = f[3] + 0
+      secs[f[1], n] = f[4] + 0; mbs[f[1], n] = f[5] + 0
+    }
+  }
+  function median(arr, key,    n, i, j, v, t) {
+    n = count[key]
+    for (i = 1; i <= n; i++) v[i] = arr[key, i]
+    for (i = 2; i <= n; i++) {
+      t = v[i]
+      for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]
+      v[j + 1] = t
+    }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
   }
   function human(b) {
     if (b >= 2^30) return sprintf("%.2f GiB/s", b / 2^30)
     if (b >= 2^20) return sprintf("%.1f MiB/s", b / 2^20)
     return sprintf("%.1f KiB/s", b / 2^10)
   }
-  function cell(name) { return (name in bps) ? human(bps[name]) : "n/a" }
-  {
-    rows[NR] = $0
+  function rate(o) {
+    if (o >= 1e6) return sprintf("%.2fM op/s", o / 1e6)
+    if (o >= 1e3) return sprintf("%.1fK op/s", o / 1e3)
+    return sprintf("%.0f op/s", o)
   }
+  function duration(s) {
+    if (s >= 1) return sprintf("%.2f s", s)
+    if (s >= 1e-3) return sprintf("%.2f ms", s * 1e3)
+    return sprintf("%.3f us", s * 1e6)
+  }
+  # Cell text for one side of a row, and its value in *val (via globals).
+  function side(name, how, role) {
+    if (how == "") {
+      if (!(name in bps)) return "n/a"
+      val = bps[name]
+      return human(val)
+    }
+    if (!(name in count)) return "n/a"
+    if (how == "ops") { val = median(ops, name); return rate(val) }
+    if (how == "oprt") { val = median(us, name); return duration(val / 1e6) }
+    if (how == "time") {
+      if (role == "num") { val = median(us, name) / 1e6 } else { val = median(secs, name) }
+      return duration(val)
+    }
+    if (how == "us") { val = median(us, name); return sprintf("%.3f us/op", val) }
+    if (how == "GBps") { val = median(mbs, name) * 1048576 / 1e9; return sprintf("%.2f GB/s", val) }
+    if (how == "Mrps") { val = median(ops, name) / 1e6; return sprintf("%.2fM rec/s", val) }
+    return "?"
+  }
+  { rows[NR] = $0 }
   END {
-    fmt = "%-36s %14s %14s %9s\n"
+    fmt = "%-34s %13s %13s %9s %8s %5s\n"
     print "==================== segwal benchmark summary ===================="
-    printf fmt, "measure", "numerator", "denominator", "ratio"
+    print "machine: " machine
+    printf fmt, "measure", "numerator", "denominator", "ratio", "target", ""
+    misses = 0; checked = 0
     for (i = 1; i <= NR; i++) {
       split(rows[i], r, "|")
-      ratio = "n/a"
-      if (r[3] == "") {
-        ratio = ""
-      } else if ((r[2] in bps) && (r[3] in bps) && bps[r[3]] > 0) {
-        ratio = sprintf("%.2fx", bps[r[2]] / bps[r[3]])
+      how = r[4]; target = r[5]
+      val = 0; numtxt = side(r[2], how, "num"); num = val; have_num = numtxt != "n/a"
+      dentxt = ""; have_den = 1
+      if (r[3] != "") { val = 0; dentxt = side(r[3], how, "den"); den = val; have_den = dentxt != "n/a" }
+      value = ""; status = ""
+      if (have_num && have_den) {
+        if (r[3] == "") {
+          x = num; value = ""
+        } else if (den > 0) {
+          x = num / den; value = sprintf("%.2fx", x)
+          if (x < 0.1) value = sprintf("%.3fx", x)
+        } else {
+          have_num = 0
+        }
       }
-      printf fmt, r[1], cell(r[2]), (r[3] == "" ? "" : cell(r[3])), ratio
+      if (target != "" && have_num && have_den) {
+        checked++
+        t = substr(target, 3) + 0
+        ok = (substr(target, 1, 2) == ">=") ? (x >= t) : (x <= t)
+        status = ok ? "ok" : "MISS"
+        if (!ok) misses++
+      } else if (target != "") {
+        status = "n/a"
+      }
+      printf fmt, r[1], numtxt, dentxt, value, target, status
     }
-    print "ratio = numerator / denominator throughput (bytes/s), same run."
+    print "ratio = numerator / denominator, same run; bytes/s for the micro-benchmarks,"
+    print "ops/sec for db_bench_wal (medians of 3 interleaved runs). time = one Open"
+    print "over one full pass. Targets are issue 6 goals: " (checked - misses) " of " checked " met."
   }'
-echo "suite time: $((SECONDS - start)) s, min time per benchmark: ${MIN_TIME} s"
+echo "suite time: $((SECONDS - start)) s, min time per micro-benchmark: ${MIN_TIME} s"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "bench_suite: failed: ${failed[*]}" >&2

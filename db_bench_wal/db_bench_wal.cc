@@ -62,8 +62,8 @@ DEFINE_string(
     "its own settings in brackets, e.g. fillsync[threads=16,duration=3] or "
     "fillseq[X3,value_size=4096,num=1000] (keys: X<n> runs it n times and "
     "adds a [MEDIAN n runs] line; threads, value_size, num, duration, "
-    "batch_size, segment_size; num is then the exact operation count per "
-    "thread). Benchmarks:\n"
+    "batch_size, segment_size, prealloc (rawsync); num is then the exact "
+    "operation count per thread). Benchmarks:\n"
     "\tfillseq     -- Append num records, no sync (then Flush)\n"
     "\tfillsync    -- Append + Sync per record, num/1000 records per thread;\n"
     "\t               with --threads each thread syncs its own (group commit)\n"
@@ -224,6 +224,7 @@ struct BenchSpec {
   uint64_t segment_size = 64 << 20;
   bool segment_size_given = false;
   int repeats = 1;  // [X<n>]: run n times, report each run and the median
+  Prealloc prealloc = Prealloc::kZeroFill;  // rawsync's file
 
   // Operations per thread when not run for a duration.
   uint64_t OpsPerThread() const {
@@ -360,6 +361,7 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
     spec.duration = FLAGS_duration;
     spec.batch_size = static_cast<uint64_t>(FLAGS_batch_size);
     spec.segment_size = static_cast<uint64_t>(FLAGS_segment_size);
+    ParsePrealloc(FLAGS_rawsync_prealloc, &spec.prealloc);
     const size_t bracket = token.find('[');
     const std::string name = token.substr(0, bracket);
     bool known = false;
@@ -419,6 +421,11 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
         } else if (key == "batch_size") {
           s = ParseInt(what, value, 1, int64_t{1} << 30, &v);
           spec.batch_size = static_cast<uint64_t>(v);
+        } else if (key == "prealloc") {
+          if (!ParsePrealloc(value, &spec.prealloc)) {
+            s = absl::InvalidArgumentError(absl::StrCat(
+                what, "=", value, ": expected zero, fallocate or none"));
+          }
         } else if (key == "segment_size") {
           s = ParseInt(what, value, 1, int64_t{1} << 40, &v);
           spec.segment_size = static_cast<uint64_t>(v);
@@ -427,7 +434,7 @@ absl::StatusOr<std::vector<BenchSpec>> ParseBenchmarks(absl::string_view list) {
           s = absl::InvalidArgumentError(absl::StrCat(
               "--benchmarks: '", token, "': unknown setting '", key,
               "' (known: X<repeats>, threads, value_size, num, duration, "
-              "batch_size, segment_size)"));
+              "batch_size, segment_size, prealloc)"));
         }
         if (!s.ok()) return s;
       }
@@ -1056,8 +1063,7 @@ absl::StatusOr<Result> Benchmark::Raw(const BenchSpec& spec) {
   absl::StatusOr<std::string> dir = FreshScratch("raw");
   if (!dir.ok()) return dir.status();
   const size_t record_size = kRecordHeaderBytes + spec.value_size;
-  Prealloc prealloc = Prealloc::kZeroFill;
-  ParsePrealloc(FLAGS_rawsync_prealloc, &prealloc);
+  const Prealloc prealloc = spec.prealloc;
   // Preallocate what the run writes (when known), at most 256 MiB per thread;
   // writes wrap around inside the preallocated range.
   const uint64_t prealloc_bytes =
@@ -1083,17 +1089,23 @@ absl::StatusOr<Result> Benchmark::Raw(const BenchSpec& spec) {
     }
   }
   absl::StatusOr<Result> r = RunThreads(spec, [&](ThreadState* t) {
-    // The record: 56 header-like bytes, then the value, as the WAL frames it.
+    // The record: 56 header-like bytes, then the value, as the WAL frames
+    // it. rawwrite copies both straight into its buffer (one copy, as the WAL
+    // frames into its staging buffer); rawsync needs them contiguous.
     std::string record(record_size, '\0');
     for (uint64_t i = 0; KeepGoing(spec, i); ++i) {
       const uint64_t op_start = OpStart();
       const absl::string_view head = t->values.Next(kRecordHeaderBytes);
       const absl::string_view value = t->values.Next(spec.value_size);
-      memcpy(record.data(), head.data(), head.size());
-      memcpy(record.data() + kRecordHeaderBytes, value.data(), value.size());
-      absl::Status s = spec.kind == Kind::kRawSync
-                           ? syncers[t->tid]->WriteAndSync(record)
-                           : writers[t->tid]->Append(record);
+      absl::Status s;
+      if (spec.kind == Kind::kRawSync) {
+        memcpy(record.data(), head.data(), head.size());
+        memcpy(record.data() + kRecordHeaderBytes, value.data(), value.size());
+        s = syncers[t->tid]->WriteAndSync(record);
+      } else {
+        s = writers[t->tid]->Append(head);
+        if (s.ok()) s = writers[t->tid]->Append(value);
+      }
       if (!s.ok()) {
         t->status = s;
         return;

@@ -62,13 +62,15 @@ expect_one_line_error() {  # description, after run
 }
 
 # --- Every benchmark, default temporary directory, histogram and comparison.
-ALL='rawwrite,fillseq,rawsync,fillsync,fillsync[threads=4],fillbatch,replay,iterate,openrecover,rollover,truncate,fillseq[value_size=4096,num=50]'
+ALL='rawwrite,fillseq,rawsync,rawsync[prealloc=none],rawsync[prealloc=fallocate],fillsync,fillsync[threads=4],fillbatch,replay,iterate,openrecover,rollover,truncate,fillseq[value_size=4096,num=50]'
 run --benchmarks="$ALL" --num=3000 --open_count=2 --histogram --compare \
     --stats_interval_seconds=0
 [ "$rc" -eq 0 ] || fail "all benchmarks: exit $rc: $(cat "$TMP/err")"
 expect_result rawwrite 3000
 expect_result fillseq 3000
 expect_result rawsync 3      # num/1000, as db_bench's fillsync
+expect_result 'rawsync[prealloc=none]' 3
+expect_result 'rawsync[prealloc=fallocate]' 3
 expect_result fillsync 3
 expect_result 'fillsync[threads=4]' 12
 expect_result fillbatch 3000
@@ -159,6 +161,7 @@ run --benchmarks='fillsync[threads=0]';        expect_one_line_error "bracketed 
 run --benchmarks='fillsync[color=red]';        expect_one_line_error "unknown bracketed setting"
 run --benchmarks='fillsync[threads=2';         expect_one_line_error "unbalanced bracket"
 run --benchmarks='fillsync[X0]';               expect_one_line_error "repeat count 0"
+run --benchmarks='rawsync[prealloc=maybe]';    expect_one_line_error "bracketed prealloc"
 run --benchmarks=,;                            expect_one_line_error "empty benchmark list"
 run --no_such_flag=1;                          expect_one_line_error "unknown flag"
 run --num=abc;                                 expect_one_line_error "non-numeric num"
