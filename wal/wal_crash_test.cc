@@ -1373,15 +1373,18 @@ INSTANTIATE_TEST_SUITE_P(
 class FullDiskTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(FullDiskTest, OpenAndReplayWhileWritesFail) {
-  // Bit 0: all write ops fail (else only Append and Sync). Bits 1-2: the state
-  // the log was left in.
+  // Bit 0: all write ops fail (else only Append and Sync). Bit 1: a power
+  // loss (kDropUnsynced) before the final reopen, which holds the read-only
+  // instance to its durable_lsn(). Bits 2-3: the state the log was left in.
   const bool all_writes = (GetParam() & 1) != 0;
-  const int state = GetParam() >> 1;
+  const bool crash = (GetParam() & 2) != 0;
+  const int state = GetParam() >> 2;
   const char* const kStates[] = {"synced, then closed",
                                  "flushed by close, not synced",
                                  "last segment sealed, next never created"};
   SCOPED_TRACE(absl::StrCat("log ", kStates[state], "; failing: ",
-                            all_writes ? "every write op" : "Append and Sync"));
+                            all_writes ? "every write op" : "Append and Sync",
+                            crash ? "; then a crash" : ""));
   auto mem = NewMemEnv();
   FaultInjectionEnv fi(mem.get());
   WalModel model;
@@ -1400,10 +1403,14 @@ TEST_P(FullDiskTest, OpenAndReplayWhileWritesFail) {
       }
       auto lsn = AppendRecord(*wal, r);
       if (state == 2 && i == 39) {
-        // The failed Append's record may sit in the sealed segment (whether
-        // it may is InjectedErrorTest's business): accept it below if so.
         r.lsn = model.next_lsn();
-        rolled_record = std::move(r);
+        if (lsn.ok()) {
+          model.Add(std::move(r));
+        } else {
+          // Whether a failed Append's record may come back is
+          // InjectedErrorTest's business: accept it below if so.
+          rolled_record = std::move(r);
+        }
         break;
       }
       ASSERT_OK(lsn);
@@ -1454,15 +1461,20 @@ TEST_P(FullDiskTest, OpenAndReplayWhileWritesFail) {
                   testutil::StatusIs(absl::StatusCode::kResourceExhausted));
     }
     EXPECT_LE(wal->durable_lsn(), model.last_lsn());
+    model.acked = std::max(model.acked, wal->durable_lsn());
   }
   fi.ClearInjectedErrors();
+  if (crash) {
+    ASSERT_OK(fi.SimulateCrash(CrashMode::kDropUnsynced, 1));
+  }
   ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(FaultOptions(&fi)));
   ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
-  const std::string err = CheckComplete(got, wal->next_lsn(), model);
+  const std::string err = crash ? CheckRecovered(got, wal->next_lsn(), model)
+                                : CheckComplete(got, wal->next_lsn(), model);
   EXPECT_TRUE(err.empty()) << "after the disk-full episode: " << err;
 }
 
-INSTANTIATE_TEST_SUITE_P(States, FullDiskTest, ::testing::Range(0, 6));
+INSTANTIATE_TEST_SUITE_P(States, FullDiskTest, ::testing::Range(0, 12));
 
 // A log of several segments written without faults, and its model.
 void BuildCleanLog(FaultInjectionEnv* fi, WalModel* model) {
