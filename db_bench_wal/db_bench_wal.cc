@@ -1261,24 +1261,27 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
 
 // The result of `kind` with the same value size that ran closest to
 // results[self] (a baseline interleaved with the WAL runs pairs with its
-// neighbour), preferring one with `threads` threads.
+// neighbour), preferring one with `threads` threads, then a rawsync with the
+// --rawsync_prealloc file (not a bracketed prealloc= variant).
 const Result* FindBaseline(const std::vector<Result>& results, size_t self,
                            Kind kind, uint64_t value_size, int threads) {
+  Prealloc flag_prealloc = Prealloc::kZeroFill;
+  ParsePrealloc(FLAGS_rawsync_prealloc, &flag_prealloc);
   const Result* best = nullptr;
+  int best_rank = -1;
   size_t best_distance = SIZE_MAX;
-  bool best_same_threads = false;
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& b = results[i];
     if (i == self || b.spec.kind != kind || b.spec.value_size != value_size) {
       continue;
     }
-    const bool same_threads = b.spec.threads == threads;
+    const int rank = (b.spec.threads == threads ? 2 : 0) +
+                     (b.spec.prealloc == flag_prealloc ? 1 : 0);
     const size_t distance = i > self ? i - self : self - i;
-    if ((same_threads && !best_same_threads) ||
-        (same_threads == best_same_threads && distance < best_distance)) {
+    if (rank > best_rank || (rank == best_rank && distance < best_distance)) {
       best = &b;
+      best_rank = rank;
       best_distance = distance;
-      best_same_threads = same_threads;
     }
   }
   return best;
