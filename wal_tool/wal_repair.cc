@@ -111,7 +111,9 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
     cut.quarantine_name = FreeQuarantineName(
         env, in.wal_dir, absl::StrCat(seg.name, ".cut-at-", seg.end_offset));
     if (seg.max_lsn_after_damage > seg.last_lsn) {
-      plan.lost_records_hint += seg.max_lsn_after_damage - seg.last_lsn;
+      (p.kind == WalProblem::Kind::kTornTail ? plan.dropped_unacknowledged_records
+                                             : plan.lost_durable_records) +=
+          seg.max_lsn_after_damage - seg.last_lsn;
     }
     cuts.push_back(std::move(cut));
     if (seg.is_last) break;
@@ -139,7 +141,7 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
                                         ", which is quarantined");
     q.quarantine_name = FreeQuarantineName(env, in.wal_dir, segs[j].name);
     if (segs[j].header_ok && segs[j].read) {
-      plan.lost_records_hint += segs[j].records;
+      plan.lost_durable_records += segs[j].records;
     }
     plan.actions.push_back(std::move(q));
   }
@@ -160,10 +162,17 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
         "started at LSN ",
         segs.front().name_lsn, ")"));
   }
-  if (plan.lost_records_hint > 0) {
+  if (plan.lost_durable_records > 0) {
     plan.warnings.push_back(absl::StrCat(
-        "about ", plan.lost_records_hint,
+        "about ", plan.lost_durable_records,
         " records beyond the damage leave the log (kept in quarantine/)"));
+  }
+  if (plan.dropped_unacknowledged_records > 0) {
+    plan.notes.push_back(absl::StrCat(
+        plan.dropped_unacknowledged_records,
+        " valid records after the torn tail were never acknowledged durable "
+        "(a later sync never covered them); they leave the log (kept in "
+        "quarantine/)"));
   }
   return plan;
 }

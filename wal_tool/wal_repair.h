@@ -53,8 +53,13 @@ struct RepairPlan {
   // The log after the repair: LSNs first_lsn..last_lsn (0..0: empty).
   uint64_t first_lsn = 0;
   uint64_t last_lsn = 0;
-  uint64_t lost_records_hint = 0;  // valid-looking records seen past the cuts
-  std::vector<std::string> warnings;
+  // Valid records that leave the log (they stay in quarantine/): after
+  // corruption or in quarantined segments (durable data), and after a torn tail
+  // (never acknowledged durable, so nothing a caller was promised).
+  uint64_t lost_durable_records = 0;
+  uint64_t dropped_unacknowledged_records = 0;
+  std::vector<std::string> warnings;  // durable data leaves the log
+  std::vector<std::string> notes;
   bool empty() const { return actions.empty(); }
 };
 

@@ -738,6 +738,7 @@ class Tool {
       if (a.kind != RepairAction::Kind::kLeave) changes = true;
     }
     for (const std::string& w : plan->warnings) out_ << "warning: " << w << "\n";
+    for (const std::string& n : plan->notes) out_ << "note: " << n << "\n";
     if (plan->last_lsn != 0) {
       out_ << "the log " << (dry_run ? "would hold" : "holds") << " LSNs "
            << plan->first_lsn << ".." << plan->last_lsn
