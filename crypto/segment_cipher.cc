@@ -13,7 +13,7 @@
 
 #include "absl/base/const_init.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "port/mutex.h"
 
 namespace segwal {
 
@@ -25,7 +25,7 @@ constexpr size_t kSubkeySize = 32;
 
 // The test observer. The flag keeps Seal's fast path to one relaxed load.
 std::atomic<bool> g_has_observer{false};
-absl::Mutex g_observer_mu(absl::kConstInit);
+port::Mutex g_observer_mu(absl::kConstInit);
 std::shared_ptr<SegmentCipher::SealObserver>* g_observer
     ABSL_GUARDED_BY(g_observer_mu) = nullptr;
 
@@ -104,7 +104,7 @@ absl::Status SegmentCipher::Seal(uint64_t lsn,
   if (g_has_observer.load(std::memory_order_acquire)) {
     std::shared_ptr<SealObserver> observer;
     {
-      absl::MutexLock l(&g_observer_mu);
+      port::MutexLock l(&g_observer_mu);
       if (g_observer != nullptr) observer = *g_observer;
     }
     if (observer != nullptr && *observer) {
@@ -150,7 +150,7 @@ bool SegmentCipher::Open(uint64_t lsn, absl::string_view associated_data,
 }
 
 void SegmentCipher::SetSealObserverForTesting(SealObserver observer) {
-  absl::MutexLock l(&g_observer_mu);
+  port::MutexLock l(&g_observer_mu);
   delete g_observer;
   g_observer = nullptr;
   if (observer) {

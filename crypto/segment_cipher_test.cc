@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "port/mutex.h"
 #include "crypto/key_ring.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -176,11 +176,11 @@ TEST(SegmentCipherTest, KeyIdToStringIsFixedWidthHex) {
 
 TEST(SegmentCipherTest, ObserverSeesEveryNonceFromSeveralThreads) {
   auto c = MakeCipher(KeyFromSeed(1), Salt(2), 1);
-  absl::Mutex mu;
+  port::Mutex mu;
   std::vector<std::pair<SegmentCipher::SubkeyFingerprint, std::string>> seen;
   SegmentCipher::SetSealObserverForTesting(
       [&](const SegmentCipher::SubkeyFingerprint& fp, absl::string_view nonce) {
-        absl::MutexLock l(&mu);
+        port::MutexLock l(&mu);
         seen.emplace_back(fp, std::string(nonce));
       });
   constexpr int kThreads = 4, kPerThread = 500;
@@ -198,7 +198,7 @@ TEST(SegmentCipherTest, ObserverSeesEveryNonceFromSeveralThreads) {
   std::string out;
   ASSERT_OK(c->Seal(1u << 20, "", "not observed", &out));
 
-  absl::MutexLock l(&mu);
+  port::MutexLock l(&mu);
   ASSERT_EQ(seen.size(), size_t{kThreads * kPerThread});
   std::set<std::string> nonces;
   for (const auto& [fp, nonce] : seen) {

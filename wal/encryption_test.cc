@@ -28,7 +28,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "crypto/key_ring.h"
 #include "crypto/segment_cipher.h"
 #include "env/env.h"
@@ -36,6 +35,7 @@
 #include "env/mem_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "port/mutex.h"
 #include "testutil/testutil.h"
 #include "wal/format.h"
 #include "wal/segmented_wal.h"
@@ -944,7 +944,7 @@ class NonceRecorder {
                absl::string_view nonce) {
           std::string key(reinterpret_cast<const char*>(fp.data()), fp.size());
           key.append(nonce.data(), nonce.size());
-          absl::MutexLock l(&mu_);
+          port::MutexLock l(&mu_);
           ++seals_;
           if (!pairs_.insert(std::move(key)).second) ++repeats_;
           ++lsn_seals_[std::string(nonce)];
@@ -953,27 +953,27 @@ class NonceRecorder {
   ~NonceRecorder() { SegmentCipher::SetSealObserverForTesting(nullptr); }
 
   uint64_t seals() {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return seals_;
   }
   uint64_t repeats() {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     return repeats_;
   }
   // Nonces (LSNs) sealed more than once, under different subkeys: the
   // rewinds a crash causes, which must not have reused a subkey.
   uint64_t resealed_lsns() {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     uint64_t n = 0;
     for (const auto& [nonce, count] : lsn_seals_) n += count > 1;
     return n;
   }
   void ClearLsns() {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     lsn_seals_.clear();
   }
   void Reset() {
-    absl::MutexLock l(&mu_);
+    port::MutexLock l(&mu_);
     pairs_.clear();
     lsn_seals_.clear();
     seals_ = 0;
@@ -981,7 +981,7 @@ class NonceRecorder {
   }
 
  private:
-  absl::Mutex mu_;
+  port::Mutex mu_;
   std::set<std::string> pairs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> lsn_seals_ ABSL_GUARDED_BY(mu_);
   uint64_t seals_ ABSL_GUARDED_BY(mu_) = 0;
@@ -1032,11 +1032,20 @@ TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
   auto ring = [&] {
     return a_is_current ? KeyRing(KeyA(), KeyB()) : KeyRing(KeyB(), KeyA());
   };
-  auto open = [&] {
+  uint64_t absolute_refusals = 0;
+  auto open = [&](RecoveryMode mode) {
     SegmentedWalOptions o = Options(fi.get(), ring(), Compression::kSnappy,
                                     1024 + rnd.Uniform(8192));
     o.write_buffer_size = size_t{64} << rnd.Uniform(8);
+    o.recovery_mode = mode;
     auto w = SegmentedWal::Open(o);
+    if (!w.ok() && mode == RecoveryMode::kAbsoluteConsistency) {
+      // Refusing a torn tail is its job (DataLoss, nothing changed).
+      ASSERT_THAT(w, StatusIs(absl::StatusCode::kDataLoss));
+      ++absolute_refusals;
+      o.recovery_mode = RecoveryMode::kTolerateCorruptedTail;
+      w = SegmentedWal::Open(o);
+    }
     ASSERT_OK(w.status());
     wal = std::move(*w);
   };
@@ -1053,7 +1062,7 @@ TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
       acked = 0;
       resealed += recorder.resealed_lsns();  // LSNs restart in a new log
       recorder.ClearLsns();
-      open();
+      open(RecoveryMode::kTolerateCorruptedTail);
       if (HasFatalFailure()) return;
     }
     // Workload.
@@ -1098,7 +1107,13 @@ TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
       wal.reset();
       ASSERT_OK(fi->SimulateCrash(mode, crash_seed));
     }
-    open();
+    // Mostly the default recovery mode; the others must agree on what a
+    // crash does (kAbsoluteConsistency may refuse a torn tail).
+    const RecoveryMode modes[] = {RecoveryMode::kTolerateCorruptedTail,
+                                  RecoveryMode::kAbsoluteConsistency,
+                                  RecoveryMode::kPointInTimeRecovery,
+                                  RecoveryMode::kSkipAnyCorruptedRecords};
+    open(rnd.OneIn(2) ? modes[0] : modes[rnd.Uniform(4)]);
     if (HasFatalFailure()) return;
     // Every acknowledged record survived; nothing else appeared.
     ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
@@ -1122,9 +1137,10 @@ TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
          " records appended, %" PRIu64 " lost to crashes and re-appended, %"
          PRIu64 " rotations, %" PRIu64 " seals, %" PRIu64
          " LSNs sealed more than once (each under a fresh subkey), %" PRIu64
-         " repeated (subkey, nonce) pairs\n",
+         " repeated (subkey, nonce) pairs; %" PRIu64
+         " torn tails refused by kAbsoluteConsistency\n",
          cycles, appended, records_lost, rotations, recorder.seals(), resealed,
-         recorder.repeats());
+         recorder.repeats(), absolute_refusals);
   EXPECT_EQ(recorder.repeats(), 0u);
   // The test is only meaningful if crashes made the WAL seal some LSNs again.
   EXPECT_GT(resealed, 0u);

@@ -185,6 +185,7 @@ class SegmentedWal::Impl {
     std::string bad_reason;
     bool corruption = false;  // damage proven to be of durable bytes
     bool skipped = false;     // kSkipAny skipped records and went on
+    bool undecodable = false;  // the bad frame's CRCs matched (AEAD tag, Snappy)
   };
   absl::Status ScanSegment(SegmentReader* reader, bool is_last, bool skip_bad,
                            ScanResult* result);
@@ -802,7 +803,8 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
       r->bad_reason = reason;
       // A frame whose CRCs match but whose payload does not decode (AEAD
       // tag, Snappy) is not a torn write.
-      r->corruption = !is_last || proof || reader->bad_after_checksums();
+      r->undecodable = reader->bad_after_checksums();
+      r->corruption = !is_last || proof || r->undecodable;
     }
     // A torn tail (no proof, last segment) is cut even by kSkipAny: valid
     // records after it in the unsynced window were never acknowledged.
@@ -1110,9 +1112,10 @@ absl::Status SegmentedWal::Impl::Recover() {
           (mode == RecoveryMode::kTolerateCorruptedTail && scan.corruption)) {
         return absl::DataLossError(absl::StrCat(
             kind, " at ", where, ": ", scan.bad_reason,
-            !scan.corruption ? ""
-            : is_last        ? " (a later record proves these bytes were durable)"
-                             : " (the segment was sealed)"));
+            !scan.corruption  ? ""
+            : !is_last        ? " (the segment was sealed)"
+            : scan.undecodable ? " (its checksums match: not a torn write)"
+                               : " (a later record proves these bytes were durable)"));
       }
       if (skip_bad && !is_last) {
         // Damage at the end of a non-last segment: keep it, readers skip.

@@ -63,6 +63,8 @@ struct SegmentedWalOptions {
   std::string wal_dir;
   Env* env = nullptr;                       // nullptr => Env::Default()
   uint64_t segment_target_size = 64 << 20;  // soft limit: roll once exceeded
+  // kSnappy: each payload is stored Snappy-compressed when that is shorter
+  // (then encrypted, if encryption is on). Readers decode either way.
   Compression compression = Compression::kNone;
   RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTail;
   // Keys for encryption at rest. Required to open a WAL that holds encrypted
@@ -206,13 +208,21 @@ class SegmentedWal {
   static absl::StatusOr<std::unique_ptr<SegmentedWal>> Open(
       const SegmentedWalOptions& options);
 
-  // Encryption: all later records are encrypted. Fails (FailedPrecondition) once
-  // records have been written to the active segment. Rotate seals the active
-  // segment and starts a new one under the new ring; older segments stay readable
-  // while their key is in the ring.
+  // Encryption at rest (wal/FORMAT.md, "Encryption and compression").
+  // SetEncryptionRing: all later records are encrypted under ring.current().
+  // Fails (FailedPrecondition) once records have been written to the active
+  // segment: records are never re-encrypted (to encrypt an existing WAL, pass
+  // the ring in options or call RotateEncryptionRing). Rotate seals the active
+  // segment and starts a new one under the new ring; older segments stay
+  // readable while their key is in the ring (reading one whose key is not fails
+  // with FailedPrecondition naming its key id). The ring is kept across rolls;
+  // when reopening, pass it in options (the old key as previous while segments
+  // written under it remain). Both sync what they write.
   absl::Status SetEncryptionRing(KeyRing ring);
   absl::Status RotateEncryptionRing(KeyRing ring);
-  const KeyRing* encryption_ring() const;  // nullptr when not encrypted
+  // The ring new segments are encrypted under; nullptr when not encrypted.
+  // Valid until the SegmentedWal is destroyed (a later rotation frees nothing).
+  const KeyRing* encryption_ring() const;
 
   // Appends one record; returns its LSN. LSNs start at 1 and are contiguous.
   // InvalidArgument if payload is larger than max_record_size (no LSN is used).
