@@ -6,7 +6,7 @@
 # scrolls by), then db_bench_wal in three blocks (100-byte records, 4 KiB
 # records on a 1 GiB log, synced appends), and prints ONE summary table whose
 # ratios all come from this run, so they compare like with like on this
-# machine. WAL figures are medians of three runs, interleaved with their
+# machine. WAL figures are medians of five runs, interleaved with their
 # baselines; rows with a target (issue 6) say whether this run meets it.
 #
 # Extra arguments are passed to every Google Benchmark binary, e.g.
@@ -14,7 +14,8 @@
 # Environment: SEGWAL_BENCH_MIN_TIME (seconds per micro-benchmark, default
 # 0.2), SEGWAL_BENCH_DIR (where the file benchmarks write, default $TMPDIR or
 # /tmp; db_bench_wal makes its temporary directory there), SEGWAL_DB_BENCH=0
-# (skip db_bench_wal), SEGWAL_DB_BENCH_ARGS (extra db_bench_wal flags).
+# (skip db_bench_wal), SEGWAL_DB_BENCH_ARGS (extra db_bench_wal flags),
+# SEGWAL_BENCH_RUNS (runs of each db_bench_wal measurement, default 5).
 #
 # To add a benchmark: add the binary to `data` in db_bench_wal/BUILD.bazel and
 # to BENCHMARKS below (or a db_bench_wal run to DB_BENCH_BLOCKS), and the rows
@@ -31,17 +32,23 @@ BENCHMARKS=(
 
 # db_bench_wal runs: "block|flags". Results are named "<block>/<label>"; a
 # label that runs several times is summarised by its median.
-X3() { local s="$1"; echo "$s,$s,$s"; }
+RUNS="${SEGWAL_BENCH_RUNS:-5}"
+# "a,b" repeated RUNS times: "a,b,a,b,...".
+Xn() {
+  local out="$1" i
+  for ((i = 1; i < RUNS; i++)); do out="$out,$1"; done
+  echo "$out"
+}
 DB_BENCH_BLOCKS=(
   # 100-byte records, 1M per run (156 MB framed, 3 segments).
-  "b100|--value_size=100 --num=1000000 --benchmarks=$(X3 rawwrite,fillseq),$(X3 replay,iterate)"
+  "b100|--value_size=100 --num=1000000 --benchmarks=$(Xn rawwrite,fillseq),$(Xn replay,iterate)"
   # 4 KiB records: fills of 256 MiB against rawwrite (and without segment
   # rolls, to show what the synchronous roll costs), then a 1 GiB log of 17
   # segments to replay, iterate and reopen.
-  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(X3 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(X3 replay,iterate),openrecover"
+  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(Xn 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(Xn replay,iterate),openrecover"
   # Synced appends, 100 B: one thread against rawsync, 16 threads against
   # one; then the costs of a segment roll and of deleting a segment.
-  "sync|--value_size=100 --benchmarks=$(X3 'rawsync[duration=1],fillsync[duration=1],fillsync[threads=16,duration=1]'),rollover[num=100],truncate[num=100]"
+  "sync|--value_size=100 --benchmarks=$(Xn 'rawsync[duration=1],fillsync[duration=1],fillsync[threads=16,duration=1]'),rollover[num=100],truncate[num=100]"
 )
 
 # Summary rows: "label|numerator|denominator|how|target".
@@ -165,7 +172,7 @@ fs="$(df -T "$fsdir" 2>/dev/null | awk 'NR == 2 { print $2 " on " $1 }')"
 machine="$machine, $(uname -r), files on $fsdir (${fs:-?})"
 
 printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
-    -v dbb="$results/dbb.tsv" -v machine="$machine" '
+    -v dbb="$results/dbb.tsv" -v machine="$machine" -v runs="$RUNS" '
   BEGIN {
     while ((getline line < tsv) > 0) {
       split(line, f, "\t")
@@ -204,6 +211,30 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
     if (s >= 1e-3) return sprintf("%.2f ms", s * 1e3)
     return sprintf("%.3f us", s * 1e6)
   }
+  # One run of a db_bench label as the row compares it: its k-th value.
+  function runval(name, how, role, k) {
+    if (how == "ops") return ops[name, k]
+    if (how == "oprt") return us[name, k]
+    if (how == "time") return role == "num" ? us[name, k] / 1e6 : secs[name, k]
+    return 0
+  }
+  # Runs of numerator and denominator were interleaved: with as many of each,
+  # the ratio is the median of the ratios of neighbouring runs (robust to a
+  # machine whose speed drifts during the suite); else a ratio of medians.
+  function paired_ratio(nname, dname, how,    n, k, v, i, j, t) {
+    n = count[nname]
+    if (how == "" || n < 2 || count[dname] != n) return -1
+    for (k = 1; k <= n; k++) {
+      if (runval(dname, how, "den", k) <= 0) return -1
+      v[k] = runval(nname, how, "num", k) / runval(dname, how, "den", k)
+    }
+    for (i = 2; i <= n; i++) {
+      t = v[i]
+      for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]
+      v[j + 1] = t
+    }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
   # Cell text for one side of a row, and its value in *val (via globals).
   function side(name, how, role) {
     if (how == "") {
@@ -241,7 +272,9 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
         if (r[3] == "") {
           x = num; value = ""
         } else if (den > 0) {
-          x = num / den; value = sprintf("%.2fx", x)
+          x = paired_ratio(r[2], r[3], how)
+          if (x < 0) x = num / den
+          value = sprintf("%.2fx", x)
           if (x < 0.1) value = sprintf("%.3fx", x)
         } else {
           have_num = 0
@@ -258,9 +291,10 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
       }
       printf fmt, r[1], numtxt, dentxt, value, target, status
     }
-    print "ratio = numerator / denominator, same run; bytes/s for the micro-benchmarks,"
-    print "ops/sec for db_bench_wal (medians of 3 interleaved runs). time = one Open"
-    print "over one full pass. Targets are issue 6 goals: " (checked - misses) " of " checked " met."
+    print "ratio = numerator / denominator, same run: bytes/s for the micro-benchmarks;"
+    print "for db_bench_wal ops/sec (medians of " runs " runs; ratio = median of the ratios of"
+    print "neighbouring interleaved runs), time = one Open over one full pass."
+    print "Targets are issue 6 goals: " (checked - misses) " of " checked " met in this run."
   }'
 echo "suite time: $((SECONDS - start)) s, min time per micro-benchmark: ${MIN_TIME} s"
 
