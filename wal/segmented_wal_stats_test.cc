@@ -208,10 +208,11 @@ TEST_F(WalStatsTest, ToStringHasOneLinePerField) {
   for (const char* field :
        {"appends: 1\n", "bytes_appended: 3\n", "bytes_framed: 59\n",
         "bytes_written: 123\n", "sync_requests: 1\n", "syncs: 2\n",
-        "records_per_sync: count=1 avg=1.0 min=1 max=1 p50<=1 p99<=1 | [1,2):1\n",
-        "sync_latency_micros: count=2 ", "rollovers: 0\n", "segments_deleted: 0\n",
-        "segments_on_disk: 1\n", "bytes_on_disk: 123\n", "durable_lsn: 1\n",
-        "poisoned: no\n"}) {
+        "records_per_sync: count=1 avg=1.0 min=1 max=1 p50<=1 p99<=1 | "
+        "[1,2):1\n",
+        "sync_latency_micros: count=2 ", "rollovers: 0\n",
+        "segments_deleted: 0\n", "segments_on_disk: 1\n",
+        "bytes_on_disk: 123\n", "durable_lsn: 1\n", "poisoned: no\n"}) {
     EXPECT_THAT(text, HasSubstr(field));
   }
 }

@@ -120,21 +120,21 @@ class Inspector {
       const std::string why = StripLocation(s.message(), seg->path);
       seg->end_offset = 0;
       if (absl::IsFailedPrecondition(s)) {
-        AddProblem(seg, Problem(*seg, WalProblem::Kind::kUnsupported, 0, 0, why));
+        AddProblem(seg,
+                   Problem(*seg, WalProblem::Kind::kUnsupported, 0, 0, why));
       } else if (!absl::IsDataLoss(s)) {
         AddProblem(seg, Problem(*seg, WalProblem::Kind::kIo, 0, 0, why));
       } else if (seg->is_last && seg->file_size <= kSegmentHeaderSize) {
         // FORMAT.md: no record can have been acknowledged in a segment whose
         // header was not durable.
-        AddProblem(seg, Problem(*seg, WalProblem::Kind::kTornTail, 0,
-                                seg->name_lsn,
-                                "torn segment creation: " + why));
+        AddProblem(seg,
+                   Problem(*seg, WalProblem::Kind::kTornTail, 0, seg->name_lsn,
+                           "torn segment creation: " + why));
       } else {
-        AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption, 0,
-                                seg->name_lsn,
-                                seg->is_last
-                                    ? why + " (the segment holds records)"
-                                    : why));
+        AddProblem(
+            seg,
+            Problem(*seg, WalProblem::Kind::kCorruption, 0, seg->name_lsn,
+                    seg->is_last ? why + " (the segment holds records)" : why));
       }
       return false;
     }
@@ -143,12 +143,11 @@ class Inspector {
     seg->header_ok = true;
     seg->header = reader->header();
     if (seg->header.first_lsn != seg->name_lsn) {
-      AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption, 16,
-                              seg->name_lsn,
-                              absl::StrCat("header says first LSN ",
-                                           seg->header.first_lsn,
-                                           " but the file name says ",
-                                           seg->name_lsn)));
+      AddProblem(
+          seg,
+          Problem(*seg, WalProblem::Kind::kCorruption, 16, seg->name_lsn,
+                  absl::StrCat("header says first LSN ", seg->header.first_lsn,
+                               " but the file name says ", seg->name_lsn)));
       return false;
     }
     if (skip_records || options_.headers_only) return true;
@@ -172,10 +171,9 @@ class Inspector {
     if (codec.ok()) {
       codec_ = std::move(*codec);
     } else {
-      seg->decode_note =
-          ring ? std::string(codec.status().message())
-               : absl::StrCat("no key for key id ",
-                              KeyIdToString(seg->header.key_id));
+      seg->decode_note = ring ? std::string(codec.status().message())
+                              : absl::StrCat("no key for key id ",
+                                             KeyIdToString(seg->header.key_id));
     }
 
     // Enter a sealed segment through its footer index when from_lsn is inside.
@@ -209,16 +207,16 @@ class Inspector {
         case SegmentReader::Outcome::kRecord: {
           const std::string* payload = nullptr;
           if (codec_ != nullptr) {
-            absl::Status s = codec_->Decode(h, rec.payload,
-                                            options_.max_record_size,
-                                            &decoded_, &decode_scratch_);
+            absl::Status s =
+                codec_->Decode(h, rec.payload, options_.max_record_size,
+                               &decoded_, &decode_scratch_);
             if (!s.ok()) {
               // Its CRCs matched, so this is no torn write (as for Open).
               reader->Seek(offset, rec.lsn);
-              ClassifyDamage(seg, reader, offset,
-                             absl::StrCat("record payload does not decode: ",
-                                          s.message()),
-                             /*decoded_badly=*/true);
+              ClassifyDamage(
+                  seg, reader, offset,
+                  absl::StrCat("record payload does not decode: ", s.message()),
+                  /*decoded_badly=*/true);
               return false;
             }
             payload = &decoded_;
@@ -249,7 +247,8 @@ class Inspector {
           if (offset < seg->file_size) {
             seg->zero_tail = true;
             if (!seg->is_last) {
-              // Open: a non-last segment ends with its footer or its last record.
+              // Open: a non-last segment ends with its footer or its last
+              // record.
               AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption,
                                       offset, seg->last_lsn + 1,
                                       "zero bytes after the last record of a "
@@ -310,10 +309,10 @@ class Inspector {
   }
 
   // FORMAT.md: damage in a sealed (non-last) segment is corruption; in the last
-  // segment it is corruption iff a later valid frame carries a durable LSN at or
-  // above the LSN expected at the damage, else a torn tail.
-  // A record whose CRCs matched but whose payload did not decode
-  // (decoded_badly) is corruption wherever it is: a torn write cannot do that.
+  // segment it is corruption iff a later valid frame carries a durable LSN at
+  // or above the LSN expected at the damage, else a torn tail. A record whose
+  // CRCs matched but whose payload did not decode (decoded_badly) is corruption
+  // wherever it is: a torn write cannot do that.
   void ClassifyDamage(InspectedSegment* seg, SegmentReader* reader,
                       uint64_t offset, const std::string& reason,
                       bool decoded_badly) {
@@ -323,7 +322,8 @@ class Inspector {
     uint64_t search_from = offset;
     while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
       if ((later.flags & wal_format::kFlagFooter) == 0) {
-        seg->max_lsn_after_damage = std::max(seg->max_lsn_after_damage, later.lsn);
+        seg->max_lsn_after_damage =
+            std::max(seg->max_lsn_after_damage, later.lsn);
       }
       if (later.durable_lsn >= expected) proof = true;
       // Valid frames do not overlap: continue after this one.
@@ -351,7 +351,8 @@ class Inspector {
     absl::Status s = (*file)->Read(0, kSegmentHeaderSize, &got, out->data());
     if (!s.ok()) return s;
     if (got.size() != kSegmentHeaderSize) {
-      return absl::DataLossError(absl::StrCat(path, ": header changed while read"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": header changed while read"));
     }
     if (got.data() != out->data()) out->assign(got.data(), got.size());
     return absl::OkStatus();
@@ -386,7 +387,8 @@ const char* WalProblem::KindName(Kind kind) {
 }
 
 std::string WalProblem::ToString() const {
-  std::string out = absl::StrCat(KindName(kind), " at ", file, " offset ", offset);
+  std::string out =
+      absl::StrCat(KindName(kind), " at ", file, " offset ", offset);
   if (lsn != 0) absl::StrAppend(&out, " (LSN ", lsn, ")");
   absl::StrAppend(&out, ": ", reason);
   return out;
@@ -425,9 +427,9 @@ absl::StatusOr<WalInspection> InspectWal(const std::string& wal_dir,
     }
   }
   if (out.segments.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "not a WAL: ", dir, " holds no segment files (",
-        wal_format::SegmentFileName(1), " ...)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("not a WAL: ", dir, " holds no segment files (",
+                     wal_format::SegmentFileName(1), " ...)"));
   }
   std::sort(out.segments.begin(), out.segments.end(),
             [](const InspectedSegment& a, const InspectedSegment& b) {

@@ -62,11 +62,11 @@ struct WalProblem {
 
 // What the inspector found in one segment file.
 struct InspectedSegment {
-  std::string name;        // file name, e.g. 00000000000000000001.wal
-  std::string path;        // wal_dir + "/" + name
-  uint64_t name_lsn = 0;   // first LSN according to the file name
+  std::string name;       // file name, e.g. 00000000000000000001.wal
+  std::string path;       // wal_dir + "/" + name
+  uint64_t name_lsn = 0;  // first LSN according to the file name
   uint64_t file_size = 0;
-  bool is_last = false;    // the last segment of the directory (the active one)
+  bool is_last = false;  // the last segment of the directory (the active one)
 
   bool header_ok = false;
   wal_format::SegmentHeader header;  // valid when header_ok
@@ -77,29 +77,31 @@ struct InspectedSegment {
   // True if reading started at the first record (not seeked through the index):
   // then records / last_lsn / footer checks cover the whole segment.
   bool read_from_start = false;
-  uint64_t records = 0;        // valid records read (before any damage)
-  uint64_t last_lsn = 0;       // of those records (name_lsn - 1 when none)
-  uint64_t end_offset = 0;     // just after the last valid record: where a cut goes
+  uint64_t records = 0;   // valid records read (before any damage)
+  uint64_t last_lsn = 0;  // of those records (name_lsn - 1 when none)
+  // Just after the last valid record: where a cut goes.
+  uint64_t end_offset = 0;
   uint64_t stored_payload_bytes = 0;  // sum of stored payload lengths read
   // Why payloads of this segment cannot be decoded (an encrypted segment whose
   // key is not in InspectOptions::keys); empty when they can.
   std::string decode_note;
 
-  bool sealed = false;     // a valid footer ends the file and agrees with the records
+  // A valid footer ends the file and agrees with the records.
+  bool sealed = false;
   bool zero_tail = false;  // zero bytes after the last record (a clean end)
   // Present when the segment is damaged; the first problem in it.
   std::optional<WalProblem> problem;
-  // Valid frames of this segment found after the damage (what a cut there loses),
-  // as the highest LSN among them, or 0.
+  // Valid frames of this segment found after the damage (what a cut there
+  // loses), as the highest LSN among them, or 0.
   uint64_t max_lsn_after_damage = 0;
 };
 
 // One valid record, as visited.
 struct InspectedRecord {
   const InspectedSegment* segment;
-  uint64_t offset;                   // of the record header in the file
-  wal_format::RecordHeader header;   // flags, stored length, durable LSN
-  const WalRecord* record;           // payload as stored
+  uint64_t offset;                  // of the record header in the file
+  wal_format::RecordHeader header;  // flags, stored length, durable LSN
+  const WalRecord* record;          // payload as stored
   // The payload decoded (decrypted, decompressed), or nullptr when the
   // segment's key is missing (segment->decode_note says so).
   const std::string* payload;
@@ -132,25 +134,27 @@ struct WalInspection {
   uint64_t records = 0;    // valid records read, in every segment
   uint64_t first_lsn = 0;  // lowest and highest LSN read (0 when none)
   uint64_t last_lsn = 0;
-  bool stopped = false;    // the visitor stopped the inspection
-  bool has_quarantine = false;           // a quarantine/ subfolder exists
-  std::vector<std::string> other_files;  // names that are not segments (LOCK excluded)
+  bool stopped = false;         // the visitor stopped the inspection
+  bool has_quarantine = false;  // a quarantine/ subfolder exists
+  // Names that are not segments (LOCK and quarantine/ excluded).
+  std::vector<std::string> other_files;
 
   bool clean() const { return problems.empty(); }
 };
 
-// Inspects wal_dir read-only, calling `visit` (if set) for every valid record in
-// file order (LSN order for a healthy log). NotFound if wal_dir does not exist;
-// FailedPrecondition if it holds no segment file (not a WAL). Damage is not an
-// error: it is in the result's problems.
+// Inspects wal_dir read-only, calling `visit` (if set) for every valid record
+// in file order (LSN order for a healthy log). NotFound if wal_dir does not
+// exist; FailedPrecondition if it holds no segment file (not a WAL). Damage is
+// not an error: it is in the result's problems.
 absl::StatusOr<WalInspection> InspectWal(const std::string& wal_dir,
                                          const InspectOptions& options,
                                          const RecordVisitor& visit = nullptr);
 
 // Whether another SegmentedWal (this process or another) holds wal_dir's LOCK.
 // Probes by taking and at once releasing the lock when the LOCK file exists
-// (never creates it); kUnknown if that cannot be done (e.g. no write permission).
-// Note: a SegmentedWal::Open racing with the probe can fail to get the lock.
+// (never creates it); kUnknown if that cannot be done (e.g. no write
+// permission). Note: a SegmentedWal::Open racing with the probe can fail to get
+// the lock.
 enum class WalLockState { kFree, kHeld, kUnknown };
 WalLockState ProbeWalLock(Env* env, const std::string& wal_dir);
 

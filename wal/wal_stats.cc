@@ -35,17 +35,21 @@ void WalHistogram::Add(uint64_t value) {
 }
 
 double WalHistogram::Average() const {
-  return count == 0 ? 0.0 : static_cast<double>(sum) / static_cast<double>(count);
+  return count == 0 ? 0.0
+                    : static_cast<double>(sum) / static_cast<double>(count);
 }
 
 uint64_t WalHistogram::Percentile(double p) const {
   if (count == 0) return 0;
-  const double want = static_cast<double>(count) * std::clamp(p, 0.0, 100.0) / 100.0;
+  const double want =
+      static_cast<double>(count) * std::clamp(p, 0.0, 100.0) / 100.0;
   uint64_t seen = 0;
   for (int i = 0; i < kBuckets; ++i) {
     seen += buckets[i];
     if (buckets[i] != 0 && static_cast<double>(seen) >= want) {
-      const uint64_t upper = i == 0 ? 0 : i == 64 ? max : (uint64_t{1} << i) - 1;
+      const uint64_t upper = i == 0    ? 0
+                             : i == 64 ? max
+                                       : (uint64_t{1} << i) - 1;
       return std::min(upper, max);
     }
   }
@@ -53,13 +57,14 @@ uint64_t WalHistogram::Percentile(double p) const {
 }
 
 std::string WalHistogram::ToString() const {
-  std::string out = absl::StrFormat(
-      "count=%d avg=%.1f min=%d max=%d p50<=%d p99<=%d", count, Average(), min,
-      max, Percentile(50), Percentile(99));
+  std::string out =
+      absl::StrFormat("count=%d avg=%.1f min=%d max=%d p50<=%d p99<=%d", count,
+                      Average(), min, max, Percentile(50), Percentile(99));
   if (count == 0) return out;
   absl::StrAppend(&out, " |");
   for (int i = 0; i < kBuckets; ++i) {
-    if (buckets[i] != 0) absl::StrAppend(&out, " ", BucketRange(i), ":", buckets[i]);
+    if (buckets[i] != 0)
+      absl::StrAppend(&out, " ", BucketRange(i), ":", buckets[i]);
   }
   return out;
 }

@@ -40,8 +40,8 @@ absl::Status CopyTail(Env* env, const std::string& from, uint64_t offset,
     absl::Status s = (*in)->Read(pos, n, &piece, scratch.get());
     if (!s.ok()) return s;
     if (piece.empty()) {
-      return absl::DataLossError(absl::StrCat(from, " ended at offset ", pos,
-                                              " while copying it"));
+      return absl::DataLossError(
+          absl::StrCat(from, " ended at offset ", pos, " while copying it"));
     }
     s = (*out)->Append(piece);
     if (!s.ok()) return s;
@@ -62,12 +62,13 @@ absl::Status Annotate(const absl::Status& s, const std::string& what) {
 absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
   const std::vector<InspectedSegment>& segs = in.segments;
   for (const WalProblem& p : in.problems) {
-    if (p.kind == WalProblem::Kind::kIo || p.kind == WalProblem::Kind::kUnsupported) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "not repairing: ", p.ToString(),
-          p.kind == WalProblem::Kind::kIo
-              ? " (fix the I/O error first)"
-              : " (use the segwal version that wrote it)"));
+    if (p.kind == WalProblem::Kind::kIo ||
+        p.kind == WalProblem::Kind::kUnsupported) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("not repairing: ", p.ToString(),
+                       p.kind == WalProblem::Kind::kIo
+                           ? " (fix the I/O error first)"
+                           : " (use the segwal version that wrote it)"));
     }
   }
   RepairPlan plan;
@@ -111,8 +112,9 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
     cut.quarantine_name = FreeQuarantineName(
         env, in.wal_dir, absl::StrCat(seg.name, ".cut-at-", seg.end_offset));
     if (seg.max_lsn_after_damage > seg.last_lsn) {
-      (p.kind == WalProblem::Kind::kTornTail ? plan.dropped_unacknowledged_records
-                                             : plan.lost_durable_records) +=
+      (p.kind == WalProblem::Kind::kTornTail
+           ? plan.dropped_unacknowledged_records
+           : plan.lost_durable_records) +=
           seg.max_lsn_after_damage - seg.last_lsn;
     }
     cuts.push_back(std::move(cut));
@@ -124,9 +126,9 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
     if (next.name_lsn != seg.last_lsn + 1 ||
         seg.max_lsn_after_damage > seg.last_lsn) {
       keep = i + 1;
-      quarantine_reason = absl::StrCat("the log now ends at LSN ", seg.last_lsn,
-                                       " in ", seg.name,
-                                       " (cut at its first damage)");
+      quarantine_reason =
+          absl::StrCat("the log now ends at LSN ", seg.last_lsn, " in ",
+                       seg.name, " (cut at its first damage)");
     }
   }
 
@@ -180,12 +182,12 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
 std::string DescribeAction(const RepairAction& a) {
   switch (a.kind) {
     case RepairAction::Kind::kCut:
-      return absl::StrCat("cut ", a.name, " at offset ", a.offset, " (", a.bytes,
-                          " bytes saved to ", a.quarantine_name, "): ",
-                          a.reason);
+      return absl::StrCat("cut ", a.name, " at offset ", a.offset, " (",
+                          a.bytes, " bytes saved to ", a.quarantine_name,
+                          "): ", a.reason);
     case RepairAction::Kind::kQuarantine:
-      return absl::StrCat("quarantine ", a.name, " -> ", a.quarantine_name, " (",
-                          a.bytes, " bytes): ", a.reason);
+      return absl::StrCat("quarantine ", a.name, " -> ", a.quarantine_name,
+                          " (", a.bytes, " bytes): ", a.reason);
     case RepairAction::Kind::kLeave:
       return absl::StrCat("leave ", a.name, ": ", a.reason);
   }
@@ -217,7 +219,8 @@ absl::Status ApplyRepair(Env* env, const std::string& wal_dir,
         s = CopyTail(env, path, a.offset, a.offset + a.bytes, target);
         if (s.ok()) s = env->SyncDir(qdir);
         if (!s.ok()) {
-          return Annotate(s, "saving the bytes cut from " + path + " to " + target);
+          return Annotate(
+              s, "saving the bytes cut from " + path + " to " + target);
         }
         s = env->TruncateFile(path, a.offset);
         if (s.ok()) {

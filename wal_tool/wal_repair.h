@@ -65,7 +65,8 @@ struct RepairPlan {
 
 // FailedPrecondition if the inspection holds a problem repair must not touch:
 // an I/O error, or a segment written by a newer format version.
-absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& inspection);
+absl::StatusOr<RepairPlan> PlanRepair(Env* env,
+                                      const WalInspection& inspection);
 
 // One line per action, "cut ...", "quarantine ...", "leave ...".
 std::string DescribeAction(const RepairAction& action);

@@ -28,12 +28,15 @@
 DEFINE_string(wal_dir, "", "The WAL directory (every command).");
 DEFINE_uint64(from_lsn, 0, "dump: the first LSN to print.");
 DEFINE_uint64(limit, 0, "dump: print at most this many records (0: no limit).");
-DEFINE_string(format, "text", "dump: text, or json (one JSON object per line).");
-DEFINE_string(payload, "escaped",
-              "dump: how to print payloads: hex, escaped (C escapes), or none.");
-DEFINE_string(key_file, "",
-              "dump, stats: a file holding a 32-byte encryption key. Repeat the "
-              "flag or separate paths with commas for several keys.");
+DEFINE_string(format, "text",
+              "dump: text, or json (one JSON object per line).");
+DEFINE_string(
+    payload, "escaped",
+    "dump: how to print payloads: hex, escaped (C escapes), or none.");
+DEFINE_string(
+    key_file, "",
+    "dump, verify, stats: a file holding a 32-byte encryption key. Repeat the "
+    "flag or separate paths with commas for several keys.");
 DEFINE_uint64(top, 20, "stats: how many tenants to list (0: all).");
 DEFINE_bool(dry_run, false, "repair: say what would be done; change nothing.");
 DEFINE_uint64(max_record_size, 64 << 20,
@@ -52,8 +55,9 @@ constexpr char kUsage[] =
     "  dump    print records, one per line\n"
     "          [--from_lsn=N] [--limit=K] [--format=text|json]\n"
     "          [--payload=hex|escaped|none] [--key_file=F ...]\n"
-    "  verify  check every checksum, the segment chain and the footers (and,\n"
-    "          given the keys, every AEAD tag); print a report [--key_file=F ...]\n"
+    "  verify  check every checksum, the segment chain and the footers\n"
+    "          (with the keys, every AEAD tag too); print a report\n"
+    "          [--key_file=F ...]\n"
     "  stats   segments, records per type and tenant, compression, key ids\n"
     "          [--top=N] [--key_file=F ...]\n"
     "  repair  cut a torn tail, quarantine unreadable segments, so that the\n"
@@ -63,25 +67,26 @@ constexpr char kUsage[] =
     "dump, verify and stats only read (no lock, no writes); repair takes the\n"
     "WAL's LOCK and refuses to run while the WAL is open.\n"
     "\n"
-    "exit codes: 0 clean/done, 1 damage found (or left), 2 bad command line or\n"
-    "input (unknown flag, missing or non-WAL directory, wrong key file),\n"
-    "3 failed (the WAL is locked by another process, I/O error)\n";
+    "exit codes: 0 clean/done, 1 damage found (or left), 2 bad command\n"
+    "line or input (unknown flag, missing or non-WAL directory, wrong key\n"
+    "file), 3 failed (the WAL is locked by another process, I/O error)\n";
 
 // Which flags each command takes (besides wal_dir and max_record_size).
 const std::map<std::string, std::set<std::string>>& CommandFlags() {
-  static const auto* commands = new std::map<std::string, std::set<std::string>>{
-      {"dump", {"from_lsn", "limit", "format", "payload", "key_file"}},
-      {"verify", {"key_file"}},
-      {"stats", {"top", "key_file"}},
-      {"repair", {"dry_run"}},
-  };
+  static const auto* commands =
+      new std::map<std::string, std::set<std::string>>{
+          {"dump", {"from_lsn", "limit", "format", "payload", "key_file"}},
+          {"verify", {"key_file"}},
+          {"stats", {"top", "key_file"}},
+          {"repair", {"dry_run"}},
+      };
   return *commands;
 }
 
 const std::set<std::string>& KnownFlags() {
   static const auto* flags = new std::set<std::string>{
-      "wal_dir", "from_lsn", "limit", "format",  "payload",
-      "key_file", "top",    "dry_run", "max_record_size"};
+      "wal_dir",  "from_lsn", "limit",   "format",         "payload",
+      "key_file", "top",      "dry_run", "max_record_size"};
   return *flags;
 }
 
@@ -166,8 +171,8 @@ absl::StatusOr<CommandLine> ParseArgs(const std::vector<std::string>& args) {
   }
   if (FLAGS_wal_dir.empty()) return UsageError("--wal_dir is required");
   if (FLAGS_format != "text" && FLAGS_format != "json") {
-    return UsageError(
-        absl::StrCat("--format must be text or json, not '", FLAGS_format, "'"));
+    return UsageError(absl::StrCat("--format must be text or json, not '",
+                                   FLAGS_format, "'"));
   }
   if (FLAGS_payload != "hex" && FLAGS_payload != "escaped" &&
       FLAGS_payload != "none") {
@@ -278,7 +283,8 @@ class Keys {
   absl::Status CheckAgainst(const WalInspection& headers) const {
     std::set<uint64_t> in_use;
     for (const InspectedSegment& seg : headers.segments) {
-      if (seg.header_ok && Encrypted(seg.header)) in_use.insert(seg.header.key_id);
+      if (seg.header_ok && Encrypted(seg.header))
+        in_use.insert(seg.header.key_id);
     }
     for (size_t i = 0; i < keys_.size(); ++i) {
       if (in_use.count(keys_[i].key_id()) != 0) continue;
@@ -288,8 +294,9 @@ class Keys {
           "wrong key: key file ", files_[i], " has key id ",
           KeyId(keys_[i].key_id()), ", which no segment of ", headers.wal_dir,
           " uses (",
-          ids.empty() ? std::string("the WAL is not encrypted")
-                      : absl::StrCat("key ids in use: ", absl::StrJoin(ids, ", ")),
+          ids.empty()
+              ? std::string("the WAL is not encrypted")
+              : absl::StrCat("key ids in use: ", absl::StrJoin(ids, ", ")),
           ")"));
     }
     return absl::OkStatus();
@@ -444,7 +451,8 @@ class Tool {
         "lsn=", rec.lsn, " type=", rec.record_type, " tenant=", rec.tenant_id,
         " vshard=", rec.vshard_id, " database=", rec.database_id,
         " size=", p.available ? absl::StrCat(p.bytes.size()) : "?",
-        " stored=", r.header.payload_length, " flags=", FlagNames(r.header.flags),
+        " stored=", r.header.payload_length,
+        " flags=", FlagNames(r.header.flags),
         " durable_lsn=", r.header.durable_lsn, " segment=", r.segment->name,
         " offset=", r.offset);
     if (FLAGS_payload == "none") return line;
@@ -477,8 +485,8 @@ class Tool {
         ",\"segment\":", JsonString(r.segment->name), ",\"offset\":", r.offset);
     if (FLAGS_payload != "none") {
       if (!p.available) {
-        absl::StrAppend(&line, ",\"payload\":null,\"payload_note\":",
-                        JsonString(p.note));
+        absl::StrAppend(
+            &line, ",\"payload\":null,\"payload_note\":", JsonString(p.note));
       } else if (FLAGS_payload == "hex") {
         absl::StrAppend(&line, ",\"payload_encoding\":\"hex\",\"payload\":",
                         JsonString(absl::BytesToHexString(p.bytes)));
@@ -515,7 +523,8 @@ class Tool {
     out_ << "segments: " << in.segments.size() << ", " << TotalBytes(in)
          << " bytes\n";
     out_ << "records: " << in.records;
-    if (in.records != 0) out_ << ", LSNs " << in.first_lsn << ".." << in.last_lsn;
+    if (in.records != 0)
+      out_ << ", LSNs " << in.first_lsn << ".." << in.last_lsn;
     out_ << "\n";
   }
 
@@ -524,21 +533,23 @@ class Tool {
     if (!lock_note.empty()) notes.push_back(lock_note);
     for (const InspectedSegment& seg : in.segments) {
       if (seg.zero_tail && !seg.problem.has_value()) {
-        notes.push_back(absl::StrCat(
-            seg.name, ": zero bytes after offset ", seg.end_offset,
-            " (preallocated or zero-filled space: a clean end)"));
+        notes.push_back(
+            absl::StrCat(seg.name, ": zero bytes after offset ", seg.end_offset,
+                         " (preallocated or zero-filled space: a clean end)"));
       }
       if (seg.read && !seg.sealed && !seg.is_last && !seg.problem.has_value()) {
         notes.push_back(absl::StrCat(
-            seg.name, ": closed without a footer (ends cleanly; Open accepts it)"));
+            seg.name,
+            ": closed without a footer (ends cleanly; Open accepts it)"));
       }
     }
     if (in.has_quarantine) {
-      notes.push_back("quarantine/ holds data moved aside by recovery or repair");
+      notes.push_back(
+          "quarantine/ holds data moved aside by recovery or repair");
     }
     if (!in.other_files.empty()) {
-      notes.push_back(absl::StrCat("ignored files: ",
-                                   absl::StrJoin(in.other_files, ", ")));
+      notes.push_back(
+          absl::StrCat("ignored files: ", absl::StrJoin(in.other_files, ", ")));
     }
     for (const std::string& n : notes) out_ << "note: " << n << "\n";
   }
@@ -559,11 +570,13 @@ class Tool {
     PrintSegments(*in);
     PrintNotes(*in, lock_note);
     if (in->clean()) {
-      out_ << "result: OK (every checksum, footer and the segment chain verified)\n";
+      out_ << "result: OK (every checksum, footer and the segment chain "
+              "verified)\n";
       return kExitOk;
     }
     out_ << "problems: " << in->problems.size() << "\n";
-    for (const WalProblem& p : in->problems) out_ << "  " << p.ToString() << "\n";
+    for (const WalProblem& p : in->problems)
+      out_ << "  " << p.ToString() << "\n";
     out_ << "first problem: " << in->problems.front().file << " offset "
          << in->problems.front().offset << "\n";
     if (OnlyTornTail(*in)) {
@@ -631,9 +644,9 @@ class Tool {
                      [](const auto& a, const auto& b) {
                        return a.second.records > b.second.records;
                      });
-    const size_t shown =
-        FLAGS_top == 0 ? tenants.size()
-                       : std::min<size_t>(tenants.size(), FLAGS_top);
+    const size_t shown = FLAGS_top == 0
+                             ? tenants.size()
+                             : std::min<size_t>(tenants.size(), FLAGS_top);
     out_ << "records by tenant (" << tenants.size()
          << (tenants.size() == 1 ? " tenant" : " tenants");
     if (shown < tenants.size()) out_ << ", top " << shown << " by records";
@@ -648,7 +661,8 @@ class Tool {
 
     out_ << "payload bytes: " << stored_total << " stored, " << logical_known
          << " logical";
-    if (unknown != 0) out_ << " (" << unknown << " records could not be decoded)";
+    if (unknown != 0)
+      out_ << " (" << unknown << " records could not be decoded)";
     if (in->records != unknown) {
       out_ << ", largest payload " << max_payload;
     }
@@ -668,7 +682,8 @@ class Tool {
     out_ << "\n";
     std::map<uint64_t, uint64_t> key_segments;
     for (const InspectedSegment& seg : in->segments) {
-      if (seg.header_ok && Encrypted(seg.header)) key_segments[seg.header.key_id]++;
+      if (seg.header_ok && Encrypted(seg.header))
+        key_segments[seg.header.key_id]++;
     }
     out_ << "encryption: " << encrypted << " of " << in->records
          << " records encrypted; key ids in use: ";
@@ -684,7 +699,8 @@ class Tool {
     if (in->clean()) return kExitOk;
     out_ << "problems: " << in->problems.size() << " (counts cover the records "
          << "before each damage)\n";
-    for (const WalProblem& p : in->problems) out_ << "  " << p.ToString() << "\n";
+    for (const WalProblem& p : in->problems)
+      out_ << "  " << p.ToString() << "\n";
     return kExitDamage;
   }
 
@@ -704,10 +720,9 @@ class Tool {
     } else {
       auto l = env_->LockFile(dir_ + "/LOCK");
       if (!l.ok()) {
-        return Fail(kExitFailed,
-                    absl::StrCat("refusing to repair ", dir_,
-                                 ": the WAL is open (", l.status().message(),
-                                 ")"));
+        return Fail(kExitFailed, absl::StrCat("refusing to repair ", dir_,
+                                              ": the WAL is open (",
+                                              l.status().message(), ")"));
       }
       lock = std::move(*l);
     }
@@ -719,8 +734,8 @@ class Tool {
   int RepairLocked(bool dry_run) {
     auto in = Inspect(Options());
     if (!in.ok()) return exit_;
-    out_ << "repair " << in->wal_dir << (dry_run ? " (dry run: nothing is changed)" : "")
-         << "\n";
+    out_ << "repair " << in->wal_dir
+         << (dry_run ? " (dry run: nothing is changed)" : "") << "\n";
     if (in->clean()) {
       out_ << "nothing to do: the WAL is clean";
       if (in->records != 0) {
@@ -737,7 +752,8 @@ class Tool {
            << DescribeAction(a) << "\n";
       if (a.kind != RepairAction::Kind::kLeave) changes = true;
     }
-    for (const std::string& w : plan->warnings) out_ << "warning: " << w << "\n";
+    for (const std::string& w : plan->warnings)
+      out_ << "warning: " << w << "\n";
     for (const std::string& n : plan->notes) out_ << "note: " << n << "\n";
     if (plan->last_lsn != 0) {
       out_ << "the log " << (dry_run ? "would hold" : "holds") << " LSNs "
@@ -746,7 +762,8 @@ class Tool {
     }
     if (dry_run) return changes ? kExitDamage : kExitOk;
     absl::Status s = ApplyRepair(env_, in->wal_dir, *plan);
-    if (!s.ok()) return Fail(kExitFailed, absl::StrCat("repair failed: ", s.message()));
+    if (!s.ok())
+      return Fail(kExitFailed, absl::StrCat("repair failed: ", s.message()));
     auto after = Inspect(Options());
     if (!after.ok()) return exit_;
     if (after->clean()) {

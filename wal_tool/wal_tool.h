@@ -30,13 +30,14 @@ namespace segwal {
 namespace wal_tool {
 
 // Exit codes.
-inline constexpr int kExitOk = 0;       // clean / done
-inline constexpr int kExitDamage = 1;   // damage found (or left after repair)
-inline constexpr int kExitUsage = 2;    // bad command line or input: unknown
-                                        // command or flag, missing or non-WAL
-                                        // directory, unusable or wrong key file
-inline constexpr int kExitFailed = 3;   // could not do the job: the WAL is locked
-                                        // by another process, an I/O error
+inline constexpr int kExitOk = 0;      // clean / done
+inline constexpr int kExitDamage = 1;  // damage found (or left after repair)
+inline constexpr int kExitUsage = 2;   // bad command line or input: unknown
+                                       // command or flag, missing or non-WAL
+                                       // directory, unusable or wrong key file
+inline constexpr int kExitFailed =
+    3;  // could not do the job: the WAL is locked
+        // by another process, an I/O error
 
 // Runs one command. `args` excludes the program name ("dump", "--wal_dir=..."
 // ...). Results go to `out`; errors and notes go to `err` (an error is one

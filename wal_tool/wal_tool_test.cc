@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -63,11 +63,14 @@ ToolResult RunTool(Env* env, const std::vector<std::string>& args) {
 }
 
 std::ostream& operator<<(std::ostream& os, const ToolResult& r) {
-  return os << "exit " << r.code << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
+  return os << "exit " << r.code << "\nstdout:\n"
+            << r.out << "stderr:\n"
+            << r.err;
 }
 
 // An error is exactly one line starting with "wal_tool: ".
-void ExpectOneLineError(const ToolResult& r, int code, const std::string& needle) {
+void ExpectOneLineError(const ToolResult& r, int code,
+                        const std::string& needle) {
   EXPECT_EQ(r.code, code) << r;
   EXPECT_THAT(r.err, StartsWith("wal_tool: ")) << r;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r;
@@ -224,7 +227,8 @@ class JsonChecker {
     } else {
       ok = Number();
     }
-    if (ok && text != nullptr) *text = std::string(s_.substr(start, pos_ - start));
+    if (ok && text != nullptr)
+      *text = std::string(s_.substr(start, pos_ - start));
     return ok;
   }
   bool Object(bool top) {
@@ -264,7 +268,7 @@ class JsonChecker {
     while (pos_ < s_.size()) {
       const unsigned char c = s_[pos_++];
       if (c == '"') return true;
-      if (c < 0x20) return false;  // control characters must be escaped
+      if (c < 0x20) return false;   // control characters must be escaped
       if (c >= 0x80) return false;  // wal_tool emits ASCII only
       if (c != '\\') {
         out->push_back(static_cast<char>(c));
@@ -273,22 +277,39 @@ class JsonChecker {
       if (pos_ >= s_.size()) return false;
       const char e = s_[pos_++];
       switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           if (pos_ + 4 > s_.size()) return false;
           unsigned v = 0;
           for (int i = 0; i < 4; ++i) {
             const char h = s_[pos_++];
             if (!std::isxdigit(static_cast<unsigned char>(h))) return false;
-            v = v * 16 + static_cast<unsigned>(std::isdigit(h) ? h - '0'
-                                                              : std::tolower(h) - 'a' + 10);
+            v = v * 16 +
+                static_cast<unsigned>(
+                    std::isdigit(h) ? h - '0' : std::tolower(h) - 'a' + 10);
           }
           out->push_back(static_cast<char>(v));  // tests only use v < 0x100
           break;
@@ -302,23 +323,34 @@ class JsonChecker {
   bool Number() {
     const size_t start = pos_;
     Eat('-');
-    if (pos_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+    if (pos_ >= s_.size() ||
+        !std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
       return false;
     }
     if (s_[pos_] == '0') {
       ++pos_;
     } else {
-      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+      while (pos_ < s_.size() &&
+             std::isdigit(static_cast<unsigned char>(s_[pos_])))
+        ++pos_;
     }
     if (Eat('.')) {
-      if (pos_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[pos_]))) return false;
-      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+      if (pos_ >= s_.size() ||
+          !std::isdigit(static_cast<unsigned char>(s_[pos_])))
+        return false;
+      while (pos_ < s_.size() &&
+             std::isdigit(static_cast<unsigned char>(s_[pos_])))
+        ++pos_;
     }
     if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
       ++pos_;
       if (!Eat('+')) Eat('-');
-      if (pos_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[pos_]))) return false;
-      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+      if (pos_ >= s_.size() ||
+          !std::isdigit(static_cast<unsigned char>(s_[pos_])))
+        return false;
+      while (pos_ < s_.size() &&
+             std::isdigit(static_cast<unsigned char>(s_[pos_])))
+        ++pos_;
     }
     return pos_ > start;
   }
@@ -351,9 +383,9 @@ TEST(JsonCheckerTest, AcceptsValidAndRejectsInvalidJson) {
   EXPECT_TRUE(JsonChecker(R"({"a":1,"b":"x\"y","c":[1,{"d":null}],"e":-0.5e3})")
                   .ParseObjectLine(&m));
   EXPECT_EQ(m["b"], "x\"y");
-  for (const char* bad : {R"({"a":1,})", R"({"a":01})", "{\"a\":\"\x01\"}",
-                          R"({"a":"\x41"})", R"({'a':1})", R"({"a":1}x)",
-                          R"({"a":1,"a":2})", R"({"a":tru})"}) {
+  for (const char* bad :
+       {R"({"a":1,})", R"({"a":01})", "{\"a\":\"\x01\"}", R"({"a":"\x41"})",
+        R"({'a':1})", R"({"a":1}x)", R"({"a":1,"a":2})", R"({"a":tru})"}) {
     std::map<std::string, std::string> m2;
     EXPECT_FALSE(JsonChecker(bad).ParseObjectLine(&m2)) << bad;
   }
@@ -406,12 +438,24 @@ TEST_F(WalToolTest, DumpTextGolden) {
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.out,
-            "lsn=1 type=2 tenant=101 vshard=1 database=0 size=7 stored=7 flags=none durable_lsn=0 segment=00000000000000000001.wal offset=64 payload=\"value-1\"\n"
-            "lsn=2 type=3 tenant=100 vshard=2 database=0 size=7 stored=7 flags=none durable_lsn=0 segment=00000000000000000001.wal offset=127 payload=\"value-2\"\n"
-            "lsn=3 type=1 tenant=101 vshard=3 database=0 size=7 stored=7 flags=none durable_lsn=0 segment=00000000000000000001.wal offset=190 payload=\"value-3\"\n"
-            "lsn=4 type=2 tenant=100 vshard=0 database=0 size=7 stored=7 flags=none durable_lsn=0 segment=00000000000000000001.wal offset=253 payload=\"value-4\"\n"
-            "lsn=5 type=3 tenant=101 vshard=1 database=7 size=7 stored=7 flags=none durable_lsn=4 segment=00000000000000000005.wal offset=64 payload=\"value-5\"\n"
-            "lsn=6 type=1 tenant=100 vshard=2 database=0 size=7 stored=7 flags=none durable_lsn=4 segment=00000000000000000005.wal offset=127 payload=\"value-6\"\n");
+            "lsn=1 type=2 tenant=101 vshard=1 database=0 size=7 stored=7 "
+            "flags=none durable_lsn=0 segment=00000000000000000001.wal "
+            "offset=64 payload=\"value-1\"\n"
+            "lsn=2 type=3 tenant=100 vshard=2 database=0 size=7 stored=7 "
+            "flags=none durable_lsn=0 segment=00000000000000000001.wal "
+            "offset=127 payload=\"value-2\"\n"
+            "lsn=3 type=1 tenant=101 vshard=3 database=0 size=7 stored=7 "
+            "flags=none durable_lsn=0 segment=00000000000000000001.wal "
+            "offset=190 payload=\"value-3\"\n"
+            "lsn=4 type=2 tenant=100 vshard=0 database=0 size=7 stored=7 "
+            "flags=none durable_lsn=0 segment=00000000000000000001.wal "
+            "offset=253 payload=\"value-4\"\n"
+            "lsn=5 type=3 tenant=101 vshard=1 database=7 size=7 stored=7 "
+            "flags=none durable_lsn=4 segment=00000000000000000005.wal "
+            "offset=64 payload=\"value-5\"\n"
+            "lsn=6 type=1 tenant=100 vshard=2 database=0 size=7 stored=7 "
+            "flags=none durable_lsn=4 segment=00000000000000000005.wal "
+            "offset=127 payload=\"value-6\"\n");
 }
 
 TEST_F(WalToolTest, DumpJsonGolden) {
@@ -419,9 +463,16 @@ TEST_F(WalToolTest, DumpJsonGolden) {
   const ToolResult r = Tool({"dump", "--wal_dir=/wal", "--format=json",
                              "--payload=hex", "--from_lsn=4", "--limit=2"});
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_EQ(r.out,
-            "{\"lsn\":4,\"type\":2,\"tenant\":100,\"vshard\":0,\"database\":0,\"size\":7,\"stored_size\":7,\"flags\":0,\"flag_names\":[],\"durable_lsn\":0,\"segment\":\"00000000000000000001.wal\",\"offset\":253,\"payload_encoding\":\"hex\",\"payload\":\"76616c75652d34\"}\n"
-            "{\"lsn\":5,\"type\":3,\"tenant\":101,\"vshard\":1,\"database\":7,\"size\":7,\"stored_size\":7,\"flags\":0,\"flag_names\":[],\"durable_lsn\":4,\"segment\":\"00000000000000000005.wal\",\"offset\":64,\"payload_encoding\":\"hex\",\"payload\":\"76616c75652d35\"}\n");
+  EXPECT_EQ(
+      r.out,
+      "{\"lsn\":4,\"type\":2,\"tenant\":100,\"vshard\":0,\"database\":0,"
+      "\"size\":7,\"stored_size\":7,\"flags\":0,\"flag_names\":[],\"durable_"
+      "lsn\":0,\"segment\":\"00000000000000000001.wal\",\"offset\":253,"
+      "\"payload_encoding\":\"hex\",\"payload\":\"76616c75652d34\"}\n"
+      "{\"lsn\":5,\"type\":3,\"tenant\":101,\"vshard\":1,\"database\":7,"
+      "\"size\":7,\"stored_size\":7,\"flags\":0,\"flag_names\":[],\"durable_"
+      "lsn\":4,\"segment\":\"00000000000000000005.wal\",\"offset\":64,"
+      "\"payload_encoding\":\"hex\",\"payload\":\"76616c75652d35\"}\n");
 }
 
 TEST_F(WalToolTest, VerifyGoldenClean) {
@@ -429,14 +480,18 @@ TEST_F(WalToolTest, VerifyGoldenClean) {
   const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_EQ(r.err, "");
-  EXPECT_EQ(r.out,
-            "WAL /wal\n"
-            "segments: 2, 610 bytes\n"
-            "records: 6, LSNs 1..6\n"
-            "  segment                  LSNs                     records       bytes  state       encryption\n"
-            "  00000000000000000001.wal 1..4                           4         420  sealed      none\n"
-            "  00000000000000000005.wal 5..6                           2         190  active      none\n"
-            "result: OK (every checksum, footer and the segment chain verified)\n");
+  EXPECT_EQ(
+      r.out,
+      "WAL /wal\n"
+      "segments: 2, 610 bytes\n"
+      "records: 6, LSNs 1..6\n"
+      "  segment                  LSNs                     records       bytes "
+      " state       encryption\n"
+      "  00000000000000000001.wal 1..4                           4         420 "
+      " sealed      none\n"
+      "  00000000000000000005.wal 5..6                           2         190 "
+      " active      none\n"
+      "result: OK (every checksum, footer and the segment chain verified)\n");
 }
 
 TEST_F(WalToolTest, StatsGolden) {
@@ -447,9 +502,12 @@ TEST_F(WalToolTest, StatsGolden) {
             "WAL /wal\n"
             "segments: 2, 610 bytes\n"
             "records: 6, LSNs 1..6\n"
-            "  segment                  LSNs                     records       bytes  state       encryption\n"
-            "  00000000000000000001.wal 1..4                           4         420  sealed      none\n"
-            "  00000000000000000005.wal 5..6                           2         190  active      none\n"
+            "  segment                  LSNs                     records       "
+            "bytes  state       encryption\n"
+            "  00000000000000000001.wal 1..4                           4       "
+            "  420  sealed      none\n"
+            "  00000000000000000005.wal 5..6                           2       "
+            "  190  active      none\n"
             "records by type:\n"
             "  type              records     stored bytes\n"
             "  1                       2               14\n"
@@ -460,7 +518,8 @@ TEST_F(WalToolTest, StatsGolden) {
             "  100                             3               21\n"
             "  101                             3               21\n"
             "payload bytes: 42 stored, 42 logical, largest payload 7\n"
-            "compression: 0 of 6 records snappy-compressed; ratio 1.00 (logical/stored)\n"
+            "compression: 0 of 6 records snappy-compressed; ratio 1.00 "
+            "(logical/stored)\n"
             "encryption: 0 of 6 records encrypted; key ids in use: none\n");
 }
 
@@ -475,30 +534,52 @@ TEST_F(WalToolTest, StatsListsTopTenantsByRecords) {
   ASSERT_OK((*wal)->Sync());
   const ToolResult r = Tool({"stats", "--wal_dir=/wal", "--top=2"});
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("records by tenant (5 tenants, top 2 by records):\n"
-                               "  tenant                    records     stored bytes\n"
-                               "  5                               5                5\n"
-                               "  4                               4                4\n"
-                               "payload bytes:"));
+  EXPECT_THAT(r.out,
+              HasSubstr("records by tenant (5 tenants, top 2 by records):\n"
+                        "  tenant                    records     stored bytes\n"
+                        "  5                               5                5\n"
+                        "  4                               4                4\n"
+                        "payload bytes:"));
 }
 
 TEST_F(WalToolTest, CompressedLogGolden) {
   MakeCompressedWal(env());
+  // 64 + (56 + 9) + (56 + 1) + (56 + 9): Snappy stores 100 equal bytes in 9.
   ToolResult r = Tool({"dump", "--wal_dir=/wal", "--payload=none"});
   EXPECT_EQ(r.code, kExitOk) << r;
-  const std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
-  ASSERT_EQ(lines.size(), 4u) << r;
-  EXPECT_THAT(lines[0], StartsWith("lsn=1 type=1 tenant=7 vshard=0 database=0 size=100 stored="));
-  EXPECT_THAT(lines[0], HasSubstr(" flags=snappy "));
-  EXPECT_THAT(lines[1], HasSubstr(" size=1 stored=1 flags=none "));
-  EXPECT_THAT(lines[2], HasSubstr(" size=100 "));
-  EXPECT_THAT(lines[2], HasSubstr(" flags=snappy "));
+  EXPECT_EQ(
+      r.out,
+      "lsn=1 type=1 tenant=7 vshard=0 database=0 size=100 stored=9 "
+      "flags=snappy durable_lsn=0 segment=00000000000000000001.wal offset=64\n"
+      "lsn=2 type=2 tenant=7 vshard=1 database=0 size=1 stored=1 flags=none "
+      "durable_lsn=0 segment=00000000000000000001.wal offset=129\n"
+      "lsn=3 type=1 tenant=8 vshard=2 database=0 size=100 stored=9 "
+      "flags=snappy durable_lsn=0 segment=00000000000000000001.wal "
+      "offset=186\n");
   r = Tool({"dump", "--wal_dir=/wal", "--from_lsn=3"});
   EXPECT_THAT(r.out, HasSubstr("payload=\"" + std::string(100, 'b') + "\"\n"));
   r = Tool({"stats", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("compression: 2 of 3 records snappy-compressed; ratio "));
-  EXPECT_THAT(r.out, HasSubstr(", 201 logical, largest payload 100\n"));
+  EXPECT_EQ(r.out,
+            "WAL /wal\n"
+            "segments: 1, 251 bytes\n"
+            "records: 3, LSNs 1..3\n"
+            "  segment                  LSNs                     records       "
+            "bytes  state       encryption\n"
+            "  00000000000000000001.wal 1..3                           3       "
+            "  251  active      none\n"
+            "records by type:\n"
+            "  type              records     stored bytes\n"
+            "  1                       2               18\n"
+            "  2                       1                1\n"
+            "records by tenant (2 tenants):\n"
+            "  tenant                    records     stored bytes\n"
+            "  7                               2               10\n"
+            "  8                               1                9\n"
+            "payload bytes: 19 stored, 201 logical, largest payload 100\n"
+            "compression: 2 of 3 records snappy-compressed; ratio 10.58 "
+            "(logical/stored)\n"
+            "encryption: 0 of 3 records encrypted; key ids in use: none\n");
   r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitOk) << r;
 }
@@ -515,6 +596,36 @@ class WalToolKeyTest : public WalToolTest {
   }
 };
 
+TEST_F(WalToolKeyTest, EncryptedLogGolden) {
+  MakeCompressedWal(env(), KeyRing(key_));
+  // Stored = Snappy body + 16-byte AEAD tag.
+  ToolResult r = Tool({"dump", "--wal_dir=/wal"});
+  EXPECT_EQ(r.code, kExitOk) << r;
+  const std::string needs =
+      "payload=<encrypted; needs --key_file (key id " + KeyIdText() + ")>";
+  EXPECT_EQ(r.out,
+            "lsn=1 type=1 tenant=7 vshard=0 database=0 size=? stored=25 "
+            "flags=snappy,encrypted durable_lsn=0 "
+            "segment=00000000000000000001.wal offset=64 " +
+                needs +
+                "\n"
+                "lsn=2 type=2 tenant=7 vshard=1 database=0 size=? stored=17 "
+                "flags=encrypted durable_lsn=0 "
+                "segment=00000000000000000001.wal offset=145 " +
+                needs +
+                "\n"
+                "lsn=3 type=1 tenant=8 vshard=2 database=0 size=? stored=25 "
+                "flags=snappy,encrypted durable_lsn=0 "
+                "segment=00000000000000000001.wal offset=218 " +
+                needs + "\n");
+  r = Tool({"dump", "--wal_dir=/wal", "--key_file=" + key_file_,
+            "--payload=hex", "--from_lsn=2", "--limit=1"});
+  EXPECT_EQ(r.out,
+            "lsn=2 type=2 tenant=7 vshard=1 database=0 size=1 stored=17 "
+            "flags=encrypted durable_lsn=0 segment=00000000000000000001.wal "
+            "offset=145 payload=78\n");
+}
+
 TEST_F(WalToolKeyTest, EncryptedLogWithoutKeyListsRecordsAndSaysWhatItNeeds) {
   MakeCompressedWal(env(), KeyRing(key_));
   ToolResult r = Tool({"dump", "--wal_dir=/wal"});
@@ -523,11 +634,15 @@ TEST_F(WalToolKeyTest, EncryptedLogWithoutKeyListsRecordsAndSaysWhatItNeeds) {
   ASSERT_EQ(lines.size(), 4u) << r;
   EXPECT_THAT(lines[0], HasSubstr(" size=? "));
   EXPECT_THAT(lines[0], HasSubstr(" flags=snappy,encrypted "));
-  EXPECT_THAT(lines[1], HasSubstr(" size=? stored=17 flags=encrypted "));  // 1 + 16-byte tag
-  EXPECT_THAT(lines[1], HasSubstr(" payload=<encrypted; needs --key_file (key id " +
-                                      KeyIdText() + ")>"));
+  EXPECT_THAT(
+      lines[1],
+      HasSubstr(" size=? stored=17 flags=encrypted "));  // 1 + 16-byte tag
+  EXPECT_THAT(lines[1],
+              HasSubstr(" payload=<encrypted; needs --key_file (key id " +
+                        KeyIdText() + ")>"));
   r = Tool({"dump", "--wal_dir=/wal", "--format=json"});
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
     std::map<std::string, std::string> m;
     EXPECT_TRUE(JsonChecker(line).ParseObjectLine(&m)) << line;
     EXPECT_EQ(m["payload"], "null");
@@ -540,10 +655,15 @@ TEST_F(WalToolKeyTest, EncryptedLogWithoutKeyListsRecordsAndSaysWhatItNeeds) {
   r = Tool({"stats", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_THAT(r.out, HasSubstr("payload bytes: "));
-  EXPECT_THAT(r.out, HasSubstr(" 0 logical (3 records could not be decoded)\n"));
-  EXPECT_THAT(r.out, HasSubstr("compression: 2 of 3 records snappy-compressed; ratio n/a\n"));
-  EXPECT_THAT(r.out, HasSubstr("encryption: 3 of 3 records encrypted; key ids in use: " +
-                               KeyIdText() + " (1 segment)\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr(" 0 logical (3 records could not be decoded)\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("compression: 2 of 3 records snappy-compressed; ratio n/a\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("encryption: 3 of 3 records encrypted; key ids in use: " +
+                KeyIdText() + " (1 segment)\n"));
 }
 
 TEST_F(WalToolKeyTest, EncryptedLogWithKeyFileDecodesPayloads) {
@@ -563,7 +683,8 @@ TEST_F(WalToolKeyTest, EncryptedLogWithKeyFileDecodesPayloads) {
 
 TEST_F(WalToolKeyTest, VerifyWithTheKeyChecksEveryTag) {
   MakeCompressedWal(env(), KeyRing(key_));
-  const ToolResult r = Tool({"verify", "--wal_dir=/wal", "--key_file=" + key_file_});
+  const ToolResult r =
+      Tool({"verify", "--wal_dir=/wal", "--key_file=" + key_file_});
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_THAT(r.out, HasSubstr("records: 3, LSNs 1..3\n"));
 }
@@ -581,10 +702,13 @@ TEST_F(WalToolKeyTest, TamperedEncryptedRecordIsCorruptionWithTheKey) {
   const uint32_t seed = wal_format::SegmentSeed(sh);
   uint64_t off = kHeader;
   uint32_t ps, pc;
-  ASSERT_TRUE(wal_format::DecodeRecordHeader(seed, bytes.data() + off, &h, &ps, &pc));
+  ASSERT_TRUE(
+      wal_format::DecodeRecordHeader(seed, bytes.data() + off, &h, &ps, &pc));
   off += wal_format::kRecordHeaderSize + h.payload_length;  // record 2
-  ASSERT_TRUE(wal_format::DecodeRecordHeader(seed, bytes.data() + off, &h, &ps, &pc));
-  std::string stored = bytes.substr(off + wal_format::kRecordHeaderSize, h.payload_length);
+  ASSERT_TRUE(
+      wal_format::DecodeRecordHeader(seed, bytes.data() + off, &h, &ps, &pc));
+  std::string stored =
+      bytes.substr(off + wal_format::kRecordHeaderSize, h.payload_length);
   stored[0] ^= 1;
   std::string reframed;
   wal_format::AppendRecord(seed, h, stored, &reframed);
@@ -596,33 +720,39 @@ TEST_F(WalToolKeyTest, TamperedEncryptedRecordIsCorruptionWithTheKey) {
   EXPECT_EQ(Tool({"dump", "--wal_dir=/wal", "--payload=none"}).code, kExitOk);
   r = Tool({"verify", "--wal_dir=/wal", "--key_file=" + key_file_});
   EXPECT_EQ(r.code, kExitDamage) << r;
-  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("corruption at /wal/00000000000000000001.wal offset ",
-                                            off, " (LSN 2): record payload does not decode")));
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat(
+                         "corruption at /wal/00000000000000000001.wal offset ",
+                         off, " (LSN 2): record payload does not decode")));
 }
 
 TEST_F(WalToolKeyTest, WrongKeyIsAUsageError) {
   MakeCompressedWal(env(), KeyRing(key_));
-  ExpectOneLineError(Tool({"dump", "--wal_dir=/wal", "--key_file=" + other_key_file_}),
-                     kExitUsage, "wrong key: key file " + other_key_file_ +
-                                     " has key id ");
-  ExpectOneLineError(Tool({"stats", "--wal_dir=/wal", "--key_file=" + other_key_file_}),
-                     kExitUsage, "key ids in use: " + KeyIdText());
+  ExpectOneLineError(
+      Tool({"dump", "--wal_dir=/wal", "--key_file=" + other_key_file_}),
+      kExitUsage, "wrong key: key file " + other_key_file_ + " has key id ");
+  ExpectOneLineError(
+      Tool({"stats", "--wal_dir=/wal", "--key_file=" + other_key_file_}),
+      kExitUsage, "key ids in use: " + KeyIdText());
 }
 
 TEST_F(WalToolKeyTest, KeyFileForAPlainLogIsAWrongKey) {
   MakeWal(env(), 3);
-  ExpectOneLineError(Tool({"dump", "--wal_dir=/wal", "--key_file=" + key_file_}),
-                     kExitUsage, "the WAL is not encrypted");
+  ExpectOneLineError(
+      Tool({"dump", "--wal_dir=/wal", "--key_file=" + key_file_}), kExitUsage,
+      "the WAL is not encrypted");
 }
 
 TEST_F(WalToolKeyTest, UnusableKeyFilesAreUsageErrors) {
   MakeCompressedWal(env(), KeyRing(key_));
-  ExpectOneLineError(Tool({"dump", "--wal_dir=/wal", "--key_file=" + tmp_.Join("missing")}),
-                     kExitUsage, "key file " + tmp_.Join("missing"));
+  ExpectOneLineError(
+      Tool({"dump", "--wal_dir=/wal", "--key_file=" + tmp_.Join("missing")}),
+      kExitUsage, "key file " + tmp_.Join("missing"));
   const std::string short_key = WriteKeyFile(tmp_, "short", "0123456789");
-  ExpectOneLineError(Tool({"dump", "--wal_dir=/wal", "--key_file=" + short_key}),
-                     kExitUsage, "key file " + short_key);
-  const std::string open_key = WriteKeyFile(tmp_, "open", std::string(32, 'k'), 0644);
+  ExpectOneLineError(
+      Tool({"dump", "--wal_dir=/wal", "--key_file=" + short_key}), kExitUsage,
+      "key file " + short_key);
+  const std::string open_key =
+      WriteKeyFile(tmp_, "open", std::string(32, 'k'), 0644);
   ExpectOneLineError(Tool({"dump", "--wal_dir=/wal", "--key_file=" + open_key}),
                      kExitUsage, "key file " + open_key);
 }
@@ -639,8 +769,8 @@ TEST_F(WalToolKeyTest, SeveralKeyFilesCoverRotatedSegments) {
     ASSERT_OK((*wal)->Append(1, 1, 0, 0, "new key").status());
     ASSERT_OK((*wal)->Sync());
   }
-  ToolResult r = Tool({"dump", "--wal_dir=/wal", "--key_file=" + key_file_ + "," +
-                                                     other_key_file_});
+  ToolResult r = Tool({"dump", "--wal_dir=/wal",
+                       "--key_file=" + key_file_ + "," + other_key_file_});
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_THAT(r.out, HasSubstr("payload=\"old key\""));
   EXPECT_THAT(r.out, HasSubstr("payload=\"new key\""));
@@ -680,20 +810,23 @@ TEST_F(WalToolTest, DumpFromLsnEntersLargeSealedSegmentsThroughTheirIndex) {
     auto wal = SegmentedWal::Open(Options(env(), 256 << 10));
     ASSERT_TRUE(wal.ok()) << wal.status();
     for (int i = 0; i < 300; ++i) {  // 4 KiB records: index entries every ~4
-      ASSERT_OK((*wal)->Append(1, 1, 0, 0, std::string(4000, 'a' + i % 26)).status());
+      ASSERT_OK(
+          (*wal)->Append(1, 1, 0, 0, std::string(4000, 'a' + i % 26)).status());
     }
     ASSERT_OK((*wal)->Sync());
   }
   const ToolResult all = Tool({"dump", "--wal_dir=/wal", "--payload=none"});
   ASSERT_EQ(all.code, kExitOk) << all;
-  const std::vector<std::string> lines = absl::StrSplit(all.out, '\n', absl::SkipEmpty());
+  const std::vector<std::string> lines =
+      absl::StrSplit(all.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 300u);
   for (uint64_t from : {1, 2, 5, 63, 64, 65, 150, 299, 300}) {
     const ToolResult r = Tool({"dump", "--wal_dir=/wal", "--payload=none",
                                absl::StrCat("--from_lsn=", from)});
     ASSERT_EQ(r.code, kExitOk) << r;
     std::string expected;
-    for (size_t i = from - 1; i < lines.size(); ++i) expected += lines[i] + "\n";
+    for (size_t i = from - 1; i < lines.size(); ++i)
+      expected += lines[i] + "\n";
     EXPECT_EQ(r.out, expected) << "from " << from;
   }
 }
@@ -701,13 +834,16 @@ TEST_F(WalToolTest, DumpFromLsnEntersLargeSealedSegmentsThroughTheirIndex) {
 TEST_F(WalToolTest, DumpJsonLinesParseForEveryByteValue) {
   std::string all_bytes;
   for (int c = 0; c < 256; ++c) all_bytes.push_back(static_cast<char>(c));
-  const std::vector<std::string> payloads = {
-      all_bytes, "", "\"quoted\" \\back\\slash\n\ttab", "\x7f\x80\xff", "{}[],:"};
+  const std::vector<std::string> payloads = {all_bytes, "",
+                                             "\"quoted\" \\back\\slash\n\ttab",
+                                             "\x7f\x80\xff", "{}[],:"};
   {
     auto wal = SegmentedWal::Open(Options(env()));
     ASSERT_TRUE(wal.ok()) << wal.status();
     for (const std::string& p : payloads) {
-      ASSERT_OK((*wal)->Append(9, ~uint64_t{0}, ~uint32_t{0}, ~uint64_t{0}, p).status());
+      ASSERT_OK((*wal)
+                    ->Append(9, ~uint64_t{0}, ~uint32_t{0}, ~uint64_t{0}, p)
+                    .status());
     }
   }
   for (const char* encoding : {"escaped", "hex", "none"}) {
@@ -750,12 +886,16 @@ TEST_F(WalToolTest, VerifyReportsATornTailWithFileAndOffset) {
   WriteAll(env(), path, bytes.substr(0, bytes.size() - 3));  // LSN 6 torn
   ToolResult r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitDamage) << r;
-  EXPECT_THAT(r.out, HasSubstr("  00000000000000000005.wal 5..5                           1         187  torn tail   none\n"));
-  EXPECT_THAT(r.out, HasSubstr("problems: 1\n"
-                               "  torn tail at /wal/00000000000000000005.wal offset 127 (LSN 6): "
-                               "truncated record: needs 7 payload bytes, file has 4\n"
-                               "first problem: /wal/00000000000000000005.wal offset 127\n"
-                               "result: DAMAGED (torn tail"));
+  EXPECT_THAT(r.out, HasSubstr("  00000000000000000005.wal 5..5                "
+                               "           1         187  torn tail   none\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr(
+          "problems: 1\n"
+          "  torn tail at /wal/00000000000000000005.wal offset 127 (LSN 6): "
+          "truncated record: needs 7 payload bytes, file has 4\n"
+          "first problem: /wal/00000000000000000005.wal offset 127\n"
+          "result: DAMAGED (torn tail"));
   r = Tool({"dump", "--wal_dir=/wal", "--payload=none"});
   EXPECT_EQ(r.code, kExitDamage) << r;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r;
@@ -766,15 +906,21 @@ TEST_F(WalToolTest, VerifyReportsCorruptionInASealedSegmentAndReadsOn) {
   MakeWal(env(), 12, 300);  // segments at 1, 5, 9
   const std::string path = SegmentPath(1);
   std::string bytes = ReadAll(env(), path);
-  bytes[OffsetOf(1, 2) + wal_format::kRecordHeaderSize + 1] ^= 0x20;  // LSN 2's payload
+  bytes[OffsetOf(1, 2) + wal_format::kRecordHeaderSize + 1] ^=
+      0x20;  // LSN 2's payload
   WriteAll(env(), path, bytes);
   const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitDamage) << r;
   EXPECT_THAT(r.out, HasSubstr("records: 9, LSNs 1..12\n"));
-  EXPECT_THAT(r.out, HasSubstr("  00000000000000000001.wal 1..1                           1         420  corrupt     none\n"
-                               "  00000000000000000005.wal 5..8                           4         420  sealed      none\n"));
-  EXPECT_THAT(r.out, HasSubstr("corruption at /wal/00000000000000000001.wal offset 127 (LSN 2): "
-                               "record payload checksum mismatch (in a non-last segment"));
+  EXPECT_THAT(r.out, HasSubstr("  00000000000000000001.wal 1..1                "
+                               "           1         420  corrupt     none\n"
+                               "  00000000000000000005.wal 5..8                "
+                               "           4         420  sealed      none\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr(
+          "corruption at /wal/00000000000000000001.wal offset 127 (LSN 2): "
+          "record payload checksum mismatch (in a non-last segment"));
   EXPECT_THAT(r.out, HasSubstr("result: DAMAGED (durable data is damaged"));
   // The WAL agrees: Open (which reads only footers of sealed segments in the
   // default mode) succeeds, replay fails there.
@@ -789,17 +935,21 @@ TEST_F(WalToolTest, VerifyReportsAMissingMiddleSegment) {
   ASSERT_OK(env()->DeleteFile(SegmentPath(5)));
   const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitDamage) << r;
-  EXPECT_THAT(r.out, HasSubstr("broken segment chain at /wal/00000000000000000009.wal offset 0 (LSN 5): "
-                               "missing records: LSNs 5..8 are absent between "
-                               "/wal/00000000000000000001.wal and /wal/00000000000000000009.wal\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr(
+          "broken segment chain at /wal/00000000000000000009.wal offset 0 (LSN "
+          "5): "
+          "missing records: LSNs 5..8 are absent between "
+          "/wal/00000000000000000001.wal and /wal/00000000000000000009.wal\n"));
 }
 
 TEST_F(WalToolTest, VerifyTellsProvenCorruptionInTheLastSegmentFromATornTail) {
   {
     auto wal = SegmentedWal::Open(Options(env()));
     ASSERT_TRUE(wal.ok()) << wal.status();
-    AppendRecords(wal->get(), 1, 4);   // durable 4
-    AppendRecords(wal->get(), 5, 8);   // framed with durable LSN 4
+    AppendRecords(wal->get(), 1, 4);  // durable 4
+    AppendRecords(wal->get(), 5, 8);  // framed with durable LSN 4
   }
   const std::string path = SegmentPath(1);
   std::string bytes = ReadAll(env(), path);
@@ -807,9 +957,12 @@ TEST_F(WalToolTest, VerifyTellsProvenCorruptionInTheLastSegmentFromATornTail) {
   WriteAll(env(), path, bytes);
   const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitDamage) << r;
-  EXPECT_THAT(r.out, HasSubstr("corruption at /wal/00000000000000000001.wal offset 190 (LSN 3): "
-                               "record payload checksum mismatch (a later record proves these "
-                               "bytes were durable)"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr(
+          "corruption at /wal/00000000000000000001.wal offset 190 (LSN 3): "
+          "record payload checksum mismatch (a later record proves these "
+          "bytes were durable)"));
 }
 
 TEST_F(WalToolTest, ZeroFilledTailIsACleanEndWithANote) {
@@ -818,7 +971,9 @@ TEST_F(WalToolTest, ZeroFilledTailIsACleanEndWithANote) {
   WriteAll(env(), path, ReadAll(env(), path) + std::string(4096, '\0'));
   const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("note: 00000000000000000001.wal: zero bytes after offset 253"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("note: 00000000000000000001.wal: zero bytes after offset 253"));
 }
 
 // ---------------------------------------------------------------------------
@@ -857,32 +1012,40 @@ TEST_F(WalToolRepairTest, TornTailIsCutAndSavedAndNothingDurableIsLost) {
   {
     auto wal = SegmentedWal::Open(Options(env()));
     ASSERT_TRUE(wal.ok()) << wal.status();
-    AppendRecords(wal->get(), 1, 10);                // durable
+    AppendRecords(wal->get(), 1, 10);                   // durable
     AppendRecords(wal->get(), 11, 12, /*sync=*/false);  // written, never synced
   }
   const std::string path = SegmentPath(1);
   const std::string bytes = ReadAll(env(), path);
   const uint64_t cut = OffsetOf(1, 12);
-  WriteAll(env(), path, bytes.substr(0, cut + 30));  // LSN 12 torn in its header
+  WriteAll(env(), path,
+           bytes.substr(0, cut + 30));  // LSN 12 torn in its header
   const std::string before = ReadAll(env(), path);
 
   const ToolResult dry = Repair(/*dry_run=*/true);
   EXPECT_EQ(dry.code, kExitDamage) << dry;
-  EXPECT_EQ(dry.out, absl::StrCat(
-      "repair /wal (dry run: nothing is changed)\n"
-      "would cut 00000000000000000001.wal at offset ", cut, " (30 bytes saved to "
-      "quarantine/00000000000000000001.wal.cut-at-", cut, "): torn tail at offset ", cut,
-      " (LSN 12): truncated record header (30 of 56 bytes)\n"
-      "the log would hold LSNs 1..11; Open continues at LSN 12\n"));
+  EXPECT_EQ(dry.out,
+            absl::StrCat(
+                "repair /wal (dry run: nothing is changed)\n"
+                "would cut 00000000000000000001.wal at offset ",
+                cut,
+                " (30 bytes saved to "
+                "quarantine/00000000000000000001.wal.cut-at-",
+                cut, "): torn tail at offset ", cut,
+                " (LSN 12): truncated record header (30 of 56 bytes)\n"
+                "the log would hold LSNs 1..11; Open continues at LSN 12\n"));
   EXPECT_EQ(ReadAll(env(), path), before);
-  EXPECT_THAT(Children(env(), kDir), ElementsAre("00000000000000000001.wal", "LOCK"));
+  EXPECT_THAT(Children(env(), kDir),
+              ElementsAre("00000000000000000001.wal", "LOCK"));
 
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("cut 00000000000000000001.wal at offset ", cut)));
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat(
+                         "cut 00000000000000000001.wal at offset ", cut)));
   EXPECT_THAT(r.out, HasSubstr("after repair: clean\n"));
-  EXPECT_EQ(ReadAll(env(), std::string(kDir) + "/quarantine/00000000000000000001.wal.cut-at-" +
-                                std::to_string(cut)),
+  EXPECT_EQ(ReadAll(env(), std::string(kDir) +
+                               "/quarantine/00000000000000000001.wal.cut-at-" +
+                               std::to_string(cut)),
             before.substr(cut));
   ExpectRepaired(ExpectedRange(1, 11), 1 << 20);
 }
@@ -894,11 +1057,14 @@ TEST_F(WalToolRepairTest, GarbageTailIsCut) {
   WriteAll(env(), path, ReadAll(env(), path) + rnd.RandomBytes(333));
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("cut 00000000000000000005.wal at offset 190 (333 bytes"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("cut 00000000000000000005.wal at offset 190 (333 bytes"));
   ExpectRepaired(ExpectedRange(1, 6));
 }
 
-TEST_F(WalToolRepairTest, CorruptSealedSegmentIsCutAndLaterSegmentsQuarantined) {
+TEST_F(WalToolRepairTest,
+       CorruptSealedSegmentIsCutAndLaterSegmentsQuarantined) {
   MakeWal(env(), 11, 300);  // segments at 1, 5 (sealed) and 9
   const std::string seg5 = ReadAll(env(), SegmentPath(5));
   const std::string seg9 = ReadAll(env(), SegmentPath(9));
@@ -911,26 +1077,34 @@ TEST_F(WalToolRepairTest, CorruptSealedSegmentIsCutAndLaterSegmentsQuarantined) 
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_EQ(r.out,
             "repair /wal\n"
-            "quarantine 00000000000000000009.wal -> quarantine/00000000000000000009.wal (255 bytes): "
+            "quarantine 00000000000000000009.wal -> "
+            "quarantine/00000000000000000009.wal (255 bytes): "
             "follows 00000000000000000005.wal, which is quarantined\n"
-            "quarantine 00000000000000000005.wal -> quarantine/00000000000000000005.wal (420 bytes): "
-            "the log now ends at LSN 2 in 00000000000000000001.wal (cut at its first damage)\n"
+            "quarantine 00000000000000000005.wal -> "
+            "quarantine/00000000000000000005.wal (420 bytes): "
+            "the log now ends at LSN 2 in 00000000000000000001.wal (cut at its "
+            "first damage)\n"
             "cut 00000000000000000001.wal at offset 190 (230 bytes saved to "
-            "quarantine/00000000000000000001.wal.cut-at-190): corruption at offset 190 (LSN 3): "
-            "record payload checksum mismatch (in a non-last segment: it was sealed and synced)\n"
-            "warning: about 9 records beyond the damage leave the log (kept in quarantine/)\n"
+            "quarantine/00000000000000000001.wal.cut-at-190): corruption at "
+            "offset 190 (LSN 3): "
+            "record payload checksum mismatch (in a non-last segment: it was "
+            "sealed and synced)\n"
+            "warning: about 9 records beyond the damage leave the log (kept in "
+            "quarantine/)\n"
             "the log holds LSNs 1..2; Open continues at LSN 3\n"
             "after repair: clean\n");
   // Nothing is deleted: quarantine holds the moved segments byte for byte and
   // the bytes cut.
   EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000005.wal"), seg5);
   EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000009.wal"), seg9);
-  EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000001.wal.cut-at-190"),
-            bytes.substr(190));
+  EXPECT_EQ(
+      ReadAll(env(), "/wal/quarantine/00000000000000000001.wal.cut-at-190"),
+      bytes.substr(190));
   ExpectRepaired(ExpectedRange(1, 2));
 }
 
-TEST_F(WalToolRepairTest, DamagedFooterOfASealedSegmentIsCutWithoutLosingRecords) {
+TEST_F(WalToolRepairTest,
+       DamagedFooterOfASealedSegmentIsCutWithoutLosingRecords) {
   MakeWal(env(), 12, 300);
   const std::string path = SegmentPath(5);
   std::string bytes = ReadAll(env(), path);
@@ -939,7 +1113,9 @@ TEST_F(WalToolRepairTest, DamagedFooterOfASealedSegmentIsCutWithoutLosingRecords
   EXPECT_FALSE(SegmentedWal::Open(Options(env(), 300)).ok());
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("cut 00000000000000000005.wal at offset 316 (104 bytes"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("cut 00000000000000000005.wal at offset 316 (104 bytes"));
   EXPECT_THAT(r.out, Not(HasSubstr("quarantine 0")));
   ExpectRepaired(ExpectedRange(1, 12));
 }
@@ -950,13 +1126,18 @@ TEST_F(WalToolRepairTest, TornHeaderOfTheLastSegmentIsQuarantined) {
   WriteAll(env(), path, ReadAll(env(), path).substr(0, 30));
   const ToolResult v = Tool({"verify", "--wal_dir=/wal"});
   EXPECT_EQ(v.code, kExitDamage) << v;
-  EXPECT_THAT(v.out, HasSubstr("torn tail at /wal/00000000000000000009.wal offset 0 (LSN 9): "
-                               "torn segment creation: segment header truncated: 30 of 64 bytes\n"));
+  EXPECT_THAT(
+      v.out,
+      HasSubstr(
+          "torn tail at /wal/00000000000000000009.wal offset 0 (LSN 9): "
+          "torn segment creation: segment header truncated: 30 of 64 bytes\n"));
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("quarantine 00000000000000000009.wal -> "
-                               "quarantine/00000000000000000009.wal (30 bytes): unreadable: "
-                               "torn segment creation"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("quarantine 00000000000000000009.wal -> "
+                "quarantine/00000000000000000009.wal (30 bytes): unreadable: "
+                "torn segment creation"));
   EXPECT_THAT(r.out, Not(HasSubstr("warning")));
   ExpectRepaired(ExpectedRange(1, 8));
 }
@@ -966,8 +1147,11 @@ TEST_F(WalToolRepairTest, TornHeaderOfTheOnlySegmentAboveLsnOneIsLeftForOpen) {
   WriteAll(env(), SegmentPath(42), "segwal\x1a\n short");
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("leave 00000000000000000042.wal: torn segment creation"));
-  EXPECT_THAT(r.out, HasSubstr("Open in kTolerateCorruptedTail handles what is left"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("leave 00000000000000000042.wal: torn segment creation"));
+  EXPECT_THAT(r.out,
+              HasSubstr("Open in kTolerateCorruptedTail handles what is left"));
   auto wal = SegmentedWal::Open(Options(env()));
   ASSERT_TRUE(wal.ok()) << wal.status();
   EXPECT_EQ((*wal)->next_lsn(), 42u);
@@ -982,9 +1166,11 @@ TEST_F(WalToolRepairTest, CorruptHeaderOfALastSegmentWithRecordsIsQuarantined) {
   EXPECT_FALSE(SegmentedWal::Open(Options(env(), 300)).ok());
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("quarantine 00000000000000000005.wal -> "
-                               "quarantine/00000000000000000005.wal (190 bytes): unreadable: "
-                               "bad segment magic"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("quarantine 00000000000000000005.wal -> "
+                "quarantine/00000000000000000005.wal (190 bytes): unreadable: "
+                "bad segment magic"));
   EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000005.wal"), bytes);
   ExpectRepaired(ExpectedRange(1, 4));
 }
@@ -994,9 +1180,12 @@ TEST_F(WalToolRepairTest, MissingMiddleSegmentQuarantinesWhatFollowsTheGap) {
   ASSERT_OK(env()->DeleteFile(SegmentPath(5)));
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("quarantine 00000000000000000009.wal -> "
-                               "quarantine/00000000000000000009.wal (255 bytes): missing records: "
-                               "LSNs 5..8"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr(
+          "quarantine 00000000000000000009.wal -> "
+          "quarantine/00000000000000000009.wal (255 bytes): missing records: "
+          "LSNs 5..8"));
   ExpectRepaired(ExpectedRange(1, 4));
 }
 
@@ -1014,7 +1203,9 @@ TEST_F(WalToolRepairTest, ProvenCorruptionInTheLastSegmentIsCut) {
   EXPECT_FALSE(SegmentedWal::Open(Options(env())).ok());
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_THAT(r.out, HasSubstr("warning: about 6 records beyond the damage leave the log"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("warning: about 6 records beyond the damage leave the log"));
   ExpectRepaired(ExpectedRange(1, 2), 1 << 20);
 }
 
@@ -1024,9 +1215,11 @@ TEST_F(WalToolRepairTest, CleanLogNeedsNothing) {
   EXPECT_EQ(dry.code, kExitOk) << dry;
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
-  EXPECT_EQ(r.out, "repair /wal\nnothing to do: the WAL is clean (LSNs 1..6)\n");
+  EXPECT_EQ(r.out,
+            "repair /wal\nnothing to do: the WAL is clean (LSNs 1..6)\n");
   EXPECT_THAT(Children(env(), kDir),
-              ElementsAre("00000000000000000001.wal", "00000000000000000005.wal", "LOCK"));
+              ElementsAre("00000000000000000001.wal",
+                          "00000000000000000005.wal", "LOCK"));
 }
 
 TEST_F(WalToolRepairTest, QuarantineNeverOverwrites) {
@@ -1039,8 +1232,10 @@ TEST_F(WalToolRepairTest, QuarantineNeverOverwrites) {
   const ToolResult r = Repair();
   EXPECT_EQ(r.code, kExitOk) << r;
   EXPECT_THAT(r.out, HasSubstr("-> quarantine/00000000000000000005.wal.1 "));
-  EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000005.wal"), "earlier");
-  EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000005.wal.1"), bytes);
+  EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000005.wal"),
+            "earlier");
+  EXPECT_EQ(ReadAll(env(), "/wal/quarantine/00000000000000000005.wal.1"),
+            bytes);
 }
 
 TEST_F(WalToolRepairTest, RefusesWhileTheWalIsOpen) {
@@ -1052,7 +1247,8 @@ TEST_F(WalToolRepairTest, RefusesWhileTheWalIsOpen) {
   WriteAll(env(), SegmentPath(5), bytes + "garbage");
   for (bool dry_run : {false, true}) {
     const ToolResult r = Repair(dry_run);
-    ExpectOneLineError(r, kExitFailed, "refusing to repair /wal: the WAL is open");
+    ExpectOneLineError(r, kExitFailed,
+                       "refusing to repair /wal: the WAL is open");
   }
   EXPECT_EQ(ReadAll(env(), SegmentPath(5)), bytes + "garbage");
   EXPECT_FALSE(env()->FileExists("/wal/quarantine"));
@@ -1061,9 +1257,11 @@ TEST_F(WalToolRepairTest, RefusesWhileTheWalIsOpen) {
 // Power cuts: whatever a crash leaves, verify finds no corruption (a crash only
 // loses bytes never acknowledged durable), and repair leaves a log that opens
 // and holds every acknowledged record, byte for byte.
-TEST(WalToolCrashTest, AfterAnyCrashOnlyTornTailsAndRepairKeepsWhatWasAcknowledged) {
+TEST(WalToolCrashTest,
+     AfterAnyCrashOnlyTornTailsAndRepairKeepsWhatWasAcknowledged) {
   const uint64_t seed = testutil::TestSeed(20261123);
-  const int cycles = static_cast<int>(testutil::EnvInt("SEGWAL_TOOL_CRASH_CYCLES", 300));
+  const int cycles =
+      static_cast<int>(testutil::EnvInt("SEGWAL_TOOL_CRASH_CYCLES", 300));
   const CrashMode modes[] = {CrashMode::kDropUnsynced, CrashMode::kTornTail,
                              CrashMode::kTornSectors};
   for (int cycle = 0; cycle < cycles; ++cycle) {
@@ -1178,8 +1376,7 @@ TEST(WalToolPosixTest, ReadOnlyCommandsNeverWriteNorCreateTheLock) {
   const auto before = Snapshot(dir);
   for (std::vector<std::string> args :
        {std::vector<std::string>{"dump", "--format=json"},
-        std::vector<std::string>{"verify"},
-        std::vector<std::string>{"stats"},
+        std::vector<std::string>{"verify"}, std::vector<std::string>{"stats"},
         std::vector<std::string>{"repair", "--dry_run"}}) {
     args.push_back("--wal_dir=" + dir);
     const ToolResult r = RunTool(nullptr, args);
@@ -1197,7 +1394,8 @@ TEST(WalToolPosixTest, RepairTakesTheLockOfTheRealDirectory) {
   auto wal = SegmentedWal::Open(o);
   ASSERT_TRUE(wal.ok()) << wal.status();
   AppendRecords(wal->get(), 1, 3);
-  ExpectOneLineError(RunTool(nullptr, {"repair", "--wal_dir=" + dir}), kExitFailed,
+  ExpectOneLineError(RunTool(nullptr, {"repair", "--wal_dir=" + dir}),
+                     kExitFailed,
                      "refusing to repair " + dir + ": the WAL is open (lock ");
   wal->reset();
   const ToolResult r = RunTool(nullptr, {"repair", "--wal_dir=" + dir});
@@ -1228,18 +1426,27 @@ TEST_F(WalToolTest, BadCommandLinesAreUsageErrors) {
       {{"--wal_dir=/wal"}, "no command given"},
       {{"frobnicate", "--wal_dir=/wal"}, "unknown command 'frobnicate'"},
       {{"dump", "--wal_dir=/wal", "--bogus=1"}, "unknown flag --bogus"},
-      {{"dump", "--wal_dir=/wal", "--flagfile=/etc/passwd"}, "unknown flag --flagfile"},
-      {{"dump", "--wal_dir=/wal", "--dry_run"}, "flag --dry_run does not apply to dump"},
-      {{"verify", "--wal_dir=/wal", "--limit=3"}, "flag --limit does not apply to verify"},
-      {{"repair", "--wal_dir=/wal", "--key_file=/k"}, "flag --key_file does not apply to repair"},
+      {{"dump", "--wal_dir=/wal", "--flagfile=/etc/passwd"},
+       "unknown flag --flagfile"},
+      {{"dump", "--wal_dir=/wal", "--dry_run"},
+       "flag --dry_run does not apply to dump"},
+      {{"verify", "--wal_dir=/wal", "--limit=3"},
+       "flag --limit does not apply to verify"},
+      {{"repair", "--wal_dir=/wal", "--key_file=/k"},
+       "flag --key_file does not apply to repair"},
       {{"verify"}, "--wal_dir is required"},
-      {{"dump", "--wal_dir=/wal", "--format=xml"}, "--format must be text or json"},
-      {{"dump", "--wal_dir=/wal", "--payload=base64"}, "--payload must be hex, escaped or none"},
-      {{"dump", "--wal_dir=/wal", "--limit=ten"}, "invalid value 'ten' for --limit"},
-      {{"dump", "--wal_dir=/wal", "--from_lsn=-1"}, "invalid value '-1' for --from_lsn"},
+      {{"dump", "--wal_dir=/wal", "--format=xml"},
+       "--format must be text or json"},
+      {{"dump", "--wal_dir=/wal", "--payload=base64"},
+       "--payload must be hex, escaped or none"},
+      {{"dump", "--wal_dir=/wal", "--limit=ten"},
+       "invalid value 'ten' for --limit"},
+      {{"dump", "--wal_dir=/wal", "--from_lsn=-1"},
+       "invalid value '-1' for --from_lsn"},
       {{"dump", "--wal_dir=/wal", "--limit"}, "flag --limit needs a value"},
       {{"dump", "/wal"}, "unexpected argument '/wal'"},
-      {{"verify", "--wal_dir=/wal", "--max_record_size=0"}, "--max_record_size must be > 0"},
+      {{"verify", "--wal_dir=/wal", "--max_record_size=0"},
+       "--max_record_size must be > 0"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrJoin(c.args, " "));
