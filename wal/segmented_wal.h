@@ -16,6 +16,9 @@
 //             process crash) but NOT synced. Call Sync() first if you need them.
 //   - After a failed write or sync the instance is poisoned: every later Append,
 //     Sync, TruncateBefore and read returns that first error. Reopen to recover.
+//   - If Open can read the log but cannot prepare it for appending (a full or
+//     failing disk), the instance opens read-only: reads work, Append and Sync
+//     return the error (RecoveryReport::read_only_reason says why).
 //
 // Thread safety: every method may be called from several threads at once.
 // Replay, iterators and listings see every record whose Append returned before
