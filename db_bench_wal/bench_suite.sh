@@ -28,6 +28,7 @@ MIN_TIME="${SEGWAL_BENCH_MIN_TIME:-0.2}"
 BENCHMARKS=(
   crypto/crc32c_benchmark
   env/env_benchmark
+  wal/wal_codec_benchmark
 )
 
 # db_bench_wal runs: "block|flags". Results are named "<block>/<label>"; a
@@ -68,6 +69,13 @@ SUMMARY=(
   "Append POSIX/mem, 100 B, sync/100|BM_PosixAppend/record_bytes:100/sync_every:100/real_time|BM_MemAppend/record_bytes:100/sync_every:100/real_time||"
   "Append POSIX/mem, 4 KiB, no sync|BM_PosixAppend/record_bytes:4096/sync_every:0/real_time|BM_MemAppend/record_bytes:4096/sync_every:0/real_time||"
   "Append POSIX/mem, 4 KiB, sync/100|BM_PosixAppend/record_bytes:4096/sync_every:100/real_time|BM_MemAppend/record_bytes:4096/sync_every:100/real_time||"
+  "Append AES/plain, 4 KiB, POSIX|BM_Append/posix_encrypted/4096|BM_Append/posix_plain/4096||>=0.6"
+  "Append AES/plain, 4 KiB, mem|BM_Append/mem_encrypted/4096|BM_Append/mem_plain/4096||"
+  "Append snappy/plain, 4 KiB, POSIX|BM_Append/posix_snappy/4096|BM_Append/posix_plain/4096||"
+  "Append both/plain, 4 KiB, POSIX|BM_Append/posix_both/4096|BM_Append/posix_plain/4096||"
+  "Replay AES/plain, 4 KiB, POSIX|BM_Replay/posix_encrypted/4096|BM_Replay/posix_plain/4096||"
+  "Replay snappy/plain, 4 KiB, POSIX|BM_Replay/posix_snappy/4096|BM_Replay/posix_plain/4096||"
+  "Replay both/plain, 4 KiB, POSIX|BM_Replay/posix_both/4096|BM_Replay/posix_plain/4096||"
   "fillsync/rawsync, 100 B, 1 thread|sync/fillsync[duration=1]|sync/rawsync[duration=1]|ops|>=0.95"
   "fillsync 16 thr/1 thr, 100 B|sync/fillsync[threads=16,duration=1]|sync/fillsync[duration=1]|ops|>=8"
   "fillseq/rawwrite, 100 B|b100/fillseq|b100/rawwrite|ops|"
