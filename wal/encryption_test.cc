@@ -1002,7 +1002,7 @@ const char* CrashModeName(CrashMode m) {
 
 TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
   const int64_t cycles = testutil::EnvInt("SEGWAL_ENCRYPTION_CRASH_CYCLES",
-                                          kSanitized ? 600 : 3000);
+                                          kSanitized ? 3000 : 10000);
   const uint64_t seed = testutil::TestSeed(0x5eed);
   SCOPED_TRACE(absl::StrCat("SEGWAL_TEST_SEED=", seed));
   Random rnd(seed);
