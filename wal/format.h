@@ -19,6 +19,9 @@ namespace wal_format {
 inline constexpr char kSegmentMagic[8] = {'s', 'e', 'g', 'w', 'a', 'l', '\x1a', '\n'};
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderSize = 64;
+// A segment's first LSN is in [1, kMaxFirstLsn]: LSNs start at 1, and a log
+// cannot append 2^63 records, so no LSN it assigns wraps around.
+inline constexpr uint64_t kMaxFirstLsn = uint64_t{1} << 63;
 inline constexpr size_t kSaltSize = 16;
 inline constexpr size_t kRecordHeaderSize = 56;
 inline constexpr size_t kTrailerSize = 32;

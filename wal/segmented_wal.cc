@@ -987,6 +987,15 @@ absl::Status SegmentedWal::Impl::Recover() {
   }
   std::sort(found.begin(), found.end());
   report_.segments_found = found.size();
+  // No segwal wrote a name outside [1, 2^63] (FORMAT.md, "Directory"); taking
+  // one at its word would wrap LSNs around (found by fuzz/open_directory).
+  for (const auto& [lsn, name] : found) {
+    if (lsn == 0 || lsn > wal_format::kMaxFirstLsn) {
+      return absl::DataLossError(absl::StrCat(
+          dir, "/", name, " offset 0: a segment cannot start at LSN ", lsn,
+          " (first LSNs are in [1, 2^63])"));
+    }
+  }
 
   const RecoveryMode mode = options_.recovery_mode;
   const bool pit = mode == RecoveryMode::kPointInTimeRecovery;
