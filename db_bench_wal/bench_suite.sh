@@ -47,9 +47,10 @@ DB_BENCH_BLOCKS=(
   # rolls, to show what the synchronous roll costs), then a 1 GiB log of 17
   # segments to replay, iterate and reopen.
   "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(Xn 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(Xn replay,iterate),openrecover"
-  # Synced appends, 100 B: one thread against rawsync, 16 threads against
+  # Synced appends, 100 B: one thread against rawsync (into a zero-filled
+  # preallocated file, and appending to a growing one), 16 threads against
   # one; then the costs of a segment roll and of deleting a segment.
-  "sync|--value_size=100 --benchmarks=$(Xn 'rawsync[duration=1],fillsync[duration=1],fillsync[threads=16,duration=1]'),rollover[num=100],truncate[num=100]"
+  "sync|--value_size=100 --benchmarks=$(Xn 'rawsync[duration=1],fillsync[duration=1],rawsync[duration=1,prealloc=none],fillsync[threads=16,duration=1]'),rollover[num=100],truncate[num=100]"
 )
 
 # Summary rows: "label|numerator|denominator|how|target".
@@ -77,6 +78,7 @@ SUMMARY=(
   "Replay snappy/plain, 4 KiB, POSIX|BM_Replay/posix_snappy/4096|BM_Replay/posix_plain/4096||"
   "Replay both/plain, 4 KiB, POSIX|BM_Replay/posix_both/4096|BM_Replay/posix_plain/4096||"
   "fillsync/rawsync, 100 B, 1 thread|sync/fillsync[duration=1]|sync/rawsync[duration=1]|ops|>=0.95"
+  "fillsync/rawsync unpreallocated|sync/fillsync[duration=1]|sync/rawsync[duration=1,prealloc=none]|ops|"
   "fillsync 16 thr/1 thr, 100 B|sync/fillsync[threads=16,duration=1]|sync/fillsync[duration=1]|ops|>=8"
   "fillseq/rawwrite, 100 B|b100/fillseq|b100/rawwrite|ops|"
   "fillseq, 100 B: us/record|b100/fillseq||us|<=0.3"
@@ -144,6 +146,7 @@ if [ "${SEGWAL_DB_BENCH:-1}" != 0 ]; then
       name="${block%%|*}"
       flags="${block#*|}"
       echo "=== db_bench_wal ($name) $flags"
+      block_start=$SECONDS
       # Split the flags on spaces without globbing their brackets.
       set -f
       # shellcheck disable=SC2206
@@ -165,6 +168,7 @@ if [ "${SEGWAL_DB_BENCH:-1}" != 0 ]; then
       else
         failed+=("db_bench_wal ($name)")
       fi
+      echo "=== db_bench_wal ($name) took $((SECONDS - block_start)) s"
       echo
     done
     sed -n 's/^CPU: *//p' "$results/dbb_b100.txt" 2>/dev/null | head -n1 >"$results/cpu.txt" || true
