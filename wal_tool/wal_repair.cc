@@ -159,10 +159,16 @@ absl::StatusOr<RepairPlan> PlanRepair(Env* env, const WalInspection& in) {
     if (seg.last_lsn >= seg.name_lsn) plan.last_lsn = seg.last_lsn;
   }
   if (keep == 0 && !segs.empty()) {
-    plan.warnings.push_back(absl::StrCat(
-        "no segment is left: the next Open starts a new log at LSN 1 (this log "
-        "started at LSN ",
-        segs.front().name_lsn, ")"));
+    plan.no_segment_left = true;
+    if (segs.front().name_lsn > 1) {
+      plan.warnings.push_back(absl::StrCat(
+          "no segment is left: the next Open starts a new log at LSN 1 (this "
+          "log started at LSN ",
+          segs.front().name_lsn, ")"));
+    } else {
+      plan.notes.push_back(
+          "no segment is left: the next Open starts a new, empty log");
+    }
   }
   if (plan.lost_durable_records > 0) {
     plan.warnings.push_back(absl::StrCat(

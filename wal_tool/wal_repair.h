@@ -58,6 +58,7 @@ struct RepairPlan {
   // (never acknowledged durable, so nothing a caller was promised).
   uint64_t lost_durable_records = 0;
   uint64_t dropped_unacknowledged_records = 0;
+  bool no_segment_left = false;       // every segment goes to quarantine/
   std::vector<std::string> warnings;  // durable data leaves the log
   std::vector<std::string> notes;
   bool empty() const { return actions.empty(); }

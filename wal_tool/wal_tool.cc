@@ -762,8 +762,13 @@ class Tool {
     }
     if (dry_run) return changes ? kExitDamage : kExitOk;
     absl::Status s = ApplyRepair(env_, in->wal_dir, *plan);
-    if (!s.ok())
+    if (!s.ok()) {
       return Fail(kExitFailed, absl::StrCat("repair failed: ", s.message()));
+    }
+    if (plan->no_segment_left) {
+      out_ << "after repair: no segment left (Open creates the first one)\n";
+      return kExitOk;
+    }
     auto after = Inspect(Options());
     if (!after.ok()) return exit_;
     if (after->clean()) {
