@@ -831,6 +831,8 @@ absl::Status SegmentedWal::Impl::Quarantine(
   if (names.empty()) return absl::OkStatus();
   const std::string qdir = options_.wal_dir + "/" + kQuarantineDir;
   absl::Status s = env_->CreateDirIfMissing(qdir);
+  // The directory's own entry must be durable before anything moves into it.
+  if (s.ok()) s = env_->SyncDir(options_.wal_dir);
   if (!s.ok()) return s;
   for (const std::string& name : names) {
     // Never replace what an earlier recovery quarantined.
