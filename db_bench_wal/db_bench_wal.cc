@@ -779,8 +779,11 @@ absl::StatusOr<Result> Benchmark::RunThreads(const BenchSpec& spec,
   if (g_interrupted.load()) return absl::CancelledError("interrupted");
   if (FLAGS_histogram) {
     printf("Nanoseconds per %s (%s, %d thread%s):\n%s\n",
-           spec.kind == Kind::kFillBatch ? "batch" : "op", spec.label.c_str(),
-           n, n == 1 ? "" : "s", hist.ToString().c_str());
+           spec.kind == Kind::kFillBatch ? "batch"
+           : spec.kind == Kind::kReplay || spec.kind == Kind::kIterate
+               ? "pass over the log"
+               : "op",
+           spec.label.c_str(), n, n == 1 ? "" : "s", hist.ToString().c_str());
   }
   return r;
 }
