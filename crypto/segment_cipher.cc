@@ -25,7 +25,7 @@ constexpr size_t kSubkeySize = 32;
 
 // The test observer. The flag keeps Seal's fast path to one relaxed load.
 std::atomic<bool> g_has_observer{false};
-port::Mutex g_observer_mu(absl::kConstInit);
+port::Mutex g_observer_mu;
 std::shared_ptr<SegmentCipher::SealObserver>* g_observer
     ABSL_GUARDED_BY(g_observer_mu) = nullptr;
 

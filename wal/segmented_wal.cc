@@ -639,6 +639,8 @@ class SegmentIterator : public WalIterator {
   void Next() override { Advance(); }
   const WalRecord& record() const override { return record_; }
   absl::Status status() const override { return status_; }
+  // For ReadPage: the record may be moved from; Next() refills it.
+  WalRecord* mutable_record() { return &record_; }
 
  private:
   // Opens views_[next_view_] positioned at the first record >= from_lsn_.
@@ -1395,7 +1397,9 @@ absl::StatusOr<ReplayPage> SegmentedWal::Impl::ReadPage(
       page.has_more = true;
       break;
     }
-    page.records.push_back((*it)->record());
+    // Impl::NewIterator makes SegmentIterators: move, do not copy, payloads.
+    page.records.push_back(
+        std::move(*static_cast<SegmentIterator*>(it->get())->mutable_record()));
   }
   if (!(*it)->status().ok()) return (*it)->status();
   return page;
