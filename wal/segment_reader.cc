@@ -295,10 +295,14 @@ std::optional<uint64_t> SegmentReader::FindNextValidFrame(uint64_t from,
     if (head.size() < kRecordHeaderSize) return std::nullopt;
     const uint64_t lsn = wal_format::DecodeFixed64(head.data() + 16);
     const uint64_t durable = wal_format::DecodeFixed64(head.data() + 24);
-    // Every record takes at least kRecordHeaderSize bytes, which bounds the
-    // LSNs this segment can hold.
-    if (lsn < min_lsn || lsn < header_.first_lsn ||
-        lsn - header_.first_lsn > limit_ / kRecordHeaderSize + 1 ||
+    // Every record takes at least kRecordHeaderSize bytes, so the frame of LSN
+    // first + i cannot start before the header plus i record headers. (A bound
+    // by offset, not by limit_: a frame accepted here must stay acceptable
+    // after the file is cut behind it, or recovery and later reads disagree.
+    // Found by fuzz/open_directory.)
+    if (off < kSegmentHeaderSize || lsn < min_lsn || lsn < header_.first_lsn ||
+        lsn - header_.first_lsn >
+            (off - kSegmentHeaderSize) / kRecordHeaderSize ||
         durable > lsn) {
       continue;
     }

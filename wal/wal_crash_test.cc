@@ -478,6 +478,11 @@ class SummaryPrinter : public ::testing::Environment {
              " in which the fault fired\n",
              g_fault_runs, g_fault_fired);
     }
+    // Machine-readable, summed over the suite by tools/durability_summary.sh.
+    printf("SEGWAL_STATS crash_cycles=%" PRIu64 " injected_faults=%" PRIu64 "\n",
+           g_crash_stats.cycles[0] + g_crash_stats.cycles[1] +
+               g_crash_stats.cycles[2],
+           g_fault_fired);
     fflush(stdout);
   }
 };
