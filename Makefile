@@ -5,7 +5,13 @@
 
 BAZEL ?= bazel
 
-.PHONY: test bench deps asan tsan
+# Durability evidence (docs/DURABILITY.md):
+#   make crash-test   the real-kill crash driver for CRASH_SECONDS (default an hour)
+#   make fuzz         every libFuzzer target for FUZZ_SECONDS each (default 60)
+CRASH_SECONDS ?= 3600
+FUZZ_SECONDS ?= 60
+
+.PHONY: test bench deps asan tsan crash-test fuzz
 
 deps:
 	@./tools/install_deps.sh
@@ -21,3 +27,10 @@ asan: deps
 
 tsan: deps
 	@./tools/test_summary.sh --config=tsan //...
+
+crash-test: deps
+	@$(BAZEL) test //stress:crash_driver_test --test_env=SEGWAL_CRASH_SECONDS=$(CRASH_SECONDS) \
+	  --test_timeout=$$(( $(CRASH_SECONDS) + 900 )) --test_output=streamed --cache_test_results=no
+
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run_fuzzers.sh

@@ -8,6 +8,7 @@ PACKAGES=(
   bazel-bootstrap bazel-rules-java bazel-platforms
   libabsl-dev android-libboringssl-dev libsnappy-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev libisal-dev liburing-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()
