@@ -349,7 +349,7 @@ TEST(CrashDriverTest, KilledProcessesNeverLoseAcknowledgedRecords) {
           return;
         }
       } else if (use_kp) {
-        status = run.WaitFor(100 + static_cast<int>(rnd.Uniform(200)));
+        status = run.WaitFor((100 + static_cast<int>(rnd.Uniform(200))) * slow);
         if (status == -1) status = run.Kill();
       } else if (short_clean) {
         status = run.WaitFor(30000 * slow);
