@@ -247,6 +247,23 @@ TEST_P(EnvTest, SizeCountsBufferedBytes) {
   ASSERT_OK(file->Close());
 }
 
+// RangeSync only starts write-back: it changes no byte and no size, and a
+// Sync after it still works.
+TEST_P(EnvTest, RangeSyncIsOnlyAHint) {
+  const std::string path = Path("f");
+  ASSERT_OK_AND_ASSIGN(auto file, env_->NewWritableFile(path));
+  const std::string data(3 << 20, 'r');
+  ASSERT_OK(file->Append(data));
+  ASSERT_OK(file->Flush());
+  EXPECT_OK(file->RangeSync(0, 1 << 20));
+  EXPECT_OK(file->RangeSync(1 << 20, 0));
+  EXPECT_EQ(file->Size(), data.size());
+  ASSERT_OK(file->Append("tail"));
+  ASSERT_OK(file->Sync());
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(data + "tail"));
+}
+
 TEST_P(EnvTest, CloseMakesBufferedBytesVisible) {
   const std::string path = Path("f");
   ASSERT_OK_AND_ASSIGN(auto file, env_->NewWritableFile(path));

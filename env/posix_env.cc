@@ -199,6 +199,16 @@ class PosixWritableFile final : public WritableFile {
     return absl::OkStatus();
   }
 
+  absl::Status RangeSync(uint64_t offset, uint64_t nbytes) override {
+    if (absl::Status s = CheckUsable("sync_file_range"); !s.ok()) return s;
+    // Only a hint: a file system that cannot do it (ENOSYS, EINVAL) loses
+    // nothing, and a real write-back error will surface in the next Sync.
+    (void)::sync_file_range(fd_, static_cast<off64_t>(offset),
+                            static_cast<off64_t>(nbytes),
+                            SYNC_FILE_RANGE_WRITE);
+    return absl::OkStatus();
+  }
+
   absl::Status Close() override {
     if (fd_ < 0) return ClosedError("close", path_);
     absl::Status s = error_.ok() ? FlushBuffer() : error_;

@@ -27,6 +27,9 @@ WalIterator::~WalIterator() = default;
 namespace {
 
 constexpr char kLockFileName[] = "LOCK";
+// Write-back of a segment is started after every this many bytes (see
+// WritableFile::RangeSync).
+constexpr uint64_t kBytesPerSync = 1 << 20;
 constexpr char kQuarantineDir[] = "quarantine";
 
 absl::Status Annotate(const absl::Status& s, absl::string_view what) {
@@ -74,6 +77,7 @@ struct Segment {
   // Touched only by the thread holding the I/O token (io_busy_).
   std::unique_ptr<WritableFile> file;
   bool unsynced = false;
+  uint64_t range_synced = 0;  // write-back started up to here (RangeSync)
 };
 
 // A queued file operation, executed in order by the I/O token holder.
@@ -427,6 +431,16 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
                      "writing records to " + seg->path);
         seg->unsynced = true;
         if (s.ok()) SEGWAL_KILL_POINT("Write:AfterAppend");
+        if (s.ok() && op.end_size - seg->range_synced >= kBytesPerSync) {
+          // Start write-back now, so the Sync that seals a 64 MiB segment
+          // does not have to write it all at once.
+          s = Annotate(seg->file->Flush(), "flushing " + seg->path);
+          if (s.ok()) {
+            s = Annotate(seg->file->RangeSync(seg->range_synced, 0),
+                         "starting write-back of " + seg->path);
+          }
+          seg->range_synced = op.end_size;
+        }
         break;
       case IoOp::kSeal:
         SEGWAL_KILL_POINT("Seal:BeforeFooter");
