@@ -328,6 +328,11 @@ int OpenDirectoryTarget(const uint8_t* data, size_t size) {
                    absl::StrCat("LSN ", got[i].lsn, " after ", got[i - 1].lsn));
       }
     }
+    // Readers and recovery agree on what the log holds.
+    FUZZ_CHECK(got.size() == w->recovery_report().records_recovered,
+               absl::StrCat("Replay returned ", got.size(),
+                            " records, recovery kept ",
+                            w->recovery_report().records_recovered));
     if (!got.empty() && !skipping) {
       FUZZ_CHECK(got.back().lsn + 1 == w->next_lsn(),
                  absl::StrCat("log ends at ", got.back().lsn, ", next LSN ",

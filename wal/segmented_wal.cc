@@ -675,6 +675,7 @@ class SegmentIterator : public WalIterator {
       }
       reader_ = std::move(*r);
       view_ = &v;
+      resynced_ = false;
       uint64_t offset = kSegmentHeaderSize, lsn = v.first_lsn;
       for (const IndexEntry& e : v.index) {  // sparse index: last entry <= from
         if (e.lsn > from_lsn_) break;
@@ -698,7 +699,8 @@ class SegmentIterator : public WalIterator {
       }
       RecordHeader h;
       const SegmentReader::Outcome o =
-          reader_->Next(&record_, &h, /*check_lsn=*/!view_->skip_damage);
+          reader_->Next(&record_, &h,
+                        /*check_lsn=*/!view_->skip_damage || !resynced_);
       if (o == SegmentReader::Outcome::kRecord) {
         if (view_->skip_damage && record_.lsn <= last_lsn_) continue;
         if (record_.lsn < from_lsn_) continue;
@@ -718,6 +720,7 @@ class SegmentIterator : public WalIterator {
                                                  reader_->expected_lsn(), &next);
           if (off.has_value()) {
             reader_->Seek(*off, next.lsn);
+            resynced_ = true;
             continue;
           }
           reader_.reset();
@@ -745,6 +748,10 @@ class SegmentIterator : public WalIterator {
   const uint64_t max_record_size_;
   const std::shared_ptr<const KeyRing> ring_;  // keys of encrypted segments
   size_t next_view_ = 0;
+  // In a segment with skipped damage, LSNs are checked up to the first
+  // resync, as recovery's scan does: a valid frame at an unexpected LSN is
+  // damage to skip, not a record to return (found by fuzz/open_directory).
+  bool resynced_ = false;
   const SegmentView* view_ = nullptr;
   std::unique_ptr<SegmentReader> reader_;
   WalRecord record_;
