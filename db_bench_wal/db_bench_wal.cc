@@ -123,6 +123,10 @@ DEFINE_double(duration, 0,
 DEFINE_double(stats_interval_seconds, 5,
               "Print a progress line on stderr this often while a benchmark "
               "runs (0: never)");
+DEFINE_bool(statistics, false,
+            "After each fill benchmark, print the WAL's runtime statistics "
+            "(SegmentedWal::GetStats: syncs, records per sync, sync latency, "
+            "rollovers, bytes on disk)");
 DEFINE_bool(compare, false,
             "At the end, print each WAL result as a ratio of its baseline "
             "from this run (fillseq/rawwrite, fillsync/rawsync, fillsync with "
@@ -854,6 +858,10 @@ absl::StatusOr<Result> Benchmark::Fill(const BenchSpec& spec) {
   absl::StatusOr<std::vector<SegmentMeta>> segs = wal->ListSegments();
   if (segs.ok())
     r->extra = absl::StrCat("(", Plural(segs->size(), "segment"), ")");
+  if (FLAGS_statistics) {
+    printf("WAL statistics (%s):\n%s\n", spec.label.c_str(),
+           wal->GetStats().ToString().c_str());
+  }
   return r;
 }
 

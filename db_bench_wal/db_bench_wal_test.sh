@@ -88,6 +88,7 @@ grep -qE '^[[(] +[0-9]+, +[0-9]+ \] +[0-9]+ +[0-9.]+% +[0-9.]+% #*$' "$TMP/out" 
 grep -qE '^fillsync +rawsync +[0-9.]+x' "$TMP/out" || fail "no fillsync/rawsync comparison"
 grep -qE '^fillseq +rawwrite +[0-9.]+x' "$TMP/out" || fail "no fillseq/rawwrite comparison"
 grep -qE '^fillsync\[threads=4\] +fillsync +[0-9.]+x' "$TMP/out" || fail "no group-commit comparison"
+
 grep -qE '^openrecover +replay +[0-9.]+x' "$TMP/out" || fail "no openrecover/replay comparison"
 # The read benchmarks found the log the fills left, so they did not fill it.
 grep -q 'the log is empty' "$TMP/err" && fail "replay filled a log that was not empty"
@@ -167,6 +168,14 @@ run --no_such_flag=1;                          expect_one_line_error "unknown fl
 run --num=abc;                                 expect_one_line_error "non-numeric num"
 run stray_argument;                            expect_one_line_error "positional argument"
 grep -q 'unexpected argument' "$TMP/err" || fail "positional argument message: $(cat "$TMP/err")"
+
+# --- --statistics prints the WAL's GetStats() after a fill.
+run --benchmarks='fillsync[threads=2]' --num=4000 --statistics --stats_interval_seconds=0
+[ "$rc" -eq 0 ] || fail "statistics: exit $rc: $(cat "$TMP/err")"
+grep -q '^WAL statistics (fillsync\[threads=2\]):$' "$TMP/out" || fail "no WAL statistics header"
+grep -q '^appends: 8$' "$TMP/out" || fail "statistics: appends is not 8: $(grep appends "$TMP/out")"
+grep -q '^durable_lsn: 8$' "$TMP/out" || fail "statistics: durable_lsn is not 8"
+grep -qE '^records_per_sync: count=[1-8] ' "$TMP/out" || fail "statistics: no records_per_sync histogram"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed" >&2
