@@ -298,8 +298,16 @@ TEST(CrashDriverTest, KilledProcessesNeverLoseAcknowledgedRecords) {
                   << ReadFile(dir + "/FAILED");
   };
 
+  auto next_progress = start + std::chrono::seconds(60);
   for (uint64_t cycle = 0;; ++cycle) {
     const uint64_t kills = st.sigkills + st.kill_point_exits;
+    if (Clock::now() >= next_progress) {  // long runs (make crash-test)
+      next_progress += std::chrono::seconds(60);
+      printf("crash driver: %" PRIu64 " cycles, %" PRIu64 " kills, %" PRIu64
+             " records verified so far\n",
+             st.cycles, kills, st.records_verified);
+      fflush(stdout);
+    }
     if (seconds > 0 ? Clock::now() >= end_time : kills >= target_kills) break;
     st.cycles++;
 
