@@ -718,6 +718,12 @@ class SegmentIterator : public WalIterator {
           RecordHeader next;
           auto off = reader_->FindNextValidFrame(reader_->position(),
                                                  reader_->expected_lsn(), &next);
+          // Resume at a record, never at a stray footer frame: recovery's scan
+          // does the same (found by fuzz/open_directory).
+          while (off.has_value() && (next.flags & wal_format::kFlagFooter)) {
+            off = reader_->FindNextValidFrame(*off, reader_->expected_lsn(),
+                                              &next);
+          }
           if (off.has_value()) {
             reader_->Seek(*off, next.lsn);
             resynced_ = true;
