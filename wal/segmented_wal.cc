@@ -169,6 +169,9 @@ class SegmentedWal::Impl {
   // Queues the staged records (if any) as a write to the active segment.
   void QueueStagedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the I/O token, runs every queued op (releasing mu_ meanwhile),
+  // gives the token back and wakes waiters. REQUIRES: !io_busy_.
+  absl::Status RunQueuedLocked(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs queued ops as the I/O token holder. REQUIRES: io_busy_ set by caller.
   absl::Status RunOps(std::deque<IoOp>& ops, bool sync,
                       std::shared_ptr<Segment> active);
@@ -365,24 +368,28 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
     QueueStagedLocked();
   }
   if (!ops_.empty() && !io_busy_) {
-    // Become the I/O token holder and write the queued chunks (no sync).
-    io_busy_ = true;
-    std::deque<IoOp> ops;
-    ops.swap(ops_);
-    queued_bytes_ = 0;
-    std::shared_ptr<Segment> active = segments_.back();
-    mu_.Unlock();
-    absl::Status s = RunOps(ops, /*sync=*/false, active);
-    mu_.Lock();
-    io_busy_ = false;
-    cv_.SignalAll();
-    // The record is framed and its LSN assigned, and its bytes may already be
-    // in the file: this Append succeeded as a buffered append always does. A
+    // Become the I/O token holder and write the queued chunks (no sync). The
+    // record is framed and its LSN assigned, and its bytes may already be in
+    // the file: this Append succeeded as a buffered append always does. A
     // write failure here poisons the instance and is reported by every later
     // call (Sync in particular), never by an LSN that readers could see twice.
-    (void)s;
+    (void)RunQueuedLocked(/*sync=*/false);
   }
   return lsn;
+}
+
+absl::Status SegmentedWal::Impl::RunQueuedLocked(bool sync) {
+  io_busy_ = true;
+  std::deque<IoOp> ops;
+  ops.swap(ops_);
+  queued_bytes_ = 0;
+  std::shared_ptr<Segment> active = segments_.back();
+  mu_.Unlock();
+  absl::Status s = RunOps(ops, sync, active);
+  mu_.Lock();
+  io_busy_ = false;
+  cv_.SignalAll();
+  return s;
 }
 
 absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
@@ -504,27 +511,18 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
       continue;
     }
     // Become the I/O token holder: write everything framed so far, and sync.
-    io_busy_ = true;
+    // Waiters woken by RunQueuedLocked need mu_ to look, so they see the
+    // durable LSN set below.
     QueueStagedLocked();
-    std::deque<IoOp> ops;
-    ops.swap(ops_);
-    queued_bytes_ = 0;
     const uint64_t covered = next_lsn_ - 1;
     const uint64_t durable_before = durable_lsn_;
-    std::shared_ptr<Segment> active = segments_.back();
-    mu_.Unlock();
-    absl::Status s = RunOps(ops, sync, active);
-    mu_.Lock();
-    io_busy_ = false;
-    if (s.ok()) {
-      flushed_lsn_ = std::max(flushed_lsn_, covered);
-      if (sync) durable_lsn_ = std::max(durable_lsn_, covered);
-      if (sync && covered > durable_before) {
-        stats_.records_per_sync.Add(covered - durable_before);
-      }
-    }
-    cv_.SignalAll();
+    absl::Status s = RunQueuedLocked(sync);
     if (!s.ok()) return s;
+    flushed_lsn_ = std::max(flushed_lsn_, covered);
+    if (sync) durable_lsn_ = std::max(durable_lsn_, covered);
+    if (sync && covered > durable_before) {
+      stats_.records_per_sync.Add(covered - durable_before);
+    }
   }
 }
 
@@ -954,16 +952,7 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
       continue;
     }
     if (ops_.empty()) break;
-    io_busy_ = true;
-    std::deque<IoOp> ops;
-    ops.swap(ops_);
-    queued_bytes_ = 0;
-    std::shared_ptr<Segment> active = segments_.back();
-    mu_.Unlock();
-    absl::Status s = RunOps(ops, /*sync=*/false, active);
-    mu_.Lock();
-    io_busy_ = false;
-    cv_.SignalAll();
+    absl::Status s = RunQueuedLocked(/*sync=*/false);
     if (!s.ok()) return s;
   }
   std::shared_ptr<Segment> active = segments_.back();
