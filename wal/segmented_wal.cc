@@ -681,6 +681,7 @@ class SegmentIterator : public WalIterator {
         lsn = e.lsn;
       }
       reader_->Seek(offset, lsn);
+      seg_last_lsn_ = lsn - 1;
       return true;
     }
     return false;
@@ -696,11 +697,16 @@ class SegmentIterator : public WalIterator {
         continue;
       }
       RecordHeader h;
-      const SegmentReader::Outcome o =
+      const uint64_t at = reader_->position();
+      SegmentReader::Outcome o =
           reader_->Next(&record_, &h,
                         /*check_lsn=*/!view_->skip_damage || !resynced_);
+      if (o == SegmentReader::Outcome::kRecord && view_->skip_damage &&
+          record_.lsn <= seg_last_lsn_) {
+        o = SegmentReader::Outcome::kBad;  // out of order after a resync
+      }
       if (o == SegmentReader::Outcome::kRecord) {
-        if (view_->skip_damage && record_.lsn <= last_lsn_) continue;
+        seg_last_lsn_ = record_.lsn;
         if (record_.lsn < from_lsn_) continue;
         last_lsn_ = record_.lsn;
         valid_ = true;
@@ -713,14 +719,13 @@ class SegmentIterator : public WalIterator {
           return;
         }
         if (view_->skip_damage) {
+          // Resume where recovery's scan resumed: at the first valid record
+          // frame after the damage (never a stray footer) whose LSN is above
+          // the last good one of this segment (found by fuzz/open_directory).
           RecordHeader next;
-          auto off = reader_->FindNextValidFrame(reader_->position(),
-                                                 reader_->expected_lsn(), &next);
-          // Resume at a record, never at a stray footer frame: recovery's scan
-          // does the same (found by fuzz/open_directory).
+          auto off = reader_->FindNextValidFrame(at, seg_last_lsn_ + 1, &next);
           while (off.has_value() && (next.flags & wal_format::kFlagFooter)) {
-            off = reader_->FindNextValidFrame(*off, reader_->expected_lsn(),
-                                              &next);
+            off = reader_->FindNextValidFrame(*off, seg_last_lsn_ + 1, &next);
           }
           if (off.has_value()) {
             reader_->Seek(*off, next.lsn);
@@ -756,6 +761,9 @@ class SegmentIterator : public WalIterator {
   // resync, as recovery's scan does: a valid frame at an unexpected LSN is
   // damage to skip, not a record to return (found by fuzz/open_directory).
   bool resynced_ = false;
+  // The last good record of the current segment (the LSN before the first
+  // one read when there is none yet), as recovery's scan tracks it.
+  uint64_t seg_last_lsn_ = 0;
   const SegmentView* view_ = nullptr;
   std::unique_ptr<SegmentReader> reader_;
   WalRecord record_;
