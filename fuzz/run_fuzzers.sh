@@ -16,6 +16,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${FUZZ_OUT:-fuzz/out}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
+# FUZZ_SEED fixes libFuzzer's seed (CI does, so that its gate is reproducible);
+# unset, every run explores from a fresh random seed (make fuzz).
+SEED_FLAG=()
+[ -n "${FUZZ_SEED:-}" ] && SEED_FLAG=(-seed="$FUZZ_SEED")
 fuzz/build_fuzzers.sh || exit 1
 
 total=0
@@ -27,7 +31,7 @@ for t in segment_reader footer_decoder open_directory key_file; do
   max_len=4096
   [ "$t" = open_directory ] && max_len=32768
   [ "$t" = segment_reader ] && max_len=8192
-  "$OUT/${t}_fuzzer" -max_total_time="$SECONDS_EACH" -max_len="$max_len" \
+  "$OUT/${t}_fuzzer" "${SEED_FLAG[@]}" -max_total_time="$SECONDS_EACH" -max_len="$max_len" \
     -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$OUT/crashes/$t/" \
     "$OUT/corpus/$t" "fuzz/corpus/$t" >"$log" 2>&1
