@@ -183,6 +183,16 @@ SegmentReader::Outcome SegmentReader::Next(WalRecord* record,
     return Bad(absl::StrCat("record has LSN ", h->lsn, ", expected ",
                             expected_lsn_));
   }
+  // Unchecked (after a resync), an LSN must still be possible here: LSN
+  // first + i needs i record frames before it, the bound FindNextValidFrame
+  // applies (a valid frame claiming a far LSN made recovery jump LSNs; found
+  // by fuzz/open_directory).
+  if (!check_lsn && (h->lsn < header_.first_lsn ||
+                     h->lsn - header_.first_lsn >
+                         (pos_ - kSegmentHeaderSize) / kRecordHeaderSize)) {
+    return Bad(absl::StrCat("record has LSN ", h->lsn,
+                            ", impossible at this offset"));
+  }
   if (raw_) {
     record->payload.assign(payload.data(), payload.size());
   } else if (codec_ == nullptr) {

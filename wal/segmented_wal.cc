@@ -692,7 +692,9 @@ class SegmentIterator : public WalIterator {
     if (!status_.ok()) return;
     while (true) {
       if (reader_ == nullptr && !OpenNextSegment()) return;
-      if (last_lsn_ != 0 && reader_->expected_lsn() > view_->last_lsn) {
+      // Done once the segment's last LSN was read (not merely sought: a
+      // resync may land on a frame that recovery did not keep).
+      if (seg_last_lsn_ >= view_->last_lsn) {
         reader_.reset();
         continue;
       }
@@ -704,6 +706,11 @@ class SegmentIterator : public WalIterator {
       if (o == SegmentReader::Outcome::kRecord && view_->skip_damage &&
           record_.lsn <= seg_last_lsn_) {
         o = SegmentReader::Outcome::kBad;  // out of order after a resync
+      }
+      if (o == SegmentReader::Outcome::kRecord &&
+          record_.lsn > view_->last_lsn) {
+        reader_.reset();  // beyond what recovery kept (or was written)
+        continue;
       }
       if (o == SegmentReader::Outcome::kRecord) {
         seg_last_lsn_ = record_.lsn;
