@@ -11,7 +11,7 @@
 # Keys: crash_cycles (simulated power losses: wal_crash_test, wal_stress_test),
 # real_kills (crash_driver_test), injected_faults (wal_crash_test), bit_flips
 # (bit_flip_test), real_disk_full_runs (disk_full_test), fuzz_execs and
-# fuzz_crashes (fuzz/run_fuzzers.sh, from fuzz/out/stats.txt), acked_lost and
+# fuzz_crashes (fuzz/run_fuzzers.sh, from $FUZZ_OUT/stats.txt, default fuzz/out), acked_lost and
 # phantom (crash_driver_test, wal_stress_test, disk_full_test: records
 # acknowledged durable but missing after recovery, and records recovered that
 # were never appended). "injected faults" counts injected I/O errors that fired,
@@ -35,7 +35,8 @@ for c in "${configs[@]}"; do
   [ -d "$dir" ] || continue
   while IFS= read -r f; do logs+=("$f"); done < <(find "$dir/" -name test.log)
 done
-[ -f fuzz/out/stats.txt ] && logs+=(fuzz/out/stats.txt)
+fuzz_stats="${FUZZ_OUT:-fuzz/out}/stats.txt"
+[ -f "$fuzz_stats" ] && logs+=("$fuzz_stats")
 if [ ${#logs[@]} -eq 0 ]; then
   echo "durability: no test logs found" >&2
   exit 1
