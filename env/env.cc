@@ -95,6 +95,13 @@ absl::Status Env::UnlockFile(std::unique_ptr<FileLock> lock) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<WritableFile>> Env::ReopenWritableFile(
+    const std::string& path, uint64_t offset) {
+  return absl::UnimplementedError(absl::StrCat(
+      "reopen ", path, " for writing at offset ", offset,
+      ": this Env cannot overwrite files in place"));
+}
+
 absl::Status Env::DeleteDir(const std::string& dir) {
   return absl::UnimplementedError(
       absl::StrCat("rmdir ", dir, ": this Env cannot delete directories"));

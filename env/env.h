@@ -169,6 +169,17 @@ class Env {
   // releases it too. InvalidArgument if `lock` is null.
   virtual absl::Status UnlockFile(std::unique_ptr<FileLock> lock);
 
+  // Opens the existing file `path` for writing from `offset` on, over the bytes
+  // already there (a preallocated, zero-filled or recycled file): Append writes
+  // at offset, offset + n, ..., and extends the file once it passes the end;
+  // nothing is truncated and bytes beyond what is written keep their contents.
+  // Size() is offset plus the bytes appended. Sync makes the written bytes
+  // durable. NotFound if the file is missing; InvalidArgument if offset is
+  // beyond its end. Default: Unimplemented (callers fall back to
+  // NewWritableFile).
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path, uint64_t offset);
+
   // Removes an empty directory. Default: Unimplemented.
   virtual absl::Status DeleteDir(const std::string& dir);
 

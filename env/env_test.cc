@@ -224,6 +224,29 @@ TEST_P(EnvTest, AppendableFileCreatesMissingFile) {
   EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("x"));
 }
 
+TEST_P(EnvTest, ReopenWritableFileOverwritesInPlace) {
+  const std::string path = Path("f");
+  auto missing = env_->ReopenWritableFile(Path("missing"), 0);
+  if (absl::IsUnimplemented(missing.status())) {
+    GTEST_SKIP() << "this Env cannot overwrite in place";
+  }
+  EXPECT_THAT(missing.status(), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK(WriteStringToFile(env_, path, "0123456789"));
+  EXPECT_THAT(env_->ReopenWritableFile(path, 11).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK_AND_ASSIGN(auto file, env_->ReopenWritableFile(path, 3));
+  EXPECT_EQ(file->Size(), 3u);
+  ASSERT_OK(file->Append("ab"));
+  EXPECT_EQ(file->Size(), 5u);
+  ASSERT_OK(file->Sync());
+  // Bytes past the write keep their contents; the size does not change.
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("012ab56789"));
+  ASSERT_OK(file->Append("cdefghi"));  // runs past the old end
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("012abcdefghi"));
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(12u));
+}
+
 TEST_P(EnvTest, WithDefaultOptionsIsPlainWritableFile) {
   const std::string path = Path("f");
   ASSERT_OK(WriteStringToFile(env_, path, "old contents"));

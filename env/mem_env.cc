@@ -41,6 +41,15 @@ class MemFile {
     port::MutexLock l(&mu_);
     data_.append(bytes.data(), bytes.size());
   }
+  // Writes bytes at offset (<= Size()), over what is there and past the end.
+  void WriteAt(uint64_t offset, absl::string_view bytes)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    port::MutexLock l(&mu_);
+    if (offset + bytes.size() > data_.size()) {
+      data_.resize(offset + bytes.size());
+    }
+    std::memcpy(data_.data() + offset, bytes.data(), bytes.size());
+  }
   // Shrinks, or extends with zeros.
   void Resize(uint64_t size) ABSL_LOCKS_EXCLUDED(mu_) {
     port::MutexLock l(&mu_);
@@ -69,13 +78,22 @@ absl::Status ClosedError(absl::string_view op, const std::string& path) {
 
 class MemWritableFile final : public WritableFile {
  public:
+  // Writes go to the end of the file, or, with `overwrite`, at the handle's
+  // own position (ReopenWritableFile).
   MemWritableFile(std::string path, std::shared_ptr<MemFile> file,
-                  uint64_t initial_size)
-      : path_(std::move(path)), file_(std::move(file)), size_(initial_size) {}
+                  uint64_t initial_size, bool overwrite = false)
+      : path_(std::move(path)),
+        file_(std::move(file)),
+        size_(initial_size),
+        overwrite_(overwrite) {}
 
   absl::Status Append(absl::string_view data) override {
     if (closed_) return ClosedError("write", path_);
-    file_->Append(data);
+    if (overwrite_) {
+      file_->WriteAt(size_, data);
+    } else {
+      file_->Append(data);
+    }
     size_ += data.size();
     return absl::OkStatus();
   }
@@ -99,6 +117,7 @@ class MemWritableFile final : public WritableFile {
   const std::string path_;
   const std::shared_ptr<MemFile> file_;
   uint64_t size_;
+  const bool overwrite_;
   bool closed_ = false;
 };
 
@@ -198,6 +217,20 @@ class MemEnv final : public Env {
   absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
       const std::string& path) override {
     return OpenWritable(path, /*truncate=*/false);
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path, uint64_t offset) override {
+    absl::StatusOr<std::shared_ptr<MemFile>> file = OpenExisting(path);
+    if (!file.ok()) return file.status();
+    const uint64_t size = (*file)->Size();
+    if (offset > size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reopen ", path, " for writing at offset ", offset,
+                       ": beyond its end (", size, " bytes)"));
+    }
+    return std::unique_ptr<WritableFile>(std::make_unique<MemWritableFile>(
+        path, *std::move(file), offset, /*overwrite=*/true));
   }
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(

@@ -497,6 +497,31 @@ class PosixEnv final : public Env {
         path, fd, static_cast<uint64_t>(st.st_size)));
   }
 
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path, uint64_t offset) override {
+    const int fd = OpenRetry(path, O_WRONLY);  // no O_CREAT: NotFound if missing
+    if (fd < 0) return PosixError("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return PosixError("fstat", path, err);
+    }
+    if (offset > static_cast<uint64_t>(st.st_size)) {
+      ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reopen ", path, " for writing at offset ", offset,
+          ": beyond its end (", st.st_size, " bytes)"));
+    }
+    if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
+      const int err = errno;
+      ::close(fd);
+      return PosixError("lseek", path, err);
+    }
+    return std::unique_ptr<WritableFile>(
+        std::make_unique<PosixWritableFile>(path, fd, offset));
+  }
+
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
       const std::string& path, const FileOptions& options) override {
     if (!options.use_direct_io) return NewWritableFile(path);

@@ -46,6 +46,16 @@ void FillSalt(char* salt) {
   }
 }
 
+// A span kSkipAnyCorruptedRecords recovery skipped: its scan found damage at
+// `offset` and resumed at the record frame at `resume_offset` (LSN
+// `resume_lsn`). Readers replay exactly these jumps, so they return exactly
+// the records recovery counted.
+struct SkipRange {
+  uint64_t offset;
+  uint64_t resume_offset;
+  uint64_t resume_lsn;
+};
+
 }  // namespace
 
 // One segment file, as the WAL sees it. Fields not marked otherwise are
@@ -73,6 +83,7 @@ struct Segment {
   // Records that were skipped by kSkipAnyCorruptedRecords recovery live in this
   // segment: readers must resynchronise instead of failing.
   bool has_skipped_damage = false;
+  std::vector<SkipRange> skips;  // in offset order; immutable after Open
 
   // Touched only by the thread holding the I/O token (io_busy_).
   std::unique_ptr<WritableFile> file;
@@ -96,6 +107,7 @@ struct SegmentView {
   uint64_t last_lsn;  // first_lsn - 1 when empty
   uint64_t size;      // readable bytes
   bool skip_damage;
+  std::vector<SkipRange> skips;   // recovery's jumps in this segment
   std::vector<IndexEntry> index;  // only for the segment a read starts in
 };
 
@@ -192,6 +204,7 @@ class SegmentedWal::Impl {
     std::string bad_reason;
     bool corruption = false;  // damage proven to be of durable bytes
     bool skipped = false;     // kSkipAny skipped records and went on
+    std::vector<SkipRange> skips;  // where it did
     bool undecodable = false;  // the bad frame's CRCs matched (AEAD tag, Snappy)
   };
   absl::Status ScanSegment(SegmentReader* reader, bool is_last, bool skip_bad,
@@ -606,7 +619,7 @@ absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
     const Segment& seg = **it;
     if (seg.readable_size < kSegmentHeaderSize) break;  // not created yet
     SegmentView v{seg.path,          seg.first_lsn,          seg.readable_last_lsn,
-                  seg.readable_size, seg.has_skipped_damage, {}};
+                  seg.readable_size, seg.has_skipped_damage, seg.skips, {}};
     if (first) {
       for (const IndexEntry& e : seg.index) {
         if (e.offset >= seg.readable_size) break;
@@ -682,6 +695,13 @@ class SegmentIterator : public WalIterator {
       }
       reader_->Seek(offset, lsn);
       seg_last_lsn_ = lsn - 1;
+      // Recovery's scan checked LSNs until its first skip: so do we, from
+      // wherever on its path this read starts.
+      next_skip_ = 0;
+      while (next_skip_ < v.skips.size() && v.skips[next_skip_].offset < offset) {
+        ++next_skip_;
+      }
+      resynced_ = next_skip_ > 0;
       return true;
     }
     return false;
@@ -700,6 +720,20 @@ class SegmentIterator : public WalIterator {
       }
       RecordHeader h;
       const uint64_t at = reader_->position();
+      if (view_->skip_damage) {
+        // Jump where recovery jumped: the same bytes, the same records.
+        while (next_skip_ < view_->skips.size() &&
+               view_->skips[next_skip_].offset < at) {
+          ++next_skip_;  // passed by a fallback resync (below)
+        }
+        if (next_skip_ < view_->skips.size() &&
+            view_->skips[next_skip_].offset == at) {
+          const SkipRange& k = view_->skips[next_skip_++];
+          reader_->Seek(k.resume_offset, k.resume_lsn);
+          resynced_ = true;
+          continue;
+        }
+      }
       SegmentReader::Outcome o =
           reader_->Next(&record_, &h,
                         /*check_lsn=*/!view_->skip_damage || !resynced_);
@@ -726,9 +760,9 @@ class SegmentIterator : public WalIterator {
           return;
         }
         if (view_->skip_damage) {
-          // Resume where recovery's scan resumed: at the first valid record
-          // frame after the damage (never a stray footer) whose LSN is above
-          // the last good one of this segment (found by fuzz/open_directory).
+          // Damage recovery did not see (it appeared after Open): resume at
+          // the first valid record frame after it (never a stray footer)
+          // whose LSN is above the last good one of this segment.
           RecordHeader next;
           auto off = reader_->FindNextValidFrame(at, seg_last_lsn_ + 1, &next);
           while (off.has_value() && (next.flags & wal_format::kFlagFooter)) {
@@ -768,6 +802,7 @@ class SegmentIterator : public WalIterator {
   // resync, as recovery's scan does: a valid frame at an unexpected LSN is
   // damage to skip, not a record to return (found by fuzz/open_directory).
   bool resynced_ = false;
+  size_t next_skip_ = 0;  // the first of view_->skips not yet passed
   // The last good record of the current segment (the LSN before the first
   // one read when there is none yet), as recovery's scan tracks it.
   uint64_t seg_last_lsn_ = 0;
@@ -856,6 +891,7 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
            absl::StrCat("skipped damaged bytes (", reason, "), LSNs ", expected,
                         "..", resume_lsn - 1, " missing")});
       r->skipped = true;
+      r->skips.push_back({offset, *resume_offset, resume_lsn});
       reader->Seek(*resume_offset, resume_lsn);
       continue;
     }
@@ -1213,6 +1249,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     // earlier recovery ended it cleanly): TruncateBefore may delete it.
     seg->sealed = scan.sealed || (!cut && i + 1 < found.size());
     seg->has_skipped_damage = scan.skipped;
+    seg->skips = std::move(scan.skips);
     seg->encrypted = reader->encrypted();
     if (!seg->encrypted) seg->codec = std::make_unique<PayloadCodec>();
     report_.records_recovered += scan.count;
