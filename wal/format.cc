@@ -228,18 +228,39 @@ std::string SegmentFileName(uint64_t first_lsn) {
   return absl::StrFormat("%020u.wal", first_lsn);
 }
 
-bool ParseSegmentFileName(absl::string_view name, uint64_t* first_lsn) {
-  if (name.size() != 24 || name.substr(20) != ".wal") return false;
+namespace {
+
+// Parses exactly 20 decimal digits without overflow.
+bool ParseDigits20(absl::string_view digits, uint64_t* out) {
+  if (digits.size() != 20) return false;
   uint64_t v = 0;
-  for (size_t i = 0; i < 20; ++i) {
-    const char c = name[i];
+  for (const char c : digits) {
     if (c < '0' || c > '9') return false;
     const uint64_t digit = static_cast<uint64_t>(c - '0');
     if (v > (UINT64_MAX - digit) / 10) return false;
     v = v * 10 + digit;
   }
-  *first_lsn = v;
+  *out = v;
   return true;
+}
+
+}  // namespace
+
+bool ParseSegmentFileName(absl::string_view name, uint64_t* first_lsn) {
+  if (name.size() != 24 || name.substr(20) != ".wal") return false;
+  return ParseDigits20(name.substr(0, 20), first_lsn);
+}
+
+std::string SpareFileName(uint64_t id) {
+  return absl::StrFormat("spare-%020u.tmp", id);
+}
+
+bool ParseSpareFileName(absl::string_view name, uint64_t* id) {
+  if (name.size() != 30 || name.substr(0, 6) != "spare-" ||
+      name.substr(26) != ".tmp") {
+    return false;
+  }
+  return ParseDigits20(name.substr(6, 20), id);
 }
 
 }  // namespace wal_format

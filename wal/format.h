@@ -127,6 +127,9 @@ absl::Status DecodeFooterPayload(absl::string_view payload,
 std::string SegmentFileName(uint64_t first_lsn);
 // True for names of exactly the form SegmentFileName produces.
 bool ParseSegmentFileName(absl::string_view name, uint64_t* first_lsn);
+// "spare-<20 digits>.tmp": a spare file (FORMAT.md, "Spare files").
+std::string SpareFileName(uint64_t id);
+bool ParseSpareFileName(absl::string_view name, uint64_t* id);
 
 // Little-endian helpers.
 void PutFixed32(std::string* dst, uint32_t v);

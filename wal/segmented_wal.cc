@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <optional>
 #include <sys/random.h>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -80,6 +82,9 @@ struct Segment {
   uint64_t readable_size = 0;      // bytes handed to the OS: readers stop here
   uint64_t readable_last_lsn = 0;
   bool sealed = false;             // footer written and synced
+  // Size of the spare file the segment was started in (0 if none): until it
+  // is sealed the file is that long, whatever its readable size.
+  uint64_t spare_size = 0;
   // Records that were skipped by kSkipAnyCorruptedRecords recovery live in this
   // segment: readers must resynchronise instead of failing.
   bool has_skipped_damage = false;
@@ -89,6 +94,9 @@ struct Segment {
   std::unique_ptr<WritableFile> file;
   bool unsynced = false;
   uint64_t range_synced = 0;  // write-back started up to here (RangeSync)
+  // Written in place into a spare file, which may be longer than the segment's
+  // bytes: sealing cuts the file at the footer, Close at the last record.
+  bool in_spare = false;
 };
 
 // A queued file operation, executed in order by the I/O token holder.
@@ -191,6 +199,31 @@ class SegmentedWal::Impl {
     if (poisoned_.ok()) poisoned_ = s;
   }
 
+  // Spare files (SegmentedWalOptions::preallocate_segments, FORMAT.md).
+  struct Spare {
+    std::string path;
+    uint64_t size;
+  };
+  std::string SparePath(uint64_t id) const {
+    return options_.wal_dir + "/" + wal_format::SpareFileName(id);
+  }
+  // Decides whether spares are used, adopts the spare files a previous
+  // instance left (deleting extras). Called by Recover once reading is done.
+  void SetUpSpares(const std::vector<std::string>& children);
+  // Writes a zero-filled spare of about segment_target_size and adds it to
+  // spares_. On failure deletes what it wrote. REQUIRES: mu_ not held.
+  absl::Status PrepareSpare();
+  // PrepareSpare, and on failure stops using spares (counted in stats).
+  void PrepareSpareOrGiveUp();
+  std::optional<Spare> TakeSpare();
+  // Creates `seg` by writing `header` into `spare` (synced), renaming it to the
+  // segment's name and syncing the directory. As the I/O token holder.
+  absl::Status CreateInSpare(Segment* seg, const Spare& spare,
+                             const std::string& header,
+                             std::vector<uint64_t>* sync_micros);
+  void StartSpareThread();
+  void SpareThreadMain();
+
   // Recovery helpers.
   struct ScanResult {
     uint64_t end_offset = kSegmentHeaderSize;  // after the last kept frame
@@ -245,6 +278,15 @@ class SegmentedWal::Impl {
 
   port::Mutex truncate_mu_;  // serialises TruncateBefore calls
   std::unique_ptr<FileLock> lock_;
+
+  std::deque<Spare> spares_ ABSL_GUARDED_BY(mu_);  // ready, oldest first
+  uint64_t next_spare_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool spares_enabled_ ABSL_GUARDED_BY(mu_) = false;
+  bool recycle_enabled_ ABSL_GUARDED_BY(mu_) = false;
+  // The active segment is a quarter full and no spare is ready: prepare one.
+  bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  port::CondVar spare_cv_;
+  std::thread spare_thread_;
   friend class SegmentedWal;
 };
 
@@ -375,6 +417,11 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
     seg->index.push_back({lsn, offset});
     seg->next_index_offset = offset + wal_format::kIndexInterval;
   }
+  if (spares_enabled_ && !spare_wanted_ && spares_.empty() &&
+      seg->framed_size >= options_.segment_target_size / 4) {
+    spare_wanted_ = true;  // ready well before the roll needs it
+    if (options_.background_preallocation) spare_cv_.Signal();
+  }
   if (seg->framed_size >= options_.segment_target_size) {
     RollLocked();
   } else if (staged_.size() >= options_.write_buffer_size) {
@@ -418,6 +465,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   uint64_t sealed_durable = 0;
   // Stats of this run, added to stats_ under mu_ at the end.
   uint64_t bytes_written = 0;
+  uint64_t from_spares = 0;
   std::vector<uint64_t> sync_micros;
   auto timed_sync = [&sync_micros](WritableFile* f) {
     const auto start = std::chrono::steady_clock::now();
@@ -432,6 +480,19 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
     Segment* seg = op.segment.get();
     switch (op.kind) {
       case IoOp::kCreate: {
+        if (!options_.background_preallocation) {
+          bool want;
+          {
+            port::MutexLock l(&mu_);
+            want = spares_enabled_ && spares_.empty();
+          }
+          if (want) PrepareSpareOrGiveUp();  // in line: a fixed op order
+        }
+        if (std::optional<Spare> spare = TakeSpare()) {
+          s = CreateInSpare(seg, *spare, op.data, &sync_micros);
+          if (s.ok()) from_spares++;
+          break;
+        }
         auto file = env_->NewWritableFile(seg->path);
         if (!file.ok()) {
           s = Annotate(file.status(), "creating segment " + seg->path);
@@ -464,7 +525,15 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         break;
       case IoOp::kSeal:
         SEGWAL_KILL_POINT("Seal:BeforeFooter");
-        s = seg->file->Append(op.data);
+        if (seg->in_spare) {
+          // The footer must end the file (readers find it from the end): cut
+          // the rest of the spare first. The sync below covers the new size.
+          s = seg->file->Flush();
+          if (s.ok()) {
+            s = env_->TruncateFile(seg->path, op.end_size - op.data.size());
+          }
+        }
+        if (s.ok()) s = seg->file->Append(op.data);
         if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
         if (s.ok()) s = timed_sync(seg->file.get());
         if (s.ok()) s = seg->file->Close();
@@ -491,6 +560,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
     }
   }
   port::MutexLock l(&mu_);
+  stats_.segments_from_spares += from_spares;
   for (const Done& d : done) {
     d.seg->readable_size = d.size;
     d.seg->readable_last_lsn = d.last_lsn;
@@ -540,6 +610,149 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
 }
 
 // ---------------------------------------------------------------------------
+// Spare files.
+
+void SegmentedWal::Impl::SetUpSpares(const std::vector<std::string>& children) {
+  bool enabled = options_.preallocate_segments;
+  if (enabled) {
+    // An Env that cannot write in place says Unimplemented (no file is
+    // touched: spare 0 is never created).
+    auto probe = env_->ReopenWritableFile(SparePath(0), 0);
+    enabled = !absl::IsUnimplemented(probe.status());
+  }
+  const size_t keep = std::max<size_t>(1, options_.recycle_segments);
+  port::MutexLock l(&mu_);
+  spares_enabled_ = enabled;
+  recycle_enabled_ = enabled && options_.recycle_segments > 0 &&
+                     options_.recovery_mode != RecoveryMode::kAbsoluteConsistency;
+  for (const std::string& name : children) {
+    uint64_t id;
+    if (!wal_format::ParseSpareFileName(name, &id)) continue;
+    next_spare_id_ = std::max(next_spare_id_, id + 1);
+    const std::string path = options_.wal_dir + "/" + name;
+    auto size = env_->GetFileSize(path);
+    if (enabled && spares_.size() < keep && size.ok() &&
+        *size >= kSegmentHeaderSize) {
+      spares_.push_back({path, *size});
+    } else {
+      // Holds no record: dropping it loses nothing (not synced: a crash may
+      // bring it back, and the next Open deletes it again).
+      (void)env_->DeleteFile(path);
+    }
+  }
+}
+
+absl::Status SegmentedWal::Impl::PrepareSpare() {
+  uint64_t id;
+  {
+    port::MutexLock l(&mu_);
+    id = next_spare_id_++;
+  }
+  const std::string path = SparePath(id);
+  constexpr uint64_t kPage = 4096;
+  const uint64_t size =
+      (std::max<uint64_t>(options_.segment_target_size, kSegmentHeaderSize) +
+       kPage - 1) / kPage * kPage;
+  static const std::string* const kZeros = new std::string(1 << 20, '\0');
+  auto file = env_->NewWritableFile(path);
+  absl::Status s = file.status();
+  for (uint64_t done = 0; s.ok() && done < size;) {
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(kZeros->size(), size - done));
+    s = (*file)->Append(absl::string_view(kZeros->data(), n));
+    done += n;
+  }
+  // Synced so that the blocks are allocated and written before a segment
+  // overwrites them (its fdatasyncs then commit no metadata).
+  if (s.ok()) s = (*file)->Sync();
+  if (s.ok()) s = (*file)->Close();
+  if (!s.ok()) {
+    if (file.ok()) (void)(*file)->Close();
+    if (file.ok()) (void)env_->DeleteFile(path);
+    return Annotate(s, "preparing spare " + path);
+  }
+  port::MutexLock l(&mu_);
+  spares_.push_back({path, size});
+  stats_.spares_zero_filled++;
+  return absl::OkStatus();
+}
+
+void SegmentedWal::Impl::PrepareSpareOrGiveUp() {
+  absl::Status s = PrepareSpare();
+  port::MutexLock l(&mu_);
+  spare_wanted_ = false;
+  if (!s.ok()) {
+    // Only an optimisation: segments are created as plain files from now on.
+    spares_enabled_ = false;
+    recycle_enabled_ = false;
+    stats_.spare_failures++;
+  }
+}
+
+std::optional<SegmentedWal::Impl::Spare> SegmentedWal::Impl::TakeSpare() {
+  port::MutexLock l(&mu_);
+  if (!spares_enabled_ || spares_.empty()) return std::nullopt;
+  Spare spare = std::move(spares_.front());
+  spares_.pop_front();
+  return spare;
+}
+
+absl::Status SegmentedWal::Impl::CreateInSpare(
+    Segment* seg, const Spare& spare, const std::string& header,
+    std::vector<uint64_t>* sync_micros) {
+  // The header is durable before the segment's name exists, so the name never
+  // reaches stale bytes at offset 0 (FORMAT.md, "Spare files").
+  auto file = env_->ReopenWritableFile(spare.path, 0);
+  absl::Status s = file.status();
+  if (s.ok()) s = (*file)->Append(header);
+  if (s.ok()) {
+    const auto start = std::chrono::steady_clock::now();
+    s = (*file)->Sync();
+    sync_micros->push_back(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - start)
+            .count()));
+  }
+  if (s.ok()) s = (*file)->Close();
+  if (s.ok()) s = env_->RenameFile(spare.path, seg->path);
+  if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
+  if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+  if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
+  if (s.ok()) {
+    auto reopened = env_->ReopenWritableFile(seg->path, kSegmentHeaderSize);
+    s = reopened.status();
+    if (s.ok()) seg->file = *std::move(reopened);
+  }
+  if (s.ok()) {
+    seg->in_spare = true;
+    port::MutexLock l(&mu_);
+    seg->spare_size = spare.size;
+  }
+  return Annotate(s, "creating segment " + seg->path + " in spare " + spare.path);
+}
+
+void SegmentedWal::Impl::StartSpareThread() {
+  {
+    port::MutexLock l(&mu_);
+    if (!spares_enabled_ || !options_.background_preallocation) return;
+  }
+  spare_thread_ = std::thread([this] { SpareThreadMain(); });
+}
+
+void SegmentedWal::Impl::SpareThreadMain() {
+  port::MutexLock l(&mu_);
+  while (true) {
+    while (!closing_ && !(spare_wanted_ && spares_enabled_)) {
+      spare_cv_.Wait(&mu_);
+    }
+    if (closing_) return;
+    mu_.Unlock();
+    PrepareSpareOrGiveUp();
+    mu_.Lock();
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Truncation.
 
 absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
@@ -548,6 +761,7 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
   TruncateResult result;
   while (true) {
     std::shared_ptr<Segment> victim;
+    std::string spare_path;  // recycle the victim under this name
     {
       port::MutexLock l(&mu_);
       if (!poisoned_.ok()) return poisoned_;
@@ -557,8 +771,15 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
       victim = oldest;
       // Readers that start now no longer see it.
       segments_.erase(segments_.begin());
+      if (recycle_enabled_ && spares_.size() < options_.recycle_segments) {
+        spare_path = SparePath(next_spare_id_++);
+      }
     }
-    absl::Status s = env_->DeleteFile(victim->path);
+    // Either way the segment's name is gone once the directory is synced;
+    // a recycled file's records become stale bytes (its salt is replaced).
+    absl::Status s = spare_path.empty()
+                         ? env_->DeleteFile(victim->path)
+                         : env_->RenameFile(victim->path, spare_path);
     if (s.ok()) SEGWAL_KILL_POINT("Truncate:AfterDelete");
     if (s.ok()) s = env_->SyncDir(options_.wal_dir);
     if (s.ok()) SEGWAL_KILL_POINT("Truncate:AfterSyncDir");
@@ -572,6 +793,10 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
     result.bytes_reclaimed += victim->readable_size;
     port::MutexLock l(&mu_);
     stats_.segments_deleted++;
+    if (!spare_path.empty()) {
+      spares_.push_back({spare_path, victim->readable_size});
+      stats_.spares_recycled++;
+    }
   }
   return result;
 }
@@ -582,7 +807,9 @@ WalStats SegmentedWal::Impl::GetStats() const {
   for (const auto& seg : segments_) {
     if (seg->readable_size == 0) continue;  // creation not written yet
     stats.segments_on_disk++;
-    stats.bytes_on_disk += seg->readable_size;
+    stats.bytes_on_disk += seg->sealed
+                               ? seg->readable_size
+                               : std::max(seg->readable_size, seg->spare_size);
   }
   stats.durable_lsn = durable_lsn_;
   stats.poisoned = !poisoned_.ok();
@@ -639,7 +866,9 @@ absl::StatusOr<std::vector<SegmentMeta>> SegmentedWal::Impl::ListSegments() {
   std::vector<SegmentMeta> out;
   for (const auto& seg : segments_) {
     if (seg->readable_size == 0) continue;
-    out.push_back({seg->path, seg->first_lsn, seg->readable_size});
+    out.push_back({seg->path, seg->first_lsn,
+                   seg->sealed ? seg->readable_size
+                               : std::max(seg->readable_size, seg->spare_size)});
   }
   return out;
 }
@@ -775,6 +1004,12 @@ class SegmentIterator : public WalIterator {
           }
           reader_.reset();
           continue;
+        }
+        if (!env_->FileExists(view_->path)) {
+          // TruncateBefore removed (or recycled and reused) it meanwhile.
+          status_ = absl::OutOfRangeError(absl::StrCat(
+              "segment ", view_->path, " was truncated while it was being read"));
+          return;
         }
         status_ = absl::DataLossError(absl::StrCat(
             reader_->path(), " offset ", reader_->position(), " (LSN ",
@@ -1268,6 +1503,7 @@ absl::Status SegmentedWal::Impl::Recover() {
   // Reading is done. What follows prepares for appending and needs writes: a
   // torn tail is cut (and synced) before anything is appended after it, and
   // the last segment is synced or a new one created.
+  SetUpSpares(*children);
   absl::Status s;
   if (!cut_path.empty()) {
     s = Annotate(env_->TruncateFile(cut_path, cut_offset),
@@ -1280,7 +1516,13 @@ absl::Status SegmentedWal::Impl::Recover() {
   if (!s.ok()) {
   } else if (segs.empty() || recreate_lsn || segs.back()->sealed) {
     // A fresh directory, a torn creation, or a sealed last segment: start the
-    // next segment now (created, synced, directory synced).
+    // next segment now (created, synced, directory synced), in a spare.
+    bool need_spare;
+    {
+      port::MutexLock l(&mu_);
+      need_spare = spares_enabled_ && spares_.empty();
+    }
+    if (need_spare) PrepareSpareOrGiveUp();
     s = CreateSegmentFileNow(last_lsn + 1);
   } else if (segs.back()->encrypted || options_.encryption_ring.has_value()) {
     // Never append to an encrypted segment this process did not create: a
@@ -1310,10 +1552,23 @@ absl::Status SegmentedWal::Impl::Recover() {
 }
 
 SegmentedWal::Impl::~Impl() {
+  {
+    port::MutexLock l(&mu_);
+    closing_ = true;
+  }
+  spare_cv_.SignalAll();
+  if (spare_thread_.joinable()) spare_thread_.join();
   absl::Status s = Drain(/*sync=*/false);
   (void)s;  // Close does not promise durability; errors were already reported
   port::MutexLock l(&mu_);
   for (auto& seg : segments_) {
+    if (seg->file != nullptr && seg->in_spare && poisoned_.ok() &&
+        seg->file->Flush().ok()) {
+      // Leave no spare bytes after the last record of a cleanly closed log
+      // (not synced: Close is not a sync, and a crash leaves zeros or stale
+      // bytes that recovery cuts as it always does).
+      (void)env_->TruncateFile(seg->path, seg->readable_size);
+    }
     if (seg->file != nullptr) {
       (void)seg->file->Close();
       seg->file.reset();
@@ -1395,6 +1650,12 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
     }
     return s;
   }
+  bool writable;
+  {
+    port::MutexLock l(&impl->mu_);
+    writable = impl->poisoned_.ok();
+  }
+  if (writable) impl->StartSpareThread();
   return std::unique_ptr<SegmentedWal>(new SegmentedWal(std::move(impl)));
 }
 

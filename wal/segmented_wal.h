@@ -84,6 +84,29 @@ struct SegmentedWalOptions {
   // Framed records are staged in memory and written in chunks of about this size
   // (no syscall per record). Sync writes whatever is staged.
   size_t write_buffer_size = 1 << 20;
+
+  // Spare segment files (FORMAT.md, "Spare files"). A spare is a file of about
+  // segment_target_size bytes that already exists on the device, so writing a
+  // segment into it overwrites allocated blocks instead of growing the file
+  // (each fdatasync then has no size change to commit). A roll renames a spare
+  // to the new segment's name (header written and synced first); with no spare
+  // ready it creates the segment file as usual. Spares are only an
+  // optimisation: failing to prepare one is counted in WalStats and ends
+  // preallocation for this instance, never fails a write.
+  //
+  // Keep one zero-filled spare ready ahead of the next roll. Needs an Env with
+  // ReopenWritableFile (POSIX, MemEnv, FaultInjectionEnv); ignored otherwise.
+  bool preallocate_segments = true;
+  // Prepare spares on a background thread (true), starting once the active
+  // segment is a quarter full, or, for tests that need file operations in a
+  // fixed order (FaultInjectionEnv crash loops from a seed), on the thread
+  // that performs the roll, just before creating the segment (false).
+  bool background_preallocation = true;
+  // Segments freed by TruncateBefore that are kept (renamed) as spares instead
+  // of deleted, up to this many; 0 deletes them. Stale bytes of a recycled
+  // segment after its last record read as a torn tail, so recycling is off in
+  // kAbsoluteConsistency (which refuses any torn tail).
+  size_t recycle_segments = 2;
 };
 
 struct WalRecord {
@@ -173,8 +196,14 @@ struct WalStats {
   WalHistogram records_per_sync;
   WalHistogram sync_latency_micros;  // duration of each file Sync
   uint64_t rollovers = 0;            // segments sealed because they were full
-  uint64_t segments_deleted = 0;     // by TruncateBefore
-  uint64_t bytes_on_disk = 0;        // readable bytes of the segments now in the log
+  uint64_t segments_deleted = 0;     // by TruncateBefore (recycled ones included)
+  uint64_t spares_zero_filled = 0;   // spare files prepared with zeros
+  uint64_t spares_recycled = 0;      // segments TruncateBefore kept as spares
+  uint64_t segments_from_spares = 0; // segments started in a spare file
+  uint64_t spare_failures = 0;       // spare preparations that failed
+  // Sizes of the segment files now in the log (TotalSizeBytes): the active
+  // segment's whole spare file when it was started in one.
+  uint64_t bytes_on_disk = 0;
   uint64_t segments_on_disk = 0;
   uint64_t durable_lsn = 0;
   bool poisoned = false;

@@ -18,6 +18,7 @@
 namespace segwal {
 namespace {
 
+using ::segwal::testutil::IsOkAndHolds;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kHeader = wal_format::kSegmentHeaderSize;
@@ -61,6 +62,9 @@ class WalStatsTest : public ::testing::Test {
     o.wal_dir = "/wal";
     o.env = env_.get();
     o.segment_target_size = segment_target_size;
+    // Exact byte counts below assume plain segment files; spares have their
+    // own test (with the in-line preparer, whose timing is fixed).
+    o.preallocate_segments = false;
     return o;
   }
   std::unique_ptr<SegmentedWal> Open(uint64_t segment_target_size = 1 << 20) {
@@ -199,6 +203,50 @@ TEST_F(WalStatsTest, PoisonedInstanceSaysWhy) {
   EXPECT_THAT(s.ToString(), HasSubstr("poisoned: yes (INTERNAL: "));
 }
 
+TEST_F(WalStatsTest, SparesAreCountedAndSizedToTheTarget) {
+  SegmentedWalOptions o = Options(/*segment_target_size=*/5000);
+  o.preallocate_segments = true;
+  o.background_preallocation = false;
+  o.recycle_segments = 1;
+  ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(o));
+  WalStats s = wal->GetStats();
+  // Open prepared a spare (5000 rounded up to 4 KiB pages) and started the
+  // first segment in it.
+  EXPECT_EQ(s.spares_zero_filled, 1u);
+  EXPECT_EQ(s.segments_from_spares, 1u);
+  EXPECT_EQ(s.bytes_on_disk, 8192u);
+  EXPECT_THAT(wal->TotalSizeBytes(), IsOkAndHolds(8192u));
+  // In-line preparation happens at the roll, not before.
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_OK(wal->Append(1, 1, 1, 1, std::string(50, 'x')).status());
+  }
+  ASSERT_OK(wal->Sync());
+  s = wal->GetStats();
+  EXPECT_EQ(s.spares_zero_filled, 1u);
+  EXPECT_EQ(s.segments_from_spares, 1u);
+  // Roll: the next segment starts in a new spare; the sealed one is cut at
+  // its footer.
+  while (wal->GetStats().rollovers == 0) {
+    ASSERT_OK(wal->Append(1, 1, 1, 1, std::string(50, 'x')).status());
+  }
+  ASSERT_OK(wal->Sync());
+  s = wal->GetStats();
+  EXPECT_EQ(s.spares_zero_filled, 2u);
+  EXPECT_EQ(s.segments_from_spares, 2u);
+  ASSERT_OK_AND_ASSIGN(auto segs, wal->ListSegments());
+  ASSERT_EQ(segs.size(), 2u);
+  EXPECT_THAT(env_->GetFileSize(segs[0].path), IsOkAndHolds(segs[0].file_size));
+  EXPECT_LT(segs[0].file_size, 8192u);
+  EXPECT_EQ(segs[1].file_size, 8192u);
+  // Truncation keeps the sealed segment as a spare (recycle_segments = 1).
+  ASSERT_OK_AND_ASSIGN(auto t, wal->TruncateBefore(wal->next_lsn()));
+  EXPECT_EQ(t.segments_deleted, 1u);
+  s = wal->GetStats();
+  EXPECT_EQ(s.spares_recycled, 1u);
+  EXPECT_EQ(s.spare_failures, 0u);
+  EXPECT_FALSE(env_->FileExists(segs[0].path));
+}
+
 TEST_F(WalStatsTest, ToStringHasOneLinePerField) {
   auto wal = Open();
   ASSERT_NE(wal, nullptr);
@@ -211,7 +259,9 @@ TEST_F(WalStatsTest, ToStringHasOneLinePerField) {
         "records_per_sync: count=1 avg=1.0 min=1 max=1 p50<=1 p99<=1 | "
         "[1,2):1\n",
         "sync_latency_micros: count=2 ", "rollovers: 0\n",
-        "segments_deleted: 0\n", "segments_on_disk: 1\n",
+        "segments_deleted: 0\n", "spares_zero_filled: 0\n",
+        "spares_recycled: 0\n", "segments_from_spares: 0\n",
+        "spare_failures: 0\n", "segments_on_disk: 1\n",
         "bytes_on_disk: 123\n", "durable_lsn: 1\n", "poisoned: no\n"}) {
     EXPECT_THAT(text, HasSubstr(field));
   }

@@ -84,6 +84,10 @@ std::string WalStats::ToString() const {
   line("sync_latency_micros", sync_latency_micros.ToString());
   line("rollovers", rollovers);
   line("segments_deleted", segments_deleted);
+  line("spares_zero_filled", spares_zero_filled);
+  line("spares_recycled", spares_recycled);
+  line("segments_from_spares", segments_from_spares);
+  line("spare_failures", spare_failures);
   line("segments_on_disk", segments_on_disk);
   line("bytes_on_disk", bytes_on_disk);
   line("durable_lsn", durable_lsn);
