@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -82,12 +81,9 @@ absl::StatusOr<std::string> ReadPrefix(Env* env, const std::string& path,
   return out;
 }
 
-// Reads bytes [offset, offset + n) of `path` (fewer at end of file).
-absl::StatusOr<std::string> ReadRange(Env* env, const std::string& path,
-                                      uint64_t offset, uint64_t n) {
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
-      env->NewRandomAccessFile(path);
-  if (!file.ok()) return file.status();
+// Reads bytes [offset, offset + n) of `file` (fewer at end of file).
+absl::StatusOr<std::string> ReadAt(const RandomAccessFile& file,
+                                   uint64_t offset, uint64_t n) {
   std::string out;
   std::string scratch(kCopyChunk, '\0');
   while (out.size() < n) {
@@ -95,12 +91,89 @@ absl::StatusOr<std::string> ReadRange(Env* env, const std::string& path,
         static_cast<size_t>(std::min<uint64_t>(kCopyChunk, n - out.size()));
     absl::string_view chunk;
     absl::Status s =
-        (*file)->Read(offset + out.size(), want, &chunk, scratch.data());
+        file.Read(offset + out.size(), want, &chunk, scratch.data());
     if (!s.ok()) return s;
     if (chunk.empty()) break;
     out.append(chunk.data(), chunk.size());
   }
   return out;
+}
+
+// Reads bytes [offset, offset + n) of `path` (fewer at end of file).
+absl::StatusOr<std::string> ReadRange(Env* env, const std::string& path,
+                                      uint64_t offset, uint64_t n) {
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
+      env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  return ReadAt(**file, offset, n);
+}
+
+// Writes `data` over `path` at `offset`, extending the file if needed.
+absl::Status WriteAt(Env* env, const std::string& path, uint64_t offset,
+                     absl::string_view data) {
+  absl::StatusOr<std::unique_ptr<WritableFile>> file =
+      env->ReopenWritableFile(path, offset);
+  if (!file.ok()) return file.status();
+  absl::Status s = (*file)->Append(data);
+  absl::Status c = (*file)->Close();
+  return s.ok() ? c : s;
+}
+
+// ---- Pre-image maps: offset -> bytes; disjoint, non-adjacent ranges. ----
+
+using PreimageMap = std::map<uint64_t, std::string>;
+
+uint64_t EndOf(const PreimageMap::value_type& entry) {
+  return entry.first + entry.second.size();
+}
+
+// The parts of [begin, end) no range of `map` covers, in offset order.
+std::vector<std::pair<uint64_t, uint64_t>> Uncovered(const PreimageMap& map,
+                                                     uint64_t begin,
+                                                     uint64_t end) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  auto it = map.upper_bound(begin);
+  if (it != map.begin() && EndOf(*std::prev(it)) > begin) {
+    begin = std::min(end, EndOf(*std::prev(it)));
+  }
+  while (begin < end) {
+    const uint64_t gap_end = it == map.end() ? end : std::min(end, it->first);
+    if (begin < gap_end) out.emplace_back(begin, gap_end);
+    if (it == map.end()) break;
+    begin = std::max(begin, EndOf(*it));
+    ++it;
+  }
+  return out;
+}
+
+// Adds `bytes` as the pre-image of [offset, offset + bytes.size()) where the
+// map has none yet (an older pre-image is the durable one), then merges
+// adjacent ranges.
+void MergePreimage(PreimageMap& map, uint64_t offset, absl::string_view bytes) {
+  const uint64_t end = offset + bytes.size();
+  for (const auto& [begin, gap_end] : Uncovered(map, offset, end)) {
+    map.emplace(begin,
+                std::string(bytes.substr(begin - offset, gap_end - begin)));
+  }
+  auto it = map.upper_bound(offset);
+  if (it != map.begin()) --it;
+  while (it != map.end() && it->first <= end) {
+    auto next = std::next(it);
+    if (next != map.end() && EndOf(*it) == next->first) {
+      it->second += next->second;
+      map.erase(next);
+    } else {
+      it = next;
+    }
+  }
+}
+
+// Drops the pre-images of bytes at or beyond `size`.
+void ClipPreimages(PreimageMap& map, uint64_t size) {
+  map.erase(map.lower_bound(size), map.end());
+  if (!map.empty() && EndOf(*map.rbegin()) > size) {
+    map.rbegin()->second.resize(size - map.rbegin()->first);
+  }
 }
 
 absl::Status AppendToFile(Env* env, const std::string& path,
@@ -111,6 +184,86 @@ absl::Status AppendToFile(Env* env, const std::string& path,
   absl::Status s = (*file)->Append(data);
   absl::Status c = (*file)->Close();
   return s.ok() ? c : s;
+}
+
+// A run of unsynced bytes at a crash: what the file holds there now, and what
+// reverting it puts back (the durable pre-image of an overwrite, or zeros past
+// the durable size).
+struct UnsyncedRange {
+  uint64_t offset;
+  std::string now;
+  std::string reverted;
+  bool changed = false;  // `now` was modified by the crash
+};
+
+// kTornSectors over `ranges` (disjoint, in offset order): each 512-byte sector
+// holding unsynced bytes is kept, reverted or garbled, with one draw per
+// sector, in place in `now`. Returns the end offset of the last kept sector's
+// unsynced bytes, 0 if none was kept.
+uint64_t TearSectors(std::vector<UnsyncedRange>& ranges, CrashRandom& rnd,
+                     FaultInjectionEnv::TornSectorCounts& counts) {
+  // The unsynced bytes of one sector: `n` bytes at `begin` of a range.
+  struct Piece {
+    UnsyncedRange* range;
+    size_t begin;
+    size_t n;
+  };
+  std::vector<Piece> pieces;
+  uint64_t last_kept = 0;
+  auto tear = [&] {
+    std::string now, reverted;
+    for (const Piece& p : pieces) {
+      now.append(p.range->now, p.begin, p.n);
+      reverted.append(p.range->reverted, p.begin, p.n);
+    }
+    std::string result;
+    switch (rnd.Uniform(3)) {
+      case 0: {
+        ++counts.kept;
+        const Piece& last = pieces.back();
+        last_kept = last.range->offset + last.begin + last.n;
+        return;
+      }
+      case 1:
+        ++counts.reverted;
+        result = std::move(reverted);
+        break;
+      default:
+        // Garbage: neither what was written nor what reverting would give, so
+        // a reader can never mistake it for either.
+        ++counts.garbled;
+        result.resize(now.size());
+        for (char& c : result) c = static_cast<char>(rnd.Next() & 0xff);
+        while (result == now || result == reverted) {
+          result[0] = static_cast<char>(result[0] + 1);
+        }
+        break;
+    }
+    size_t at = 0;
+    for (const Piece& p : pieces) {
+      p.range->now.replace(p.begin, p.n, result, at, p.n);
+      p.range->changed = true;
+      at += p.n;
+    }
+  };
+  uint64_t sector = UINT64_MAX;
+  for (UnsyncedRange& range : ranges) {
+    const uint64_t end = range.offset + range.now.size();
+    for (uint64_t begin = range.offset; begin < end;) {
+      const uint64_t this_sector = begin / kSectorSize * kSectorSize;
+      const uint64_t piece_end = std::min(end, this_sector + kSectorSize);
+      if (this_sector != sector) {
+        if (!pieces.empty()) tear();
+        pieces.clear();
+        sector = this_sector;
+      }
+      pieces.push_back(Piece{&range, static_cast<size_t>(begin - range.offset),
+                             static_cast<size_t>(piece_end - begin)});
+      begin = piece_end;
+    }
+  }
+  if (!pieces.empty()) tear();
+  return last_kept;
 }
 
 absl::Status StaleHandleError(const std::string& path) {
@@ -132,10 +285,14 @@ absl::Status StaleHandleError(const std::string& path) {
 
 class FaultInjectionEnv::WritableHandle : public WritableFile {
  public:
+  // `durable_reader` reads the base file; non-null for a handle that writes
+  // in place (ReopenWritableFile), which must save the bytes it overwrites.
   WritableHandle(FaultInjectionEnv* env, std::unique_ptr<WritableFile> base,
+                 std::unique_ptr<RandomAccessFile> durable_reader,
                  uint64_t file, std::string path, uint64_t epoch, uint64_t id)
       : env_(env),
         base_(std::move(base)),
+        durable_reader_(std::move(durable_reader)),
         file_(file),
         path_(std::move(path)),
         epoch_(epoch),
@@ -150,12 +307,22 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
     // May flush buffered bytes (already counted as appended); never during a
     // crash, and never after one (SimulateCrash has reset base_ by then).
     base_.reset();
+    durable_reader_.reset();
   }
 
   absl::Status Append(absl::string_view data) override {
     port::ReaderMutexLock crash(&env_->crash_mu_);
     if (absl::Status s = Check(kOpAppend); !s.ok()) return s;
     const uint64_t before = base_->Size();
+    // The durable bytes this write replaces, read before it lands. Earlier
+    // writes of this handle sit at lower offsets, so even while the base
+    // buffers them the range still holds what the device holds.
+    std::vector<std::pair<uint64_t, std::string>> preimages;
+    if (durable_reader_ != nullptr) {
+      absl::Status s = env_->ReadPreimages(file_, *durable_reader_, before,
+                                           data.size(), &preimages);
+      if (!s.ok()) return s;
+    }
     absl::Status s = base_->Append(data);
     uint64_t added = data.size();
     if (!s.ok()) {
@@ -163,7 +330,11 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
       const uint64_t after = base_->Size();
       added = after > before ? after - before : 0;
     }
-    env_->AddAppended(file_, added);
+    if (durable_reader_ != nullptr) {
+      env_->AddOverwritten(file_, before, added, std::move(preimages));
+    } else {
+      env_->AddAppended(file_, added);
+    }
     return s;
   }
 
@@ -187,8 +358,10 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
     port::MutexLock l(&env_->mu_);
     auto it = env_->files_.find(file_);
     if (it != env_->files_.end()) {
+      // fdatasync covers the whole file: every overwrite is durable now.
       FileState& state = it->second;
       state.synced = std::min(std::max(state.synced, target), state.size);
+      state.preimages.clear();
     }
     return s;
   }
@@ -217,6 +390,7 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
     size_at_crash_ = base_->Size();
     base_->Close().IgnoreError();
     base_.reset();
+    durable_reader_.reset();
   }
 
  private:
@@ -229,6 +403,7 @@ class FaultInjectionEnv::WritableHandle : public WritableFile {
 
   FaultInjectionEnv* const env_;
   std::unique_ptr<WritableFile> base_;
+  std::unique_ptr<RandomAccessFile> durable_reader_;
   uint64_t size_at_crash_ = 0;
   const uint64_t file_;
   const std::string path_;
@@ -413,7 +588,7 @@ absl::Status FaultInjectionEnv::SaveBytesIfUndoable(uint64_t file,
                                                     const std::string& raw) {
   FileState& state = files_[file];
   if (state.undo_refs == 0) return absl::OkStatus();
-  absl::StatusOr<std::string> bytes = ReadPrefix(base_, raw, state.synced);
+  absl::StatusOr<std::string> bytes = ReadDurableContent(state, raw);
   if (!bytes.ok()) return bytes.status();
   state.saved_bytes = *std::move(bytes);
   state.has_saved_bytes = true;
@@ -450,16 +625,76 @@ void FaultInjectionEnv::NoteFailedOpen(const std::string& norm,
     return;
   }
   FileState& state = files_[it->second.file];
-  if (*size < state.size) {
-    state.size = *size;
-    state.synced = std::min(state.synced, *size);
+  if (*size < state.size) ShrinkState(state, *size);
+}
+
+absl::StatusOr<std::string> FaultInjectionEnv::ReadDurableContent(
+    const FileState& state, const std::string& raw) const {
+  absl::StatusOr<std::string> bytes = ReadPrefix(base_, raw, state.synced);
+  if (!bytes.ok()) return bytes;
+  for (const auto& [offset, preimage] : state.preimages) {
+    if (offset >= bytes->size()) break;
+    const size_t n = std::min<size_t>(preimage.size(), bytes->size() - offset);
+    bytes->replace(offset, n, preimage, 0, n);
   }
+  return bytes;
+}
+
+void FaultInjectionEnv::ShrinkState(FileState& state, uint64_t size) {
+  state.size = size;
+  state.synced = std::min(state.synced, size);
+  ClipPreimages(state.preimages, size);
 }
 
 void FaultInjectionEnv::AddAppended(uint64_t file, uint64_t bytes) {
   port::MutexLock l(&mu_);
   auto it = files_.find(file);
   if (it != files_.end()) it->second.size += bytes;
+}
+
+absl::Status FaultInjectionEnv::ReadPreimages(
+    uint64_t file, const RandomAccessFile& reader, uint64_t offset, uint64_t n,
+    std::vector<std::pair<uint64_t, std::string>>* preimages) {
+  port::MutexLock l(&mu_);
+  auto it = files_.find(file);
+  if (it == files_.end()) return absl::OkStatus();  // unreachable: not tracked
+  const FileState& state = it->second;
+  const uint64_t durable_end = std::min(offset + n, state.synced);
+  if (offset >= durable_end) return absl::OkStatus();
+  for (const auto& [begin, end] :
+       Uncovered(state.preimages, offset, durable_end)) {
+    absl::StatusOr<std::string> bytes = ReadAt(reader, begin, end - begin);
+    if (!bytes.ok()) return bytes.status();
+    if (bytes->size() != end - begin) {
+      return absl::InternalError(
+          absl::StrCat("FaultInjectionEnv: the durable bytes [", begin, ", ",
+                       end, ") of a file are missing from the base file (",
+                       bytes->size(), " read)"));
+    }
+    preimages->emplace_back(begin, *std::move(bytes));
+  }
+  return absl::OkStatus();
+}
+
+void FaultInjectionEnv::AddOverwritten(
+    uint64_t file, uint64_t offset, uint64_t written,
+    std::vector<std::pair<uint64_t, std::string>> preimages) {
+  port::MutexLock l(&mu_);
+  auto it = files_.find(file);
+  if (it == files_.end()) return;
+  FileState& state = it->second;
+  const uint64_t end = offset + written;
+  state.size = std::max(state.size, end);
+  // Only the bytes the base really wrote lost their durable content, and only
+  // below the durable size (a concurrent shrink may have lowered it).
+  const uint64_t limit = std::min(end, state.synced);
+  for (auto& [begin, bytes] : preimages) {
+    if (begin >= limit) break;
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(bytes.size(), limit - begin));
+    MergePreimage(state.preimages, begin,
+                  absl::string_view(bytes).substr(0, n));
+  }
 }
 
 // ---- Fault control. ----
@@ -521,14 +756,30 @@ absl::StatusOr<uint64_t> FaultInjectionEnv::AppendedSize(
   return base_->GetFileSize(path);
 }
 
+absl::StatusOr<std::string> FaultInjectionEnv::DurableContent(
+    const std::string& path) const {
+  port::MutexLock l(&mu_);
+  auto it = live_.find(NormalizePath(path));
+  if (it == live_.end()) return ReadPrefix(base_, path, UINT64_MAX);
+  return ReadDurableContent(files_.at(it->second.file), it->second.raw_path);
+}
+
 std::vector<std::string> FaultInjectionEnv::FilesWithUnsyncedData() const {
   port::MutexLock l(&mu_);
   std::vector<std::string> out;
   for (const auto& [norm, binding] : live_) {
     const FileState& state = files_.at(binding.file);
-    if (state.size > state.synced) out.push_back(binding.raw_path);
+    if (state.size > state.synced || !state.preimages.empty()) {
+      out.push_back(binding.raw_path);
+    }
   }
   return out;
+}
+
+FaultInjectionEnv::TornSectorCounts FaultInjectionEnv::LastCrashTornSectors()
+    const {
+  port::MutexLock l(&mu_);
+  return torn_sectors_;
 }
 
 std::vector<std::string> FaultInjectionEnv::UnsyncedDirEntries() const {
@@ -559,51 +810,78 @@ absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
   // Bytes the base holds beyond what this Env saw appended are unsynced too.
   const uint64_t size = *actual;
   const uint64_t synced = std::min(state.synced, size);
-  if (synced == size) return absl::OkStatus();
+  // The unsynced overwrites below `synced`, in offset order.
+  std::vector<std::pair<uint64_t, absl::string_view>> overwritten;
+  uint64_t overwritten_bytes = 0;
+  for (const auto& [offset, preimage] : state.preimages) {
+    if (offset >= synced) break;
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>(preimage.size(), synced - offset));
+    overwritten.emplace_back(offset, absl::string_view(preimage).substr(0, n));
+    overwritten_bytes += n;
+  }
+  if (synced == size && overwritten.empty()) return absl::OkStatus();
   CrashRandom rnd(seed, norm);
   switch (mode) {
     case CrashMode::kDropUnsynced:
-      return base_->TruncateFile(raw, synced);
-    case CrashMode::kTornTail: {
-      const uint64_t keep = synced + rnd.Uniform(size - synced + 1);
-      if (keep == size) return absl::OkStatus();
-      return base_->TruncateFile(raw, keep);
-    }
-    case CrashMode::kTornSectors: {
-      absl::StatusOr<std::string> tail =
-          ReadRange(base_, raw, synced, size - synced);
-      if (!tail.ok()) return tail.status();
-      const uint64_t end_of_file = synced + tail->size();
-      uint64_t cut = synced;  // end of the last kept unsynced sector
-      for (uint64_t sector = synced / kSectorSize * kSectorSize;
-           sector < end_of_file; sector += kSectorSize) {
-        const uint64_t begin = std::max(sector, synced);
-        const uint64_t end = std::min(sector + kSectorSize, end_of_file);
-        char* bytes = tail->data() + (begin - synced);
-        const size_t n = static_cast<size_t>(end - begin);
-        switch (rnd.Uniform(3)) {
-          case 0:  // kept
-            cut = end;
-            break;
-          case 1:  // zeroed
-            std::memset(bytes, 0, n);
-            break;
-          default: {  // garbage, never equal to what was written
-            const std::string original(bytes, n);
-            for (size_t i = 0; i < n; ++i) {
-              bytes[i] = static_cast<char>(rnd.Next() & 0xff);
-            }
-            if (std::memcmp(bytes, original.data(), n) == 0) {
-              bytes[0] = static_cast<char>(bytes[0] + 1);
-            }
-            break;
-          }
+      for (const auto& [offset, preimage] : overwritten) {
+        if (absl::Status s = WriteAt(base_, raw, offset, preimage); !s.ok()) {
+          return s;
         }
       }
-      if (rnd.Uniform(2) == 0) tail->resize(cut - synced);
-      // Rewrite only the unsynced part: the synced prefix is never touched.
+      if (synced == size) return absl::OkStatus();
+      return base_->TruncateFile(raw, synced);
+    case CrashMode::kTornTail: {
+      // How many unsynced bytes survive, counted in file-offset order.
+      uint64_t keep = rnd.Uniform(overwritten_bytes + (size - synced) + 1);
+      for (const auto& [offset, preimage] : overwritten) {
+        const uint64_t kept = std::min<uint64_t>(keep, preimage.size());
+        keep -= kept;
+        if (kept == preimage.size()) continue;
+        absl::Status s = WriteAt(base_, raw, offset + kept,
+                                 preimage.substr(static_cast<size_t>(kept)));
+        if (!s.ok()) return s;
+      }
+      if (synced + keep == size) return absl::OkStatus();
+      return base_->TruncateFile(raw, synced + keep);
+    }
+    case CrashMode::kTornSectors: {
+      std::vector<UnsyncedRange> ranges;
+      for (const auto& [offset, preimage] : overwritten) {
+        absl::StatusOr<std::string> now =
+            ReadRange(base_, raw, offset, preimage.size());
+        if (!now.ok()) return now.status();
+        if (now->size() != preimage.size()) {
+          return absl::InternalError(
+              absl::StrCat("FaultInjectionEnv: short read of ", raw, " at ",
+                           offset, " while tearing sectors"));
+        }
+        ranges.push_back(
+            UnsyncedRange{offset, *std::move(now), std::string(preimage)});
+      }
+      const bool has_tail = synced < size;
+      if (has_tail) {
+        absl::StatusOr<std::string> tail =
+            ReadRange(base_, raw, synced, size - synced);
+        if (!tail.ok()) return tail.status();
+        const size_t n = tail->size();
+        ranges.push_back(
+            UnsyncedRange{synced, *std::move(tail), std::string(n, '\0')});
+      }
+      const uint64_t last_kept = TearSectors(ranges, rnd, torn_sectors_);
+      const bool cut = rnd.Uniform(2) == 0;
+      for (size_t i = 0; i + (has_tail ? 1 : 0) < ranges.size(); ++i) {
+        if (!ranges[i].changed) continue;
+        absl::Status s = WriteAt(base_, raw, ranges[i].offset, ranges[i].now);
+        if (!s.ok()) return s;
+      }
+      if (!has_tail) return absl::OkStatus();
+      // Cut right after the last kept sector, never below the durable size.
+      std::string& tail = ranges.back().now;
+      if (cut) tail.resize(std::max(last_kept, synced) - synced);
+      // Rewrite only the tail: bytes below `synced` were patched in place.
       if (absl::Status s = base_->TruncateFile(raw, synced); !s.ok()) return s;
-      return AppendToFile(base_, raw, *tail, /*truncate=*/false);
+      return AppendToFile(base_, raw, tail, /*truncate=*/false);
     }
   }
   return absl::InternalError("unknown CrashMode");
@@ -621,6 +899,7 @@ absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
   locks_.clear();
   ++epoch_;
   ++crash_count_;
+  torn_sectors_ = TornSectorCounts();
 
   // 2. File contents, in path order.
   for (const auto& [norm, binding] : live_) {
@@ -710,8 +989,7 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritable(
   if (existed && it != live_.end()) {
     // Same file, truncated: a shrink, durable at once (see the header).
     file = it->second.file;
-    files_[file].size = 0;
-    files_[file].synced = 0;
+    ShrinkState(files_[file], 0);
   } else if (existed) {
     file = AddFile(norm, path);  // its directory entry was already durable
   } else {
@@ -719,8 +997,8 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritable(
     file = AddFile(norm, path);
   }
   const uint64_t id = next_handle_++;
-  auto handle = std::make_unique<WritableHandle>(this, *std::move(base_file),
-                                                 file, path, epoch_, id);
+  auto handle = std::make_unique<WritableHandle>(
+      this, *std::move(base_file), nullptr, file, path, epoch_, id);
   writable_handles_[id] = handle.get();
   return handle;
 }
@@ -756,8 +1034,35 @@ FaultInjectionEnv::NewAppendableFile(const std::string& path) {
     file = AddFile(norm, path);
   }
   const uint64_t id = next_handle_++;
-  auto handle = std::make_unique<WritableHandle>(this, *std::move(base_file),
-                                                 file, path, epoch_, id);
+  auto handle = std::make_unique<WritableHandle>(
+      this, *std::move(base_file), nullptr, file, path, epoch_, id);
+  writable_handles_[id] = handle.get();
+  return handle;
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>>
+FaultInjectionEnv::ReopenWritableFile(const std::string& path,
+                                      uint64_t offset) {
+  port::ReaderMutexLock crash(&crash_mu_);
+  port::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<WritableFile>> base_file =
+      base_->ReopenWritableFile(path, offset);
+  if (!base_file.ok()) return base_file.status();
+  // Reads what the device holds before each write lands. Opened on the same
+  // file as the writer, so it follows the file across renames.
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> reader =
+      base_->NewRandomAccessFile(path);
+  if (!reader.ok()) return reader.status();
+  // Reopening changes nothing: a file not seen before is durable as it is.
+  const uint64_t file = TrackExisting(NormalizePath(path), path);
+  if (file == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("reopen ", path, ": vanished while being opened"));
+  }
+  const uint64_t id = next_handle_++;
+  auto handle = std::make_unique<WritableHandle>(
+      this, *std::move(base_file), *std::move(reader), file, path, epoch_, id);
   writable_handles_[id] = handle.get();
   return handle;
 }
@@ -863,11 +1168,7 @@ absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
   if (absl::Status s = CheckOp(kOpTruncate, path); !s.ok()) return s;
   const uint64_t file = TrackExisting(NormalizePath(path), path);
   if (absl::Status s = base_->TruncateFile(path, size); !s.ok()) return s;
-  if (file != 0) {
-    FileState& state = files_[file];
-    state.size = size;
-    state.synced = std::min(state.synced, size);
-  }
+  if (file != 0) ShrinkState(files_[file], size);
   return absl::OkStatus();
 }
 

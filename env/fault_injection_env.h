@@ -3,13 +3,30 @@
 // a seeded point, reopen, compare with what was acknowledged. Modelled on
 // RocksDB's FaultInjectionTestFS and LevelDB's fault_injection_test.
 //
-// What it records. For every file written through it, the bytes appended (the
-// visible size) and the prefix made durable by a successful WritableFile::Sync
-// (the synced size). A file it had not seen before (opened with
-// NewAppendableFile, renamed, truncated or deleted without having been written
-// through this Env) counts as fully durable at the size it had at that moment;
-// files it only reads are left alone. For every directory, the creates, renames
-// and deletes of entries since that directory's last successful SyncDir.
+// What it records. For every file written through it: its visible size (the
+// bytes written, as far as this Env knows); its durable size, the size a
+// kDropUnsynced crash leaves (the synced size); and, when a handle from
+// ReopenWritableFile overwrote bytes below the durable size, the durable
+// pre-image of every such range (the bytes the device still holds there). A
+// file's durable content is its first `synced` bytes with those pre-images put
+// back; its unsynced bytes are the overwritten ranges plus [synced, size). A
+// successful WritableFile::Sync of any handle of the file makes everything
+// written to it so far durable: synced becomes the visible size and the
+// pre-images are dropped. A file it had not seen before (opened with
+// NewAppendableFile or ReopenWritableFile, renamed, truncated or deleted
+// without having been written through this Env) counts as fully durable at the
+// size it had at that moment; files it only reads are left alone. For every
+// directory, the creates, renames and deletes of entries since that
+// directory's last successful SyncDir.
+//
+// Overwrites in place (ReopenWritableFile(path, offset)). A write through such
+// a handle first reads, from the base file, the bytes it is about to replace
+// that are still durable (below the durable size and not already replaced
+// since the last Sync), and keeps them as pre-images, merged per file. So a
+// preallocated zero-filled file keeps its size and reverts to zeros, and a
+// recycled segment reverts to its OLD bytes, never to zeros. Bytes written
+// beyond the durable size were never durable: they behave like appended
+// unsynced bytes.
 //
 // What a crash does (SimulateCrash):
 //   1. Every handle opened before the crash becomes stale: the base handles of
@@ -18,52 +35,67 @@
 //      them), and every later call on a pre-crash handle fails with
 //      FailedPrecondition "stale handle from before SimulateCrash". Destroying
 //      a stale handle never touches the post-crash files.
-//   2. Each file's content is cut back according to the CrashMode (see below).
-//      Bytes below the synced size are never changed.
+//   2. Each file's unsynced bytes are reverted or kept according to the
+//      CrashMode (see below). Durable bytes are never changed, and no file
+//      ends up shorter than its durable size.
 //   3. Directory changes not made durable by SyncDir are undone: a file created
 //      since the last SyncDir of its directory disappears; a rename brings the
 //      old name back (with the content it has after step 2) and brings back the
-//      file the rename replaced (with its synced content); a delete brings the
-//      file back with its synced content. Entries are per directory: a rename
+//      file the rename replaced (with its durable content); a delete brings the
+//      file back with its durable content. Entries are per directory: a rename
 //      across directories needs a SyncDir of both.
 //   4. The file system is usable again: SetFilesystemActive(true), injected
 //      errors cleared, and tracking restarts with every file considered
 //      durable.
 //
-// Crash modes, for a file of `size` bytes whose first `synced` are durable:
-//   kDropUnsynced: the file is cut to `synced`.
-//   kTornTail: the file keeps `synced` plus a seeded random prefix (0 to all)
-//     of its unsynced bytes.
-//   kTornSectors: each 512-byte sector overlapping [synced, size) (sectors are
-//     aligned to absolute file offsets; the part of a sector below `synced` is
-//     kept as is) is independently kept, zeroed, or overwritten with seeded
-//     garbage that differs from the original bytes, each with probability
-//     1/3. Then, with probability 1/2, the file is cut right after the last
-//     kept sector (at `synced` when no unsynced sector was kept). So a later
-//     sector can survive while an earlier one is lost, and the file may end in
-//     zeros or garbage.
+// Crash modes, for a file of `size` bytes whose durable size is `synced`. The
+// unsynced bytes are taken in file-offset order: first the overwritten ranges
+// below `synced`, then the tail [synced, size). To "revert" an overwritten
+// byte is to put its pre-image back; to revert a tail byte is to cut it (or,
+// in kTornSectors, to zero it). Without overwrites the modes are exactly what
+// they were for append-only files.
+//   kDropUnsynced: every unsynced byte is reverted: overwritten ranges get
+//     their pre-images back and the file is cut to `synced`.
+//   kTornTail: a seeded random prefix (0 to all) of the unsynced bytes, in
+//     file-offset order, survives; the rest is reverted. The file keeps at
+//     least `synced` bytes.
+//   kTornSectors: each 512-byte sector holding unsynced bytes (sectors are
+//     aligned to absolute file offsets; the durable bytes of a sector are kept
+//     as is) is independently kept (new bytes), reverted (pre-images below
+//     `synced`, zeros in the tail), or overwritten with seeded garbage that
+//     differs both from the new bytes and from the reverted ones, each with
+//     probability 1/3. Then, with probability 1/2, the file is cut right
+//     after the last kept sector, but never below `synced`. So a later sector
+//     can survive while an earlier one is lost, and the file may end in zeros
+//     or garbage.
 // Randomness is derived from (seed, path) only and files are visited in sorted
 // order, so the same seed and the same history give the same bytes.
 //
-// TruncateFile(path, n): the visible size becomes n and the synced size becomes
-// min(synced, n). A shrink is treated as durable at once (a crash never brings
-// the cut bytes back; NewWritableFile over an existing file is a shrink to 0);
-// the zeros added by an extending truncate are unsynced until the next Sync. A
-// real file system may keep the old tail until the file is synced; this model
-// does not produce that outcome.
+// TruncateFile(path, n): the visible size becomes n, the synced size becomes
+// min(synced, n) and pre-images at or beyond n are dropped. A shrink is
+// treated as durable at once (a crash never brings the cut bytes back;
+// NewWritableFile over an existing file is a shrink to 0, which also drops
+// every pre-image); the zeros added by an extending truncate are unsynced
+// until the next Sync. A real file system may keep the old tail until the
+// file is synced; this model does not produce that outcome.
 //
 // Errors. SetFilesystemActive(false, error) makes every call (on the Env and on
 // its open handles) fail with `error`; FileExists returns false, NowMicros
 // still works. InjectError fails chosen operations; the injected status reaches
 // the caller unchanged. A failed Append (injected) does not reach the base file
-// and changes no recorded state; a failed Sync leaves the synced size
-// unchanged. Close and Allocate fail only while the file system is inactive.
+// and changes no recorded state (no pre-image is taken); a failed Sync leaves
+// the synced size and the pre-images unchanged. Close and Allocate fail only
+// while the file system is inactive. Handles from ReopenWritableFile go
+// through the same checks as other writable handles.
 //
 // Limits: creating a directory is not tracked (a created directory survives a
 // crash even if its parent was never synced); a file written by several handles
-// at once is tracked per file, not per handle; a file removed by a delete that
-// is later undone comes back with the synced content it had when it was
-// deleted.
+// at once is tracked per file, not per handle (a Sync through one handle makes
+// the writes of all of them durable, including one racing with it); a file
+// removed by a delete that is later undone comes back with the durable content
+// it had when it was deleted. Reverting an overwrite at a crash writes through
+// the base Env's ReopenWritableFile (a base without it cannot produce
+// overwrites in the first place).
 //
 // Thread safety: all methods may be called from several threads at once. A
 // crash waits for calls in flight to finish. REQUIRES: the FaultInjectionEnv
@@ -78,6 +110,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -91,14 +124,16 @@ namespace segwal {
 enum class CrashMode {
   kDropUnsynced,  // every byte not covered by a successful Sync is lost
   kTornTail,      // each file keeps a random prefix of its unsynced bytes
-  kTornSectors,   // unsynced 512-byte sectors are independently kept, zeroed,
-                  // or filled with garbage
+  kTornSectors,   // unsynced 512-byte sectors are independently kept,
+                  // reverted (zeroed past the durable size), or filled with
+                  // garbage
 };
 
 // Operations InjectError can fail, as a bit set.
 enum FaultOp : uint32_t {
   kOpOpen = 1,        // NewWritableFile[WithOptions], NewAppendableFile,
-                      // NewSequentialFile, NewRandomAccessFile, LockFile
+                      // ReopenWritableFile, NewSequentialFile,
+                      // NewRandomAccessFile, LockFile
   kOpAppend = 2,      // WritableFile::Append
   kOpFlush = 4,       // WritableFile::Flush
   kOpSync = 8,        // WritableFile::Sync
@@ -153,15 +188,30 @@ class FaultInjectionEnv : public Env {
   uint64_t OpCount(uint32_t ops) const;
   // Number of SimulateCrash calls so far.
   uint64_t CrashCount() const;
-  // The durable prefix of `path`: what a kDropUnsynced crash would keep (not
+  // The durable size of `path`: the size a kDropUnsynced crash would leave (not
   // counting directory-entry loss). A file never written through this Env
   // reports its current size. NotFound if the file does not exist.
   absl::StatusOr<uint64_t> SyncedSize(const std::string& path) const;
+  // The bytes a kDropUnsynced crash would leave in `path` (not counting
+  // directory-entry loss): its first SyncedSize bytes with the pre-images of
+  // unsynced overwrites put back. A file never written through this Env
+  // reports its current content. NotFound if the file does not exist.
+  absl::StatusOr<std::string> DurableContent(const std::string& path) const;
   // Bytes the file holds as far as this Env knows, including unsynced ones (may
   // exceed GetFileSize while a base handle buffers). NotFound if missing.
   absl::StatusOr<uint64_t> AppendedSize(const std::string& path) const;
-  // Paths (sorted) of files whose appended size exceeds their synced size.
+  // Paths (sorted) of files with unsynced bytes: an appended size beyond the
+  // synced size, or an overwrite not yet synced.
   std::vector<std::string> FilesWithUnsyncedData() const;
+  // What the last SimulateCrash did to the sectors holding unsynced bytes in
+  // kTornSectors mode (all zero after a crash in another mode), so tests can
+  // check each sector's fate against its bytes.
+  struct TornSectorCounts {
+    uint64_t kept = 0;
+    uint64_t reverted = 0;  // pre-images put back, tail bytes zeroed
+    uint64_t garbled = 0;
+  };
+  TornSectorCounts LastCrashTornSectors() const;
   // Paths (sorted) whose directory entry differs from its durable state:
   // created, renamed to, renamed away or deleted since the last SyncDir of the
   // directory.
@@ -188,6 +238,10 @@ class FaultInjectionEnv : public Env {
   absl::Status TruncateFile(const std::string& path, uint64_t size) override;
   absl::Status CreateDirIfMissing(const std::string& dir) override;
   absl::Status SyncDir(const std::string& dir) override;
+  // Forwards to the base (Unimplemented if it cannot overwrite in place); see
+  // the top of this file for how the overwritten bytes are tracked.
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path, uint64_t offset) override;
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
       const std::string& path, const FileOptions& options) override;
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
@@ -205,14 +259,17 @@ class FaultInjectionEnv : public Env {
   // What this Env knows about one file (an inode: it keeps its identity across
   // renames). Files are numbered from 1 in the order this Env first sees them.
   struct FileState {
-    uint64_t size = 0;      // bytes appended, as far as this Env knows
-    uint64_t synced = 0;    // durable prefix; <= size
+    uint64_t size = 0;    // visible size, as far as this Env knows
+    uint64_t synced = 0;  // durable size; <= size
+    // Offset -> the durable bytes an unsynced overwrite replaced there. Ranges
+    // are disjoint, never adjacent (merged), and below `synced`.
+    std::map<uint64_t, std::string> preimages;
     std::string live_path;  // normalized path it has now; "" once unlinked
     // Number of undo records (undo_) that would bring this file back. When it
     // drops to zero and the file is unlinked, the state is forgotten.
     int undo_refs = 0;
-    // The synced bytes, captured when the file lost its last name while an undo
-    // record still refers to it (the base file is gone then).
+    // The durable content, captured when the file lost its last name while an
+    // undo record still refers to it (the base file is gone then).
     bool has_saved_bytes = false;
     std::string saved_bytes;
   };
@@ -248,8 +305,8 @@ class FaultInjectionEnv : public Env {
   // last SyncDir of its directory.
   void RecordDirChange(const std::string& norm, const std::string& raw)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Before `file` loses its last name: keeps its synced bytes if an undo record
-  // may bring it back.
+  // Before `file` loses its last name: keeps its durable content if an undo
+  // record may bring it back.
   absl::Status SaveBytesIfUndoable(uint64_t file, const std::string& raw)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the name `norm`; forgets its file if nothing can bring it back.
@@ -268,8 +325,28 @@ class FaultInjectionEnv : public Env {
                               const FileState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The durable content of the tracked file `state`, read from `raw`.
+  absl::StatusOr<std::string> ReadDurableContent(const FileState& state,
+                                                 const std::string& raw) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Cuts the recorded state of a file to `size` bytes, durably (see
+  // TruncateFile above).
+  static void ShrinkState(FileState& state, uint64_t size);
+
   // Handle bookkeeping, called by the handles.
   void AddAppended(uint64_t file, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // Before an overwrite of [offset, offset + n): reads, through `reader` (the
+  // base file), the bytes in that range that are still durable and have no
+  // pre-image yet. Appends (offset, bytes) pairs to `preimages`.
+  absl::Status ReadPreimages(
+      uint64_t file, const RandomAccessFile& reader, uint64_t offset,
+      uint64_t n, std::vector<std::pair<uint64_t, std::string>>* preimages)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // After the base wrote `written` bytes at `offset`: extends the visible size
+  // and keeps the pre-images (read by ReadPreimages) of the bytes written.
+  void AddOverwritten(uint64_t file, uint64_t offset, uint64_t written,
+                      std::vector<std::pair<uint64_t, std::string>> preimages)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   Env* const base_;
 
@@ -286,6 +363,7 @@ class FaultInjectionEnv : public Env {
   std::vector<Injection> injections_ ABSL_GUARDED_BY(mu_);
   std::array<uint64_t, 9> op_counts_ ABSL_GUARDED_BY(mu_) = {};
   uint64_t crash_count_ ABSL_GUARDED_BY(mu_) = 0;
+  TornSectorCounts torn_sectors_ ABSL_GUARDED_BY(mu_);
 
   uint64_t next_file_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, FileState> files_ ABSL_GUARDED_BY(mu_);

@@ -118,6 +118,22 @@ class FaultInjectionEnvTest : public ::testing::TestWithParam<BaseKind> {
     ASSERT_OK(base_->SyncDir(root_));
   }
 
+  // Rewrites `name` in place from `offset` (ReopenWritableFile): writes
+  // `synced` and Syncs (unless it is empty: a Sync would make every earlier
+  // write to the file durable too), then writes `unsynced` and closes (not a
+  // sync).
+  void Overwrite(const std::string& name, uint64_t offset,
+                 absl::string_view synced, absl::string_view unsynced) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
+                         fi_->ReopenWritableFile(Path(name), offset));
+    if (!synced.empty()) {
+      ASSERT_OK(file->Append(synced));
+      ASSERT_OK(file->Sync());
+    }
+    ASSERT_OK(file->Append(unsynced));
+    ASSERT_OK(file->Close());
+  }
+
   std::optional<std::string> Contents(const std::string& name) {
     return ReadAll(base_, Path(name));
   }
@@ -811,6 +827,404 @@ TEST_P(FaultInjectionEnvTest, TrackingRestartsAfterCrash) {
   EXPECT_EQ(fi_->CrashCount(), 2u);
 }
 
+// ---- Overwrites in place (ReopenWritableFile). ----
+
+// `data` with `patch` written over it at `offset` (extending it if needed).
+std::string Patched(std::string data, size_t offset, absl::string_view patch) {
+  if (data.size() < offset + patch.size()) data.resize(offset + patch.size());
+  data.replace(offset, patch.size(), patch.data(), patch.size());
+  return data;
+}
+
+TEST_P(FaultInjectionEnvTest, PreallocatedOverwriteDropUnsyncedRevertsToZeros) {
+  const std::string zeros(8192, '\0');
+  WriteBaseFile("a", zeros);  // preallocated, never seen by fi_: durable
+  testutil::Random rnd(21);
+  const std::string synced = rnd.RandomBytes(1000);
+  const std::string unsynced = rnd.RandomBytes(3000);
+  Overwrite("a", 0, synced, unsynced);
+  EXPECT_THAT(fi_->SyncedSize(Path("a")), IsOkAndHolds(8192));
+  EXPECT_THAT(fi_->AppendedSize(Path("a")), IsOkAndHolds(8192));
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), ElementsAre(Path("a")));
+  const std::string durable = Patched(zeros, 0, synced);
+  EXPECT_THAT(fi_->DurableContent(Path("a")), IsOkAndHolds(durable));
+  EXPECT_EQ(Contents("a"), Patched(durable, 1000, unsynced));
+
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  // The file keeps its preallocated size; the unsynced bytes are zeros again.
+  EXPECT_EQ(Contents("a"), durable);
+}
+
+TEST_P(FaultInjectionEnvTest, PreallocatedOverwriteTornTailKeepsPrefixInOrder) {
+  // 4096 preallocated zeros; 1000 synced bytes, then 4000 unsynced ones that
+  // overwrite [1000, 4096) and extend the file to 5000.
+  const std::string zeros(4096, '\0');
+  testutil::Random rnd(22);
+  const std::string synced = rnd.RandomBytes(1000);
+  const std::string unsynced = rnd.RandomBytes(4000);
+  std::set<size_t> kept_counts;
+  bool reverted_below_durable_size = false, kept_beyond_it = false;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    ResetBase();
+    WriteBaseFile("a", zeros);
+    Overwrite("a", 0, synced, unsynced);
+    EXPECT_THAT(fi_->SyncedSize(Path("a")), IsOkAndHolds(4096));
+    EXPECT_THAT(fi_->AppendedSize(Path("a")), IsOkAndHolds(5000));
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kTornTail, seed));
+    std::optional<std::string> got = Contents("a");
+    ASSERT_TRUE(got.has_value());
+    ASSERT_GE(got->size(), 4096u) << "seed " << seed;
+    // Some k: the first k unsynced bytes survive, the rest is reverted (zeros
+    // below 4096, cut beyond).
+    size_t k = got->size() - 1000;
+    if (got->size() == 4096) {
+      k = 0;
+      while (k < 3096 && (*got)[1000 + k] == unsynced[k]) ++k;
+    }
+    const std::string expected =
+        Patched(Patched(zeros, 0, synced), 1000, unsynced.substr(0, k));
+    EXPECT_EQ(*got, expected) << "seed " << seed << " k " << k;
+    kept_counts.insert(k);
+    if (k < 3096) reverted_below_durable_size = true;
+    if (k > 3096) kept_beyond_it = true;
+  }
+  EXPECT_GE(kept_counts.size(), 20u);
+  EXPECT_TRUE(reverted_below_durable_size);
+  EXPECT_TRUE(kept_beyond_it);
+}
+
+// kTornSectors over a file of 4096 durable bytes `old` (zeros: preallocated;
+// random: a recycled segment), overwritten with 700 synced bytes then 4600
+// unsynced ones, which run 1204 bytes past the old end.
+TEST_P(FaultInjectionEnvTest, TornSectorsOverwriteKeepsRevertsOrGarbles) {
+  testutil::Random rnd(23);
+  const std::string written = rnd.RandomBytes(5300);
+  constexpr size_t kSynced = 700;
+  constexpr size_t kDurable = 4096;
+  for (const std::string& old :
+       {std::string(kDurable, '\0'), rnd.RandomBytes(kDurable)}) {
+    SCOPED_TRACE(old[0] == '\0' && old[1] == '\0' ? "preallocated"
+                                                  : "recycled");
+    // What reverting gives: the old bytes below kDurable, zeros beyond.
+    const std::string reverted = old + std::string(5300 - kDurable, '\0');
+    uint64_t kept = 0, reverted_count = 0, garbled = 0;
+    int reverted_below_durable = 0, later_kept_after_lost = 0, cut = 0;
+    for (uint64_t seed = 0; seed < 60; ++seed) {
+      ResetBase();
+      WriteBaseFile("a", old);
+      Overwrite("a", 0, absl::string_view(written).substr(0, kSynced),
+                absl::string_view(written).substr(kSynced));
+      ASSERT_OK(fi_->SimulateCrash(CrashMode::kTornSectors, seed));
+      const FaultInjectionEnv::TornSectorCounts counts =
+          fi_->LastCrashTornSectors();
+      // Sectors 1 (partly) to 10 hold unsynced bytes.
+      EXPECT_EQ(counts.kept + counts.reverted + counts.garbled, 10u);
+      std::optional<std::string> got = Contents("a");
+      ASSERT_TRUE(got.has_value());
+      // Never cut below the durable size; a cut lands on a sector boundary.
+      ASSERT_GE(got->size(), kDurable) << "seed " << seed;
+      ASSERT_LE(got->size(), written.size()) << "seed " << seed;
+      if (got->size() != written.size()) {
+        ++cut;
+        EXPECT_EQ(got->size() % 512, 0u) << "seed " << seed;
+      }
+      EXPECT_EQ(got->substr(0, kSynced), written.substr(0, kSynced))
+          << "seed " << seed;
+      uint64_t seen_kept = 0;
+      bool lost_before = false;
+      std::string last_kind;
+      for (size_t sector = 512; sector < got->size(); sector += 512) {
+        const size_t begin = std::max(sector, kSynced);
+        const size_t end = std::min(sector + 512, got->size());
+        const std::string now = got->substr(begin, end - begin);
+        if (now == written.substr(begin, end - begin)) {
+          ++kept, ++seen_kept;
+          last_kind = "kept";
+          if (lost_before) ++later_kept_after_lost;
+        } else if (now == reverted.substr(begin, end - begin)) {
+          ++reverted_count;
+          last_kind = "reverted";
+          lost_before = true;
+          if (end <= kDurable) ++reverted_below_durable;
+        } else {
+          ++garbled;
+          last_kind = "garbled";
+          lost_before = true;
+        }
+      }
+      // A cut drops only reverted or garbled sectors, never a kept one.
+      EXPECT_EQ(seen_kept, counts.kept) << "seed " << seed;
+      if (got->size() > kDurable && got->size() != written.size()) {
+        EXPECT_EQ(last_kind, "kept") << "seed " << seed;
+      }
+    }
+    EXPECT_GT(kept, 0u);
+    EXPECT_GT(reverted_count, 0u);
+    EXPECT_GT(garbled, 0u);
+    EXPECT_GT(reverted_below_durable, 0);
+    EXPECT_GT(later_kept_after_lost, 0);
+    EXPECT_GT(cut, 0);
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, TornSectorsGarbageIsNeverTheNewOrOldBytes) {
+  // One-byte overwrites, one per sector: a random garbage byte would equal the
+  // new or the old byte about once in 128 garbled sectors. A sector's bytes
+  // must tell what the crash did to it.
+  constexpr size_t kSectors = 64;
+  const std::string old = testutil::Random(24).RandomBytes(kSectors * 512);
+  uint64_t garbled = 0;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    ResetBase();
+    WriteFile("a", old, "");
+    std::string written = old;
+    for (size_t i = 0; i < kSectors; ++i) {
+      const size_t at = i * 512 + (i * 37) % 512;
+      written[at] = static_cast<char>(old[at] + 1 + i % 3);
+      Overwrite("a", at, "", written.substr(at, 1));
+    }
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kTornSectors, seed));
+    const FaultInjectionEnv::TornSectorCounts counts =
+        fi_->LastCrashTornSectors();
+    std::optional<std::string> got = Contents("a");
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->size(), old.size()) << "seed " << seed;
+    uint64_t now_new = 0, now_old = 0, now_other = 0;
+    for (size_t i = 0; i < got->size(); ++i) {
+      if (written[i] == old[i]) {
+        ASSERT_EQ((*got)[i], old[i]) << "durable byte " << i << " changed";
+      } else if ((*got)[i] == written[i]) {
+        ++now_new;
+      } else if ((*got)[i] == old[i]) {
+        ++now_old;
+      } else {
+        ++now_other;
+      }
+    }
+    EXPECT_EQ(now_new, counts.kept) << "seed " << seed;
+    EXPECT_EQ(now_old, counts.reverted) << "seed " << seed;
+    EXPECT_EQ(now_other, counts.garbled) << "seed " << seed;
+    garbled += counts.garbled;
+  }
+  EXPECT_GT(garbled, 1000u);  // enough draws to catch a collision
+}
+
+TEST_P(FaultInjectionEnvTest, SyncedOverwriteSurvivesEveryMode) {
+  testutil::Random rnd(25);
+  const std::string old = rnd.RandomBytes(3000);
+  const std::string written = rnd.RandomBytes(2500);  // [1000, 3500)
+  const std::string expected = Patched(old, 1000, written);
+  for (CrashMode mode : kAllModes) {
+    for (uint64_t seed = 0; seed < 10; ++seed) {
+      ResetBase();
+      WriteFile("a", old, "");
+      Overwrite("a", 1000, written, "");
+      EXPECT_THAT(fi_->FilesWithUnsyncedData(), IsEmpty());
+      EXPECT_THAT(fi_->SyncedSize(Path("a")), IsOkAndHolds(3500));
+      ASSERT_OK(fi_->SimulateCrash(mode, seed));
+      EXPECT_EQ(Contents("a"), expected)
+          << "mode " << static_cast<int>(mode) << " seed " << seed;
+    }
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, RecycledOverwriteRevertsToOldBytes) {
+  testutil::Random rnd(26);
+  const std::string old = rnd.RandomBytes(5000);
+  WriteFile("a", old, "");
+  const std::string first = rnd.RandomBytes(1200);
+  const std::string second = rnd.RandomBytes(1800);
+  // Two writes over the same durable bytes: the pre-image is the durable one,
+  // not what the first write left.
+  Overwrite("a", 0, "", first);
+  Overwrite("a", 600, "", second);
+  EXPECT_THAT(fi_->DurableContent(Path("a")), IsOkAndHolds(old));
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), ElementsAre(Path("a")));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), old);
+}
+
+TEST_P(FaultInjectionEnvTest, OverwriteOfUnsyncedBytesIsNotSaved) {
+  // 100 synced bytes and 100 unsynced ones; an overwrite of [50, 150) only
+  // has a durable pre-image for [50, 100).
+  testutil::Random rnd(27);
+  const std::string synced = rnd.RandomBytes(100);
+  WriteFile("a", synced, rnd.RandomBytes(100));
+  Overwrite("a", 50, "", rnd.RandomBytes(100));
+  EXPECT_THAT(fi_->SyncedSize(Path("a")), IsOkAndHolds(100));
+  EXPECT_THAT(fi_->AppendedSize(Path("a")), IsOkAndHolds(200));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), synced);
+}
+
+TEST_P(FaultInjectionEnvTest, OverwriteCrashIsDeterministic) {
+  testutil::Random rnd(28);
+  const std::string old = rnd.RandomBytes(6000);
+  const std::string synced = rnd.RandomBytes(500);
+  const std::string unsynced = rnd.RandomBytes(7000);
+  auto crash = [&](CrashMode mode, uint64_t seed) {
+    ResetBase();
+    WriteFile("a", old, "");
+    Overwrite("a", 300, synced, unsynced);
+    EXPECT_OK(fi_->SimulateCrash(mode, seed));
+    return Contents("a").value_or("<missing>");
+  };
+  for (CrashMode mode : {CrashMode::kTornTail, CrashMode::kTornSectors}) {
+    std::set<std::string> outcomes;
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      const std::string first = crash(mode, seed);
+      EXPECT_EQ(crash(mode, seed), first)
+          << "mode " << static_cast<int>(mode) << " seed " << seed;
+      outcomes.insert(first);
+    }
+    EXPECT_GE(outcomes.size(), 3u) << "mode " << static_cast<int>(mode);
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, ReopenedHandleGoesThroughInjection) {
+  const std::string old = "0123456789abcdef";
+  WriteFile("a", old, "");
+  EXPECT_THAT(fi_->ReopenWritableFile(Path("missing"), 0).status(),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(fi_->ReopenWritableFile(Path("a"), 17).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  const uint64_t opens = fi_->OpCount(kOpOpen);
+  fi_->InjectError(kOpOpen, absl::ResourceExhaustedError("open"), "a");
+  EXPECT_THAT(fi_->ReopenWritableFile(Path("a"), 0).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(fi_->OpCount(kOpOpen), opens + 1);
+
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
+                       fi_->ReopenWritableFile(Path("a"), 4));
+  // A failed Append neither writes nor takes a pre-image.
+  fi_->InjectError(kOpAppend, absl::ResourceExhaustedError("disk full"));
+  EXPECT_THAT(file->Append("XYZ"),
+              StatusIs(absl::StatusCode::kResourceExhausted, "disk full"));
+  EXPECT_EQ(file->Size(), 4u);
+  EXPECT_EQ(Contents("a"), old);
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), IsEmpty());
+  EXPECT_THAT(fi_->AppendedSize(Path("a")), IsOkAndHolds(16));
+
+  // A failed Sync keeps the overwrite unsynced.
+  ASSERT_OK(file->Append("XYZ"));
+  fi_->InjectError(kOpSync, absl::DataLossError("EIO"));
+  EXPECT_THAT(file->Sync(), StatusIs(absl::StatusCode::kDataLoss));
+  ASSERT_OK(file->Flush());
+  EXPECT_EQ(Contents("a"), "0123XYZ789abcdef");
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), ElementsAre(Path("a")));
+  EXPECT_THAT(fi_->DurableContent(Path("a")), IsOkAndHolds(old));
+
+  fi_->SetFilesystemActive(false);
+  EXPECT_THAT(file->Append("Q"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(file->Sync(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(fi_->ReopenWritableFile(Path("a"), 0).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+  fi_->SetFilesystemActive(true);
+
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), old);
+  EXPECT_THAT(file->Append("Q"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                          HasSubstr("stale handle")));
+  file.reset();
+  EXPECT_EQ(Contents("a"), old);
+}
+
+TEST_P(FaultInjectionEnvTest, RenameAfterOverwriteKeepsPreimages) {
+  testutil::Random rnd(29);
+  const std::string old = rnd.RandomBytes(2000);
+  const std::string unsynced = rnd.RandomBytes(700);
+  // Durable rename: the pre-images follow the file to its new name.
+  WriteFile("a", old, "");
+  Overwrite("a", 100, "", unsynced);
+  ASSERT_OK(fi_->RenameFile(Path("a"), Path("b")));
+  ASSERT_OK(fi_->SyncDir(root_));
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), ElementsAre(Path("b")));
+  EXPECT_THAT(fi_->DurableContent(Path("b")), IsOkAndHolds(old));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), std::nullopt);
+  EXPECT_EQ(Contents("b"), old);
+
+  // Undone rename: the old name comes back with the content after the crash
+  // step, and the file the rename replaced comes back with its durable bytes.
+  ResetBase();
+  const std::string replaced = rnd.RandomBytes(300);
+  WriteFile("a", old, "");
+  WriteFile("b", replaced, "");
+  Overwrite("a", 100, "", unsynced);
+  ASSERT_OK(fi_->RenameFile(Path("a"), Path("b")));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), old);
+  EXPECT_EQ(Contents("b"), replaced);
+}
+
+TEST_P(FaultInjectionEnvTest, UndoneDeleteAfterOverwriteRestoresDurableBytes) {
+  testutil::Random rnd(30);
+  const std::string old = rnd.RandomBytes(1500);
+  WriteFile("a", old, "");
+  Overwrite("a", 0, "", rnd.RandomBytes(1000));
+  ASSERT_OK(fi_->DeleteFile(Path("a")));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kTornSectors, 1));
+  EXPECT_EQ(Contents("a"), old);
+}
+
+TEST_P(FaultInjectionEnvTest,
+       RenameOverOverwrittenFileRestoresItsDurableBytes) {
+  testutil::Random rnd(31);
+  const std::string old = rnd.RandomBytes(1500);
+  WriteFile("a", old, "");
+  WriteFile("b", "other", "");
+  Overwrite("a", 200, "", rnd.RandomBytes(900));
+  ASSERT_OK(fi_->RenameFile(Path("b"), Path("a")));  // replaces "a"
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), old);
+  EXPECT_EQ(Contents("b"), "other");
+}
+
+TEST_P(FaultInjectionEnvTest,
+       NewWritableFileOverOverwrittenFileDropsPreimages) {
+  testutil::Random rnd(32);
+  WriteFile("a", rnd.RandomBytes(1000), "");
+  Overwrite("a", 0, "", rnd.RandomBytes(400));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
+                       fi_->NewWritableFile(Path("a")));
+  ASSERT_OK(file->Append("fresh"));
+  ASSERT_OK(file->Sync());
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), IsEmpty());
+  for (CrashMode mode : kAllModes) {
+    ASSERT_OK(fi_->SimulateCrash(mode, 1));
+    EXPECT_EQ(Contents("a"), "fresh") << "mode " << static_cast<int>(mode);
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, TruncateCutsPreimagesWithTheFile) {
+  testutil::Random rnd(33);
+  const std::string old = rnd.RandomBytes(1000);
+  WriteFile("a", old, "");
+  Overwrite("a", 0, "", rnd.RandomBytes(600));
+  ASSERT_OK(fi_->TruncateFile(Path("a"), 300));
+  EXPECT_THAT(fi_->SyncedSize(Path("a")), IsOkAndHolds(300));
+  EXPECT_THAT(fi_->DurableContent(Path("a")), IsOkAndHolds(old.substr(0, 300)));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), old.substr(0, 300));
+}
+
+TEST_P(FaultInjectionEnvTest, SyncThroughAnyHandleMakesOverwritesDurable) {
+  testutil::Random rnd(34);
+  const std::string old = rnd.RandomBytes(1000);
+  const std::string written = rnd.RandomBytes(300);
+  WriteFile("a", old, "");
+  Overwrite("a", 0, "", written);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> appender,
+                       fi_->NewAppendableFile(Path("a")));
+  ASSERT_OK(appender->Append("tail"));
+  ASSERT_OK(appender->Sync());  // fdatasync covers the whole file
+  ASSERT_OK(appender->Close());
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), IsEmpty());
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), Patched(old, 0, written) + "tail");
+}
+
 // ---- Introspection and forwarding. ----
 
 TEST_P(FaultInjectionEnvTest, OpCountCountsCallsIncludingFailures) {
@@ -1033,6 +1447,47 @@ TEST_P(FaultInjectionEnvTest, CrashDuringConcurrentWritesIsSafe) {
   for (std::thread& w : writers) w.join();
   // Nothing was dir-synced: every file vanished, and no stale handle wrote.
   EXPECT_THAT(Snapshot(), IsEmpty());
+}
+
+TEST_P(FaultInjectionEnvTest, CrashDuringConcurrentOverwritesIsSafe) {
+  constexpr int kThreads = 4;
+  constexpr size_t kFileSize = 64 << 10;
+  for (int t = 0; t < kThreads; ++t) {
+    WriteBaseFile(absl::StrCat("t", t), std::string(kFileSize, '\0'));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> opened{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      absl::StatusOr<std::unique_ptr<WritableFile>> file =
+          fi_->ReopenWritableFile(Path(absl::StrCat("t", t)), 0);
+      ++opened;
+      ASSERT_OK(file);
+      // Stays below kFileSize: 10 bytes per round.
+      for (int round = 0; round < 6000 && !stop.load(); ++round) {
+        absl::Status s = (*file)->Append("0123456789");
+        if (s.ok() && round % 2 == 0) s = (*file)->Sync();
+        if (!s.ok()) {
+          // The only way to fail here: the handle went stale in the crash.
+          EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition));
+          return;
+        }
+        std::this_thread::yield();
+      }
+    });
+  }
+  while (opened.load() < kThreads) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kTornSectors, 3));
+  stop = true;
+  for (std::thread& w : writers) w.join();
+  // Preallocated files keep their size whatever the crash tore.
+  for (int t = 0; t < kThreads; ++t) {
+    std::optional<std::string> got = Contents(absl::StrCat("t", t));
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->size(), kFileSize);
+  }
 }
 
 }  // namespace
