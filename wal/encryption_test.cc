@@ -1044,6 +1044,7 @@ TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
                                     1024 + rnd.Uniform(8192));
     o.write_buffer_size = size_t{64} << rnd.Uniform(8);
     o.recovery_mode = mode;
+    o.background_preallocation = false;  // a fixed order of file operations
     auto w = SegmentedWal::Open(o);
     if (!w.ok() && mode == RecoveryMode::kAbsoluteConsistency) {
       // Refusing a torn tail is its job (DataLoss, nothing changed).

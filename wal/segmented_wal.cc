@@ -213,14 +213,20 @@ class SegmentedWal::Impl {
   // Writes a zero-filled spare of about segment_target_size and adds it to
   // spares_. On failure deletes what it wrote. REQUIRES: mu_ not held.
   absl::Status PrepareSpare();
-  // PrepareSpare, and on failure stops using spares (counted in stats).
-  void PrepareSpareOrGiveUp();
+  // PrepareSpare; on failure stops using spares (counted in stats). A full
+  // disk (ResourceExhausted) only ends preallocation: records go on until
+  // their own writes fail. Any other error is returned, and the caller
+  // poisons the instance as for any failed write.
+  absl::Status PrepareSpareOrGiveUp();
   std::optional<Spare> TakeSpare();
   // Creates `seg` by writing `header` into `spare` (synced), renaming it to the
-  // segment's name and syncing the directory. As the I/O token holder.
+  // segment's name and syncing the directory. As the I/O token holder. If the
+  // Env cannot write in place, sets *unsupported, stops using spares (deleting
+  // them) and returns OK with nothing done.
   absl::Status CreateInSpare(Segment* seg, const Spare& spare,
                              const std::string& header,
-                             std::vector<uint64_t>* sync_micros);
+                             std::vector<uint64_t>* sync_micros,
+                             bool* unsupported);
   void StartSpareThread();
   void SpareThreadMain();
 
@@ -486,12 +492,16 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             port::MutexLock l(&mu_);
             want = spares_enabled_ && spares_.empty();
           }
-          if (want) PrepareSpareOrGiveUp();  // in line: a fixed op order
+          if (want) s = PrepareSpareOrGiveUp();  // in line: a fixed op order
+          if (!s.ok()) break;
         }
         if (std::optional<Spare> spare = TakeSpare()) {
-          s = CreateInSpare(seg, *spare, op.data, &sync_micros);
-          if (s.ok()) from_spares++;
-          break;
+          bool unsupported = false;
+          s = CreateInSpare(seg, *spare, op.data, &sync_micros, &unsupported);
+          if (!unsupported) {
+            if (s.ok()) from_spares++;
+            break;
+          }
         }
         auto file = env_->NewWritableFile(seg->path);
         if (!file.ok()) {
@@ -613,13 +623,8 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
 // Spare files.
 
 void SegmentedWal::Impl::SetUpSpares(const std::vector<std::string>& children) {
-  bool enabled = options_.preallocate_segments;
-  if (enabled) {
-    // An Env that cannot write in place says Unimplemented (no file is
-    // touched: spare 0 is never created).
-    auto probe = env_->ReopenWritableFile(SparePath(0), 0);
-    enabled = !absl::IsUnimplemented(probe.status());
-  }
+  // (An Env that cannot write in place is found out at the first use.)
+  const bool enabled = options_.preallocate_segments;
   const size_t keep = std::max<size_t>(1, options_.recycle_segments);
   port::MutexLock l(&mu_);
   spares_enabled_ = enabled;
@@ -677,16 +682,17 @@ absl::Status SegmentedWal::Impl::PrepareSpare() {
   return absl::OkStatus();
 }
 
-void SegmentedWal::Impl::PrepareSpareOrGiveUp() {
+absl::Status SegmentedWal::Impl::PrepareSpareOrGiveUp() {
   absl::Status s = PrepareSpare();
   port::MutexLock l(&mu_);
   spare_wanted_ = false;
-  if (!s.ok()) {
-    // Only an optimisation: segments are created as plain files from now on.
-    spares_enabled_ = false;
-    recycle_enabled_ = false;
-    stats_.spare_failures++;
-  }
+  if (s.ok()) return s;
+  // Segments are created as plain files from now on.
+  spares_enabled_ = false;
+  recycle_enabled_ = false;
+  stats_.spare_failures++;
+  if (absl::IsResourceExhausted(s)) return absl::OkStatus();
+  return s;
 }
 
 std::optional<SegmentedWal::Impl::Spare> SegmentedWal::Impl::TakeSpare() {
@@ -699,10 +705,23 @@ std::optional<SegmentedWal::Impl::Spare> SegmentedWal::Impl::TakeSpare() {
 
 absl::Status SegmentedWal::Impl::CreateInSpare(
     Segment* seg, const Spare& spare, const std::string& header,
-    std::vector<uint64_t>* sync_micros) {
+    std::vector<uint64_t>* sync_micros, bool* unsupported) {
   // The header is durable before the segment's name exists, so the name never
   // reaches stale bytes at offset 0 (FORMAT.md, "Spare files").
   auto file = env_->ReopenWritableFile(spare.path, 0);
+  if (absl::IsUnimplemented(file.status())) {
+    *unsupported = true;
+    std::deque<Spare> rest;
+    {
+      port::MutexLock l(&mu_);
+      spares_enabled_ = false;
+      recycle_enabled_ = false;
+      rest.swap(spares_);
+    }
+    rest.push_back(spare);
+    for (const Spare& sp : rest) (void)env_->DeleteFile(sp.path);
+    return absl::OkStatus();
+  }
   absl::Status s = file.status();
   if (s.ok()) s = (*file)->Append(header);
   if (s.ok()) {
@@ -747,8 +766,9 @@ void SegmentedWal::Impl::SpareThreadMain() {
     }
     if (closing_) return;
     mu_.Unlock();
-    PrepareSpareOrGiveUp();
+    absl::Status s = PrepareSpareOrGiveUp();
     mu_.Lock();
+    if (!s.ok()) PoisonLocked(s);
   }
 }
 
@@ -1522,8 +1542,8 @@ absl::Status SegmentedWal::Impl::Recover() {
       port::MutexLock l(&mu_);
       need_spare = spares_enabled_ && spares_.empty();
     }
-    if (need_spare) PrepareSpareOrGiveUp();
-    s = CreateSegmentFileNow(last_lsn + 1);
+    if (need_spare) s = PrepareSpareOrGiveUp();
+    if (s.ok()) s = CreateSegmentFileNow(last_lsn + 1);
   } else if (segs.back()->encrypted || options_.encryption_ring.has_value()) {
     // Never append to an encrypted segment this process did not create: a
     // crash may have lost records whose LSNs (nonces) were already sealed
