@@ -98,6 +98,14 @@ DEFINE_int64(write_buffer_size, 1 << 20,
              "SegmentedWalOptions::write_buffer_size, and the user buffer of "
              "rawwrite");
 DEFINE_string(compression, "none", "Record compression: none or snappy");
+DEFINE_bool(preallocate_segments, true,
+            "SegmentedWalOptions::preallocate_segments: segments start in "
+            "zero-filled spare files");
+DEFINE_bool(background_preallocation, true,
+            "SegmentedWalOptions::background_preallocation");
+DEFINE_int64(recycle_segments, 2,
+             "SegmentedWalOptions::recycle_segments (segments TruncateBefore "
+             "keeps as spares)");
 DEFINE_double(compression_ratio, 0.5,
               "Values compress to about this fraction of their size");
 DEFINE_bool(encrypt, false, "Encrypt the WAL at rest under a fresh random key");
@@ -280,6 +288,7 @@ absl::Status ValidateGlobalFlags() {
                  int64_t{1} << 30),
            check("batch_size", FLAGS_batch_size, 1, int64_t{1} << 30),
            check("open_count", FLAGS_open_count, 1, 1000000),
+           check("recycle_segments", FLAGS_recycle_segments, 0, 1000),
        }) {
     if (!s.ok()) return s;
   }
@@ -572,6 +581,9 @@ class Benchmark {
     o.compression = FLAGS_compression == "snappy" ? Compression::kSnappy
                                                   : Compression::kNone;
     o.recovery_mode = *ParseRecoveryMode(FLAGS_recovery_mode);
+    o.preallocate_segments = FLAGS_preallocate_segments;
+    o.background_preallocation = FLAGS_background_preallocation;
+    o.recycle_segments = static_cast<size_t>(FLAGS_recycle_segments);
     if (FLAGS_encrypt) o.encryption_ring.emplace(key_);
     return o;
   }
@@ -1261,6 +1273,10 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
              ? "rawsync/rawwrite only (the WAL has no direct-I/O option yet)"
              : "off");
   printf("Raw prealloc: %s\n", FLAGS_rawsync_prealloc.c_str());
+  printf("WAL spares: %s, %s, recycle up to %" PRId64 "\n",
+         FLAGS_preallocate_segments ? "zero-filled ahead" : "off",
+         FLAGS_background_preallocation ? "background" : "in line",
+         FLAGS_recycle_segments);
   printf("Seed:       %" PRIu64 "\n", seed);
   if (FLAGS_duration > 0)
     printf("Duration:   %.1f s per benchmark\n", FLAGS_duration);

@@ -39,6 +39,10 @@ absl::Status Annotate(const absl::Status& s, absl::string_view what) {
   return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
 }
 
+// Spares are zero-filled up to the segment target size, but no further than
+// this: a segment that grows beyond its spare extends the file as usual.
+constexpr uint64_t kMaxSpareSize = uint64_t{256} << 20;
+
 // Fresh random salt for a segment, from the kernel's RNG.
 void FillSalt(char* salt) {
   size_t got = 0;
@@ -656,7 +660,8 @@ absl::Status SegmentedWal::Impl::PrepareSpare() {
   const std::string path = SparePath(id);
   constexpr uint64_t kPage = 4096;
   const uint64_t size =
-      (std::max<uint64_t>(options_.segment_target_size, kSegmentHeaderSize) +
+      (std::clamp<uint64_t>(options_.segment_target_size, kSegmentHeaderSize,
+                            kMaxSpareSize) +
        kPage - 1) / kPage * kPage;
   static const std::string* const kZeros = new std::string(1 << 20, '\0');
   auto file = env_->NewWritableFile(path);

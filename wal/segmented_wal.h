@@ -94,8 +94,10 @@ struct SegmentedWalOptions {
   // optimisation: failing to prepare one is counted in WalStats and ends
   // preallocation for this instance, never fails a write.
   //
-  // Keep one zero-filled spare ready ahead of the next roll. Needs an Env with
-  // ReopenWritableFile (POSIX, MemEnv, FaultInjectionEnv); ignored otherwise.
+  // Keep one zero-filled spare (segment_target_size rounded up to 4 KiB, at
+  // most 256 MiB) ready ahead of the next roll. Needs an Env with
+  // ReopenWritableFile (POSIX, MemEnv, FaultInjectionEnv); without it the
+  // first roll finds out and spares stop.
   bool preallocate_segments = true;
   // Prepare spares on a background thread (true), starting once the active
   // segment is a quarter full, or, for tests that need file operations in a
