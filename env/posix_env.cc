@@ -28,6 +28,17 @@
 #include "port/mutex.h"
 #include "env/env.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define SEGWAL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SEGWAL_TSAN 1
+#endif
+#endif
+#ifdef SEGWAL_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace segwal {
 namespace {
 
@@ -378,6 +389,32 @@ std::atomic<int> uring_simulated_short_writes{0};
 // Entries in each file's ring: a Sync needs two (write + fsync).
 constexpr unsigned kUringEntries = 4;
 
+// liburing maps and unmaps its rings with raw system calls that TSan does not
+// intercept. When the kernel gives a closed ring's addresses to a new ring in
+// another thread, TSan would take the new ring's first SQE writes for a race
+// with the old ring's last ones; the kernel orders them (munmap before mmap),
+// and these two calls tell TSan so. No-ops in other builds.
+#ifdef SEGWAL_TSAN
+char ring_recycling;
+void RingMapped() { __tsan_acquire(&ring_recycling); }
+void RingUnmapping() { __tsan_release(&ring_recycling); }
+#else
+void RingMapped() {}
+void RingUnmapping() {}
+#endif
+
+// A new ring, or -errno.
+int InitRing(struct io_uring* ring) {
+  const int r = io_uring_queue_init(kUringEntries, ring, 0);
+  if (r == 0) RingMapped();
+  return r;
+}
+
+void ExitRing(struct io_uring* ring) {
+  RingUnmapping();
+  io_uring_queue_exit(ring);
+}
+
 struct UringProbe {
   bool ok = false;
   std::string why;
@@ -388,7 +425,7 @@ struct UringProbe {
 UringProbe RunUringProbe() {
   UringProbe p;
   struct io_uring ring;
-  const int r = io_uring_queue_init(kUringEntries, &ring, 0);
+  const int r = InitRing(&ring);
   if (r < 0) {
     p.why = absl::StrCat("io_uring_queue_init: ", ErrnoText(-r));
     return p;
@@ -405,7 +442,7 @@ UringProbe RunUringProbe() {
     p.why = "io_uring available (IORING_OP_WRITE, IORING_OP_FSYNC)";
   }
   if (probe != nullptr) io_uring_free_probe(probe);
-  io_uring_queue_exit(&ring);
+  ExitRing(&ring);
   return p;
 }
 
@@ -489,7 +526,7 @@ class PosixUringWritableFile final : public WritableFile {
     if (fd_ < 0) return ClosedError("close", path_);
     absl::Status s = error_.ok() ? FlushBuffer(/*sync=*/false) : error_;
     // Nothing is in flight: every submission was waited for.
-    io_uring_queue_exit(&ring_);
+    ExitRing(&ring_);
     if (::close(fd_) != 0 && s.ok()) s = PosixError("close", path_, errno);
     fd_ = -1;
     return s;
@@ -661,7 +698,7 @@ std::unique_ptr<WritableFile> NewPosixWritableFile(const std::string& path,
     std::string why;
     if (PosixIoUringAvailable(&why)) {
       struct io_uring ring;
-      const int r = io_uring_queue_init(kUringEntries, &ring, 0);
+      const int r = InitRing(&ring);
       if (r == 0) {
         return std::make_unique<PosixUringWritableFile>(path, fd, ring, offset);
       }
