@@ -594,7 +594,7 @@ class PosixUringWritableFile final : public WritableFile {
       }
       bool wrote_all = true;
       if (chunk > 0) {
-        if (write_res == -EINTR || write_res == -EAGAIN) continue;  // again
+        if (write_res == -EINTR) continue;  // as write(2): try again
         if (write_res < 0) {
           return Poison(PosixError("write", path_, -write_res));
         }
