@@ -102,6 +102,17 @@ absl::StatusOr<std::unique_ptr<WritableFile>> Env::ReopenWritableFile(
       ": this Env cannot overwrite files in place"));
 }
 
+absl::StatusOr<std::unique_ptr<WritableFile>>
+Env::ReopenWritableFileWithOptions(const std::string& path, uint64_t offset,
+                                   const FileOptions& options) {
+  if (options.use_direct_io || options.use_io_uring) {
+    return absl::UnimplementedError(absl::StrCat(
+        "reopen ", path, " for writing at offset ", offset,
+        ": this Env takes no file options (direct I/O, io_uring)"));
+  }
+  return ReopenWritableFile(path, offset);
+}
+
 absl::Status Env::DeleteDir(const std::string& dir) {
   return absl::UnimplementedError(
       absl::StrCat("rmdir ", dir, ": this Env cannot delete directories"));

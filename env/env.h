@@ -109,6 +109,14 @@ struct FileOptions {
   // Bypass the page cache (O_DIRECT). Appends are then staged in an aligned buffer;
   // an Env that cannot do direct I/O returns InvalidArgument/Unimplemented.
   bool use_direct_io = false;
+  // Submit writes and syncs through io_uring when the kernel allows it (a
+  // Sync is then one linked write + fdatasync submission), else fall back to
+  // plain write()/fdatasync(). A hint: the file's behaviour (what Flush and
+  // Sync promise, which errors it reports, poisoning) is identical either way.
+  // An Env without io_uring may ignore it (NewWritableFileWithOptions) or
+  // refuse it (the default ReopenWritableFileWithOptions). Ignored with
+  // use_direct_io.
+  bool use_io_uring = false;
 };
 
 class Env {
@@ -179,6 +187,12 @@ class Env {
   // NewWritableFile).
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
       const std::string& path, uint64_t offset);
+  // ReopenWritableFile with options. Default: plain ReopenWritableFile when no
+  // option is set, else Unimplemented (callers fall back to
+  // ReopenWritableFile).
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>>
+  ReopenWritableFileWithOptions(const std::string& path, uint64_t offset,
+                                const FileOptions& options);
 
   // Removes an empty directory. Default: Unimplemented.
   virtual absl::Status DeleteDir(const std::string& dir);

@@ -5,6 +5,20 @@
 //
 //   bazel run -c opt //env:env_benchmark
 //
+// BM_PosixSyncEach and BM_UringSyncEach compare, in one run, the two POSIX
+// write paths with a Sync after every append (the WAL's sync-per-commit case):
+// write(2) + fdatasync(2) against one io_uring submission of a write linked to
+// an fsync (FileOptions::use_io_uring):
+//
+//   bazel run -c opt //env:env_benchmark -- --benchmark_filter=SyncEach
+//       --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true
+//   (one command line)
+//
+// Interleave the repetitions: the device's flush latency drifts over a run, and
+// running one path after the other mistakes that drift for a difference. CPU
+// time is only the calling thread's: io_uring moves the fsync (and often the
+// write) to kernel worker threads, so compare real time.
+//
 // POSIX files go to a fresh directory under $SEGWAL_BENCH_DIR, else
 // $TEST_TMPDIR, else $TMPDIR, else /tmp; it is removed afterwards. Sync figures
 // depend entirely on the device and file system behind that directory.
@@ -22,6 +36,7 @@
 #include "benchmark/benchmark.h"
 #include "env/env.h"
 #include "env/mem_env.h"
+#include "env/posix_env.h"
 
 namespace segwal {
 namespace {
@@ -70,15 +85,17 @@ class ScratchDir {
 };
 
 // Appends state.range(0)-byte records, calling Sync after every
-// state.range(1) records (0: never), to files in `dir` on `env`.
-void RunAppends(benchmark::State& state, Env* env, const std::string& dir) {
+// state.range(1) records (0: never), to files in `dir` on `env` opened with
+// `options`.
+void RunAppends(benchmark::State& state, Env* env, const std::string& dir,
+                const FileOptions& options = FileOptions()) {
   const size_t record_bytes = static_cast<size_t>(state.range(0));
   const int64_t sync_every = state.range(1);
   const std::string record(record_bytes, 'x');
   const std::string path = dir + "/append.log";
 
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<WritableFile>> {
-    return env->NewWritableFile(path);
+    return env->NewWritableFileWithOptions(path, options);
   };
   auto file_or = open();
   if (!file_or.ok()) {
@@ -154,8 +171,38 @@ void AppendArgs(benchmark::internal::Benchmark* b) {
   }
 }
 
+// A Sync after every append, on the plain path or on io_uring.
+void RunSyncEach(benchmark::State& state, bool use_io_uring) {
+  std::string why;
+  if (use_io_uring && !PosixIoUringAvailable(&why)) {
+    state.SkipWithError(("io_uring unavailable: " + why).c_str());
+    return;
+  }
+  ScratchDir dir;
+  if (dir.path().empty()) {
+    state.SkipWithError(
+        ("cannot create a directory under " + BaseTempDir()).c_str());
+    return;
+  }
+  FileOptions options;
+  options.use_io_uring = use_io_uring;
+  RunAppends(state, Env::Default(), dir.path(), options);
+}
+
+void BM_PosixSyncEach(benchmark::State& state) { RunSyncEach(state, false); }
+void BM_UringSyncEach(benchmark::State& state) { RunSyncEach(state, true); }
+
+// {record_bytes, sync_every = 1}, in wall-clock time like AppendArgs.
+void SyncEachArgs(benchmark::internal::Benchmark* b) {
+  b->UseRealTime();
+  b->ArgNames({"record_bytes", "sync_every"});
+  for (int64_t record_bytes : {100, 4096}) b->Args({record_bytes, 1});
+}
+
 BENCHMARK(BM_PosixAppend)->Apply(AppendArgs);
 BENCHMARK(BM_MemAppend)->Apply(AppendArgs);
+BENCHMARK(BM_PosixSyncEach)->Apply(SyncEachArgs);
+BENCHMARK(BM_UringSyncEach)->Apply(SyncEachArgs);
 
 }  // namespace
 }  // namespace segwal

@@ -1,13 +1,18 @@
 // The Env conformance suite: every test in EnvTest runs against each Env in
-// AllEnvs() (POSIX in a temp dir, MemEnv, and FaultInjectionEnv over each), so
-// they all keep the same observable behaviour. Then: MemEnv against POSIX on the
-// same script of mistakes (same codes, same messages), POSIX-only behaviour
-// (errno mapping, buffering, locks across processes, direct I/O, poisoning), the
-// defaults of Env's optional virtuals, and MemEnv-only promises.
+// AllEnvs() (POSIX in a temp dir, POSIX with io_uring files, MemEnv, and
+// FaultInjectionEnv over POSIX and MemEnv), so they all keep the same
+// observable behaviour. Then: MemEnv against POSIX on the same script of
+// mistakes (same codes, same messages), POSIX-only behaviour (errno mapping,
+// buffering, locks across processes, direct I/O, io_uring and its fallback,
+// poisoning), the defaults of Env's optional virtuals, and MemEnv-only
+// promises.
 
 #include "env/env.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -124,6 +130,94 @@ class MemTestEnv : public TestEnv {
   std::unique_ptr<Env> mem_;
 };
 
+// The POSIX Env with every writable file opened with FileOptions::use_io_uring
+// (an io_uring file where the kernel allows it, else the fallback), so the
+// whole suite covers that path too.
+class PosixIoUringEnv final : public Env {
+ public:
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& p) override {
+    return NewWritableFileWithOptions(p, FileOptions());
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
+      const std::string& p, const FileOptions& options) override {
+    return base_->NewWritableFileWithOptions(p, WithUring(options));
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& p, uint64_t offset) override {
+    return ReopenWritableFileWithOptions(p, offset, FileOptions());
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFileWithOptions(
+      const std::string& p, uint64_t offset,
+      const FileOptions& options) override {
+    return base_->ReopenWritableFileWithOptions(p, offset, WithUring(options));
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& p) override {
+    return base_->NewAppendableFile(p);
+  }
+  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
+      const std::string& p) override {
+    return base_->NewSequentialFile(p);
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& p) override {
+    return base_->NewRandomAccessFile(p);
+  }
+  bool FileExists(const std::string& p) override {
+    return base_->FileExists(p);
+  }
+  absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& d) override {
+    return base_->GetChildren(d);
+  }
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& p) override {
+    return base_->GetFileSize(p);
+  }
+  absl::Status DeleteFile(const std::string& p) override {
+    return base_->DeleteFile(p);
+  }
+  absl::Status RenameFile(const std::string& f, const std::string& t) override {
+    return base_->RenameFile(f, t);
+  }
+  absl::Status TruncateFile(const std::string& p, uint64_t n) override {
+    return base_->TruncateFile(p, n);
+  }
+  absl::Status CreateDirIfMissing(const std::string& d) override {
+    return base_->CreateDirIfMissing(d);
+  }
+  absl::Status SyncDir(const std::string& d) override {
+    return base_->SyncDir(d);
+  }
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
+      const std::string& p) override {
+    return base_->LockFile(p);
+  }
+  absl::Status DeleteDir(const std::string& d) override {
+    return base_->DeleteDir(d);
+  }
+
+ private:
+  static FileOptions WithUring(FileOptions options) {
+    options.use_io_uring = true;
+    return options;
+  }
+
+  Env* const base_ = Env::Default();
+};
+
+class PosixIoUringTestEnv : public TestEnv {
+ public:
+  PosixIoUringTestEnv() {
+    env_ = &uring_;
+    root_ = dir_.path();
+  }
+
+ private:
+  PosixIoUringEnv uring_;
+  testutil::TempDir dir_;
+};
+
 // A FaultInjectionEnv over Base's Env; nothing is ever crashed or failed, so it
 // must behave exactly like its base.
 template <typename Base>
@@ -149,6 +243,7 @@ EnvFactory Factory(std::string name) {
 std::vector<EnvFactory> AllEnvs() {
   return {
       Factory<PosixTestEnv>("Posix"),
+      Factory<PosixIoUringTestEnv>("PosixIoUring"),
       Factory<MemTestEnv>("Mem"),
       Factory<FaultTestEnv<PosixTestEnv>>("FaultInjectionOverPosix"),
       Factory<FaultTestEnv<MemTestEnv>>("FaultInjectionOverMem"),
@@ -1143,6 +1238,356 @@ TEST_F(PosixEnvTest, DirectIoOnTmpfsIsRefusedClearly) {
                              HasSubstr("refuses direct I/O")));
 }
 
+// ---- POSIX io_uring files (FileOptions::use_io_uring). ----
+
+// Rings open in this process: each io_uring file owns one, a plain file none.
+int OpenIoUringRings() {
+  int rings = 0;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_ec;
+    const std::filesystem::path target =
+        std::filesystem::read_symlink(entry.path(), link_ec);
+    if (!link_ec && target.string() == "anon_inode:[io_uring]") ++rings;
+  }
+  return rings;
+}
+
+FileOptions UringOptions() {
+  FileOptions options;
+  options.use_io_uring = true;
+  return options;
+}
+
+// Sets SEGWAL_DISABLE_IO_URING for the lifetime of the object.
+class ScopedDisableIoUring {
+ public:
+  ScopedDisableIoUring() { ::setenv("SEGWAL_DISABLE_IO_URING", "1", 1); }
+  ~ScopedDisableIoUring() { ::unsetenv("SEGWAL_DISABLE_IO_URING"); }
+  ScopedDisableIoUring(const ScopedDisableIoUring&) = delete;
+  ScopedDisableIoUring& operator=(const ScopedDisableIoUring&) = delete;
+};
+
+// Tests of the io_uring path itself; skipped (with the reason) where the
+// kernel does not allow io_uring.
+class PosixIoUringTest : public PosixEnvTest {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!PosixIoUringAvailable(&why)) GTEST_SKIP() << why;
+  }
+  void TearDown() override { SimulatePosixIoUringShortWritesForTesting(0); }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewUringFile(
+      const std::string& path) {
+    return env_->NewWritableFileWithOptions(path, UringOptions());
+  }
+};
+
+TEST_F(PosixIoUringTest, FileOwnsARingUntilClose) {
+  const int before = OpenIoUringRings();
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(Path("f")));
+  EXPECT_EQ(OpenIoUringRings(), before + 1);
+  ASSERT_OK(file->Close());
+  EXPECT_EQ(OpenIoUringRings(), before);
+}
+
+TEST_F(PosixIoUringTest, SizesAroundTheBufferRoundTripWithSyncs) {
+  const std::string path = Path("f");
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+  const size_t b = kPosixWritableBufferSize;
+  std::string expected;
+  char fill = 'a';
+  for (size_t n : {size_t{0}, size_t{1}, size_t{100}, size_t{4095},
+                   size_t{4096}, b - 1, b, b + 1, size_t{7}, 3 * b + 7}) {
+    SCOPED_TRACE(n);
+    const std::string piece(n, fill++);
+    ASSERT_OK(file->Append(piece));
+    expected += piece;
+    EXPECT_EQ(file->Size(), expected.size());
+    ASSERT_OK(file->Sync());
+    EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(expected.size()));
+  }
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
+}
+
+TEST_F(PosixIoUringTest, RandomAppendsFlushesAndSyncsRoundTrip) {
+  const uint64_t seed = testutil::TestSeed(1307);
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  const std::string path = Path("f");
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+  testutil::Random rnd(seed);
+  std::string expected;
+  for (int i = 0; i < 300; ++i) {
+    const std::string piece = rnd.RandomBytes(rnd.Skewed(18));
+    ASSERT_OK(file->Append(piece));
+    expected += piece;
+    if (rnd.OneIn(4)) {
+      ASSERT_OK(rnd.OneIn(2) ? file->Flush() : file->Sync());
+    }
+  }
+  EXPECT_EQ(file->Size(), expected.size());
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
+}
+
+TEST_F(PosixIoUringTest, LargeAppendIsWrittenAtOnce) {
+  const std::string path = Path("f");
+  std::string big(16 * kPosixWritableBufferSize + 3, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+  ASSERT_OK(file->Append("head"));
+  ASSERT_OK(file->Append(big));
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(4 + big.size()));
+  ASSERT_OK(file->Sync());
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("head" + big));
+}
+
+TEST_F(PosixIoUringTest, BufferedBytesReachFileOnFlush) {
+  const std::string path = Path("f");
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+  ASSERT_OK(file->Append("buffered"));
+  EXPECT_EQ(file->Size(), 8u);
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(0u));
+  ASSERT_OK(file->Flush());
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(8u));
+  ASSERT_OK(file->Close());
+}
+
+// The point of the design: a Sync (write + linked fdatasync) is one
+// io_uring_enter, and so is a Sync with nothing buffered (fdatasync alone).
+TEST_F(PosixIoUringTest, SyncIsOneSubmission) {
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(Path("f")));
+  uint64_t before = PosixIoUringSubmitsForTesting();
+  ASSERT_OK(file->Append(std::string(100, 'x')));
+  EXPECT_EQ(PosixIoUringSubmitsForTesting(), before);  // only buffered
+  ASSERT_OK(file->Sync());
+  EXPECT_EQ(PosixIoUringSubmitsForTesting(), before + 1);
+  ASSERT_OK(file->Sync());
+  EXPECT_EQ(PosixIoUringSubmitsForTesting(), before + 2);
+  ASSERT_OK(file->Flush());  // nothing buffered: nothing submitted
+  EXPECT_EQ(PosixIoUringSubmitsForTesting(), before + 2);
+  ASSERT_OK(file->Append(std::string(4096, 'y')));
+  ASSERT_OK(file->Flush());
+  EXPECT_EQ(PosixIoUringSubmitsForTesting(), before + 3);
+  ASSERT_OK(file->Close());
+}
+
+// A short write breaks the link: the fsync comes back ECANCELED, the rest of
+// the bytes are written and the fsync is issued again behind them.
+TEST_F(PosixIoUringTest, ShortWriteIsCompletedAndSyncReissued) {
+  const std::string path = Path("f");
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+  const std::string data(1000, 's');
+  ASSERT_OK(file->Append(data));
+  SimulatePosixIoUringShortWritesForTesting(3);
+  const uint64_t before = PosixIoUringSubmitsForTesting();
+  ASSERT_OK(file->Sync());
+  // 1000 -> 500 -> 250 -> 125 written short, then 125 + fsync in full.
+  EXPECT_EQ(PosixIoUringSubmitsForTesting(), before + 4);
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(data));
+  ASSERT_OK(file->Append("tail"));  // still at the right offset
+  SimulatePosixIoUringShortWritesForTesting(1);
+  ASSERT_OK(file->Flush());
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(data + "tail"));
+}
+
+// A real short write: the file size limit cuts the write, io_uring reports the
+// bytes it wrote, the retry of the rest fails with EFBIG, and the Sync reports
+// that (never the cancelled fsync, never OK). The same script on a plain file
+// gives the same answers. Run in a child process: the limit is process-wide.
+TEST_F(PosixEnvTest, FileSizeLimitCutsWriteAndSyncFailsOnBothPaths) {
+  for (bool uring : {false, true}) {
+    SCOPED_TRACE(uring ? "io_uring" : "plain");
+    if (uring && !PosixIoUringAvailable(nullptr)) continue;
+    const std::string path = Path(uring ? "uring" : "plain");
+    const int code = ExitCodeOfChild([&] {
+      ::signal(SIGXFSZ, SIG_IGN);
+      struct rlimit limit;
+      if (::getrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+      limit.rlim_cur = 1000;
+      if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 11;
+      FileOptions options;
+      options.use_io_uring = uring;
+      auto file = Env::Default()->NewWritableFileWithOptions(path, options);
+      if (!file.ok()) return 12;
+      if (!(*file)->Append(std::string(3000, 'z')).ok()) return 13;
+      const absl::Status s = (*file)->Sync();
+      if (s.code() != absl::StatusCode::kResourceExhausted) return 14;
+      if (s.message() != "write " + path + ": File too large") return 15;
+      if ((*file)->Sync() != s || (*file)->Append("x") != s) return 16;
+      if ((*file)->Close() != s) return 17;
+      return 0;
+    });
+    EXPECT_EQ(code, 0);
+    EXPECT_THAT(ReadFileToString(env_, path),
+                IsOkAndHolds(std::string(1000, 'z')));
+  }
+}
+
+// /dev/full accepts the open and fails every write with ENOSPC: the write is
+// reported (not the linked fsync it cancelled), and it poisons the file.
+TEST_F(PosixIoUringTest, FullDeviceFailsSyncWithTheWriteErrorAndPoisons) {
+  if (access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full";
+  ASSERT_OK_AND_ASSIGN(auto file, env_->ReopenWritableFileWithOptions(
+                                      "/dev/full", 0, UringOptions()));
+  ASSERT_OK(file->Append("accepted into the buffer"));
+  const absl::Status s = file->Sync();
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kResourceExhausted,
+                          HasSubstr("write /dev/full: No space left")));
+  EXPECT_EQ(file->Append("more"), s);
+  EXPECT_EQ(file->Flush(), s);
+  EXPECT_EQ(file->Sync(), s);
+  EXPECT_EQ(file->Close(), s);
+}
+
+// /dev/null takes every write but has no fsync (EINVAL): a failed fdatasync
+// after a good write is reported and poisons the file, on both paths alike.
+TEST_F(PosixEnvTest, FailedFdatasyncPoisonsOnBothPaths) {
+  if (access("/dev/null", W_OK) != 0) GTEST_SKIP() << "no writable /dev/null";
+  std::vector<absl::Status> seen;
+  for (bool uring : {false, true}) {
+    SCOPED_TRACE(uring ? "io_uring" : "plain");
+    if (uring && !PosixIoUringAvailable(nullptr)) continue;
+    FileOptions options;
+    options.use_io_uring = uring;
+    ASSERT_OK_AND_ASSIGN(auto file, env_->ReopenWritableFileWithOptions(
+                                        "/dev/null", 0, options));
+    ASSERT_OK(file->Append("x"));
+    ASSERT_OK(file->Flush());
+    const absl::Status s = file->Sync();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "fdatasync /dev/null: Invalid argument"));
+    EXPECT_EQ(file->Append("y"), s);
+    EXPECT_EQ(file->Sync(), s);
+    EXPECT_EQ(file->Close(), s);
+    seen.push_back(s);
+  }
+  if (seen.size() == 2) {
+    EXPECT_EQ(seen[0], seen[1]);
+  }
+}
+
+TEST_F(PosixIoUringTest, ClosedFileRejectsCallsAndCloseIsNotRepeated) {
+  const std::string path = Path("f");
+  ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+  ASSERT_OK(file->Append("abc"));
+  ASSERT_OK(file->Close());  // flushes
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("abc"));
+  EXPECT_THAT(file->Sync(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                     "fdatasync " + path + ": file is closed"));
+  EXPECT_THAT(file->Append("x"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(file->Flush(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(file->Close(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      "close " + path + ": file is closed"));
+  EXPECT_EQ(file->Size(), 3u);
+}
+
+TEST_F(PosixIoUringTest, DestroyingFileFlushesAndReleasesRing) {
+  const std::string path = Path("f");
+  const int before = OpenIoUringRings();
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, NewUringFile(path));
+    ASSERT_OK(file->Append("kept"));
+  }
+  EXPECT_EQ(OpenIoUringRings(), before);
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("kept"));
+}
+
+TEST_F(PosixIoUringTest, ReopenWritesInPlaceFromOffset) {
+  const std::string path = Path("f");
+  ASSERT_OK(WriteStringToFile(env_, path, std::string(10, '0')));
+  const int before = OpenIoUringRings();
+  ASSERT_OK_AND_ASSIGN(
+      auto file, env_->ReopenWritableFileWithOptions(path, 4, UringOptions()));
+  EXPECT_EQ(OpenIoUringRings(), before + 1);
+  EXPECT_EQ(file->Size(), 4u);
+  ASSERT_OK(file->Append("ab"));
+  ASSERT_OK(file->Sync());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("0000ab0000"));
+  ASSERT_OK(file->Append("cdefgh"));  // past the old end
+  EXPECT_EQ(file->Size(), 12u);
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("0000abcdefgh"));
+}
+
+TEST_F(PosixEnvTest, ReopenWithOptionsChecksLikeReopen) {
+  const std::string path = Path("f");
+  EXPECT_THAT(
+      env_->ReopenWritableFileWithOptions(Path("missing"), 0, UringOptions()),
+      StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK(WriteStringToFile(env_, path, "0123"));
+  EXPECT_THAT(env_->ReopenWritableFileWithOptions(path, 5, UringOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("beyond its end (4 bytes)")));
+  FileOptions direct;
+  direct.use_direct_io = true;
+  EXPECT_THAT(env_->ReopenWritableFileWithOptions(path, 0, direct),
+              StatusIs(absl::StatusCode::kUnimplemented));
+  ASSERT_OK_AND_ASSIGN(
+      auto plain, env_->ReopenWritableFileWithOptions(path, 4, FileOptions()));
+  ASSERT_OK(plain->Append("45"));
+  ASSERT_OK(plain->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("012345"));
+}
+
+// SEGWAL_DISABLE_IO_URING=1 is read at every open: the option then gives a
+// plain file (no ring), which behaves the same. Runs whether or not the kernel
+// allows io_uring.
+TEST_F(PosixEnvTest, DisableIoUringEnvVarForcesPlainFile) {
+  const std::string path = Path("f");
+  {
+    ScopedDisableIoUring disable;
+    std::string why;
+    EXPECT_FALSE(PosixIoUringAvailable(&why));
+    EXPECT_THAT(why, HasSubstr("SEGWAL_DISABLE_IO_URING"));
+    const int before = OpenIoUringRings();
+    const uint64_t submits = PosixIoUringSubmitsForTesting();
+    ASSERT_OK_AND_ASSIGN(
+        auto file, env_->NewWritableFileWithOptions(path, UringOptions()));
+    EXPECT_EQ(OpenIoUringRings(), before);
+    ASSERT_OK(file->Append("plain"));
+    ASSERT_OK(file->Sync());
+    EXPECT_EQ(PosixIoUringSubmitsForTesting(), submits);
+    ASSERT_OK(file->Close());
+    EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("plain"));
+  }
+  std::string why;
+  const bool available = PosixIoUringAvailable(&why);
+  EXPECT_THAT(why, testing::Not(HasSubstr("SEGWAL_DISABLE_IO_URING")));
+  if (available) {
+    const int before = OpenIoUringRings();
+    ASSERT_OK_AND_ASSIGN(
+        auto file, env_->NewWritableFileWithOptions(path, UringOptions()));
+    EXPECT_EQ(OpenIoUringRings(), before + 1);
+    ASSERT_OK(file->Close());
+  }
+}
+
+// Direct I/O wins over io_uring: the file is the O_DIRECT one.
+TEST_F(PosixIoUringTest, DirectIoWinsOverIoUring) {
+  const std::string path = Path("direct");
+  FileOptions options = UringOptions();
+  options.use_direct_io = true;
+  absl::StatusOr<std::unique_ptr<WritableFile>> file =
+      env_->NewWritableFileWithOptions(path, options);
+  if (absl::IsInvalidArgument(file.status())) {
+    GTEST_SKIP() << "file system refuses O_DIRECT: " << file.status();
+  }
+  ASSERT_OK(file.status());
+  ASSERT_OK((*file)->Append("abc"));
+  ASSERT_OK((*file)->Flush());
+  // Zero-padded block on disk: the direct-I/O file, not a buffered one.
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(kDirectIoAlignment));
+  ASSERT_OK((*file)->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds("abc"));
+}
+
 // ---- Defaults of Env's optional virtuals. ----
 
 // Implements only the pure virtuals (by forwarding to a MemEnv), so every
@@ -1235,6 +1680,18 @@ TEST_F(EnvDefaultsTest, DirectIoIsUnimplementedAndPlainOptionsWork) {
   EXPECT_OK(file->Close());
 }
 
+TEST_F(EnvDefaultsTest, ReopenWithOptionsIsReopenOnlyWithoutOptions) {
+  // Without options it is ReopenWritableFile (itself a default here).
+  EXPECT_THAT(env_.ReopenWritableFileWithOptions("/f", 0, FileOptions()),
+              StatusIs(absl::StatusCode::kUnimplemented,
+                       HasSubstr("cannot overwrite files in place")));
+  FileOptions options;
+  options.use_io_uring = true;
+  EXPECT_THAT(env_.ReopenWritableFileWithOptions("/f", 0, options),
+              StatusIs(absl::StatusCode::kUnimplemented,
+                       HasSubstr("takes no file options")));
+}
+
 TEST_F(EnvDefaultsTest, DeleteDirIsUnimplemented) {
   ASSERT_OK(env_.CreateDirIfMissing("/d"));
   EXPECT_THAT(env_.DeleteDir("/d"),
@@ -1300,6 +1757,19 @@ TEST(MemEnvTest, DirectIoOptionIsAcceptedAndNeedsNoPadding) {
   ASSERT_OK(file->Flush());
   EXPECT_THAT(env->GetFileSize("/f"), IsOkAndHolds(3u));
   EXPECT_OK(file->Close());
+}
+
+TEST(MemEnvTest, ReopenIgnoresOptions) {
+  std::unique_ptr<Env> env = NewMemEnv();
+  ASSERT_OK(WriteStringToFile(env.get(), "/f", "0123"));
+  FileOptions options;
+  options.use_io_uring = true;
+  options.use_direct_io = true;
+  ASSERT_OK_AND_ASSIGN(auto file,
+                       env->ReopenWritableFileWithOptions("/f", 2, options));
+  ASSERT_OK(file->Append("ab"));
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env.get(), "/f"), IsOkAndHolds("01ab"));
 }
 
 TEST(MemEnvTest, HandlesAndLocksMayOutliveEnv) {

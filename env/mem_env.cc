@@ -238,6 +238,12 @@ class MemEnv final : public Env {
     return OpenWritable(path, /*truncate=*/true);  // see mem_env.h: no O_DIRECT
   }
 
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFileWithOptions(
+      const std::string& path, uint64_t offset,
+      const FileOptions& options) override {
+    return ReopenWritableFile(path, offset);  // options ignored: see mem_env.h
+  }
+
   absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
       const std::string& path) override {
     absl::StatusOr<std::shared_ptr<MemFile>> file = OpenExisting(path);

@@ -20,8 +20,10 @@
 // Differences, on purpose:
 //   - Appends are visible to readers at once; Flush and Sync do nothing else
 //     (there is no page cache and no power to lose: use FaultInjectionEnv for that).
-//   - FileOptions::use_direct_io is accepted and ignored: direct I/O's zero
-//     padding of a partial last block before Close is not modelled.
+//   - FileOptions are accepted and ignored (NewWritableFileWithOptions,
+//     ReopenWritableFileWithOptions): direct I/O's zero padding of a partial
+//     last block before Close is not modelled, and io_uring changes nothing
+//     observable.
 //   - Nothing is ever full (no ResourceExhausted) and there are no permissions.
 //
 // Thread safety: the Env and its read handles may be used from many threads at

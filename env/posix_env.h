@@ -22,6 +22,28 @@
 // NewWritableFileWithOptions fail with InvalidArgument; the file may have been
 // created (or truncated) by then.
 //
+// io_uring (FileOptions::use_io_uring; NewWritableFileWithOptions and
+// ReopenWritableFileWithOptions). Same buffering, Size(), Close and poisoning
+// rules as above, but each file owns a small io_uring instance: a flush is an
+// IORING_OP_WRITE at the file's explicit offset, and Sync submits the pending
+// write linked (IOSQE_IO_LINK) to an IORING_OP_FSYNC with
+// IORING_FSYNC_DATASYNC, so a Sync costs one io_uring_enter. Every completion
+// is checked: a short write is completed by resubmitting the remainder (the
+// kernel cancels the linked fsync with ECANCELED; it is issued again after the
+// last byte), and a Sync is
+// reported OK only once every byte was written and an fdatasync-equivalent
+// completed after them. Failures are reported exactly as on the plain path
+// ("write <path>: ...", "fdatasync <path>: ..." with the errno table below).
+// Whether io_uring can be used is probed once per process (io_uring_queue_init,
+// then IORING_OP_WRITE and IORING_OP_FSYNC in io_uring_get_probe); when it
+// cannot (seccomp, old kernel, kernel.io_uring_disabled, or the environment
+// variable SEGWAL_DISABLE_IO_URING=1, read at every open), the option silently
+// gives a plain file as above, and the first such open writes one line to
+// stderr saying why. A file whose own ring cannot be set up (e.g. out of
+// locked memory or descriptors) is also a plain file. Direct I/O wins over
+// use_io_uring. ReopenWritableFileWithOptions with use_direct_io is
+// Unimplemented.
+//
 // Read-only files: SequentialFile uses read(2) (one call per Read, retried on EINTR);
 // RandomAccessFile uses pread(2) in a loop until n bytes or end of file. Opening a
 // directory as a file fails with FailedPrecondition (EISDIR).
@@ -42,6 +64,8 @@
 #define SEGWAL_ENV_POSIX_ENV_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -73,6 +97,22 @@ inline constexpr size_t kDirectIoBufferSize = 64 << 10;
 // it found in bytes it read (which recovery may tolerate, e.g. as a torn tail),
 // while a device error must stop the caller, never be skipped over as corruption.
 absl::Status PosixError(absl::string_view op, absl::string_view path, int err);
+
+// True if FileOptions::use_io_uring gives io_uring files in this process right
+// now: the probe succeeded and SEGWAL_DISABLE_IO_URING is not set to "1". If
+// `why` is not null it is set to a one-line reason either way, e.g.
+// "io_uring_queue_init: Operation not permitted". Thread-safe.
+bool PosixIoUringAvailable(std::string* why);
+
+// ---- Test hooks (process-wide, thread-safe). ----
+
+// io_uring_enter calls made by io_uring files so far (each submits and waits).
+uint64_t PosixIoUringSubmitsForTesting();
+// The next `n` io_uring write completions of more than one byte are handed to
+// the file as if the kernel had written only half (and a linked fsync as
+// cancelled with ECANCELED), as a real short write is. The kernel did write
+// every byte, so the file's retry rewrites identical bytes at the same offset.
+void SimulatePosixIoUringShortWritesForTesting(int n);
 
 }  // namespace segwal
 
