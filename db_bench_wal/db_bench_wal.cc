@@ -52,6 +52,7 @@
 #include "db_bench_wal/histogram.h"
 #include "db_bench_wal/raw_file.h"
 #include "env/env.h"
+#include "env/posix_env.h"
 #include "wal/segmented_wal.h"
 
 DEFINE_string(
@@ -101,6 +102,9 @@ DEFINE_string(compression, "none", "Record compression: none or snappy");
 DEFINE_bool(preallocate_segments, true,
             "SegmentedWalOptions::preallocate_segments: segments start in "
             "zero-filled spare files");
+DEFINE_bool(use_io_uring, false,
+            "SegmentedWalOptions::use_io_uring: segment writes and syncs "
+            "through io_uring (falls back to write()/fdatasync())");
 DEFINE_bool(background_preallocation, true,
             "SegmentedWalOptions::background_preallocation");
 DEFINE_int64(recycle_segments, 2,
@@ -582,6 +586,7 @@ class Benchmark {
                                                   : Compression::kNone;
     o.recovery_mode = *ParseRecoveryMode(FLAGS_recovery_mode);
     o.preallocate_segments = FLAGS_preallocate_segments;
+    o.use_io_uring = FLAGS_use_io_uring;
     o.background_preallocation = FLAGS_background_preallocation;
     o.recycle_segments = static_cast<size_t>(FLAGS_recycle_segments);
     if (FLAGS_encrypt) o.encryption_ring.emplace(key_);
@@ -1273,6 +1278,14 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
              ? "rawsync/rawwrite only (the WAL has no direct-I/O option yet)"
              : "off");
   printf("Raw prealloc: %s\n", FLAGS_rawsync_prealloc.c_str());
+  if (FLAGS_use_io_uring) {
+    std::string why;
+    const bool on = PosixIoUringAvailable(&why);
+    printf("WAL writes: %s (%s)\n", on ? "io_uring" : "write()/fdatasync()",
+           why.c_str());
+  } else {
+    printf("WAL writes: write()/fdatasync()\n");
+  }
   printf("WAL spares: %s, %s, recycle up to %" PRId64 "\n",
          FLAGS_preallocate_segments ? "zero-filled ahead" : "off",
          FLAGS_background_preallocation ? "background" : "in line",

@@ -182,6 +182,21 @@ class SegmentedWal::Impl {
   Env* env() const { return env_; }
 
  private:
+  // Opens a segment file for writing: created (or truncated), or, with
+  // `reopen_at`, written in place from that offset. Through io_uring when
+  // options_.use_io_uring and the Env can; plain writes otherwise.
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenSegmentForWrite(
+      const std::string& path, std::optional<uint64_t> reopen_at) {
+    if (options_.use_io_uring) {
+      FileOptions fo;
+      fo.use_io_uring = true;
+      auto f = reopen_at ? env_->ReopenWritableFileWithOptions(path, *reopen_at, fo)
+                         : env_->NewWritableFileWithOptions(path, fo);
+      if (!absl::IsUnimplemented(f.status())) return f;
+    }
+    return reopen_at ? env_->ReopenWritableFile(path, *reopen_at)
+                     : env_->NewWritableFile(path);
+  }
   std::string PathOf(uint64_t first_lsn) const {
     return options_.wal_dir + "/" + wal_format::SegmentFileName(first_lsn);
   }
@@ -507,7 +522,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             break;
           }
         }
-        auto file = env_->NewWritableFile(seg->path);
+        auto file = OpenSegmentForWrite(seg->path, std::nullopt);
         if (!file.ok()) {
           s = Annotate(file.status(), "creating segment " + seg->path);
           break;
@@ -743,7 +758,7 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
   if (s.ok()) s = env_->SyncDir(options_.wal_dir);
   if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
   if (s.ok()) {
-    auto reopened = env_->ReopenWritableFile(seg->path, kSegmentHeaderSize);
+    auto reopened = OpenSegmentForWrite(seg->path, kSegmentHeaderSize);
     s = reopened.status();
     if (s.ok()) seg->file = *std::move(reopened);
   }
