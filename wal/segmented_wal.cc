@@ -363,7 +363,6 @@ void SegmentedWal::Impl::QueueStagedLocked() {
 }
 
 void SegmentedWal::Impl::RollLocked() {
-  stats_.rollovers++;
   QueueStagedLocked();
   const std::shared_ptr<Segment>& seg = segments_.back();
   Footer f;
@@ -390,8 +389,15 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
                      " bytes exceeds max_record_size ",
                      options_.max_record_size));
   }
-  // Compression does not depend on the segment: done before taking the lock.
-  std::string compressed;
+  // Compression does not depend on the segment: done before taking the lock,
+  // into a per-thread buffer (no allocation per append once it has grown;
+  // one that grew past 1 MiB is given back).
+  thread_local std::string compressed;
+  struct Trim {
+    ~Trim() {
+      if (compressed.capacity() > (1u << 20)) std::string().swap(compressed);
+    }
+  } trim;
   const bool is_compressed =
       CompressPayload(options_.compression, payload, &compressed);
   const absl::string_view body =
@@ -448,6 +454,7 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
     if (options_.background_preallocation) spare_cv_.Signal();
   }
   if (seg->framed_size >= options_.segment_target_size) {
+    stats_.rollovers++;  // (not the seals of key rotation or recovery)
     RollLocked();
   } else if (staged_.size() >= options_.write_buffer_size) {
     QueueStagedLocked();

@@ -247,6 +247,21 @@ TEST_F(WalStatsTest, SparesAreCountedAndSizedToTheTarget) {
   EXPECT_FALSE(env_->FileExists(segs[0].path));
 }
 
+TEST_F(WalStatsTest, KeyRotationSealsAreNotRollovers) {
+  auto wal = Open();
+  ASSERT_NE(wal, nullptr);
+  ASSERT_OK(wal->Append(1, 1, 1, 1, "before").status());
+  auto key = WalEncryptionKey::FromBytes(std::string(32, 'k'));
+  ASSERT_OK(key.status());
+  // Seals the active segment and starts an encrypted one: not a full segment.
+  ASSERT_OK(wal->RotateEncryptionRing(KeyRing(*key)));
+  ASSERT_OK(wal->Append(1, 1, 1, 1, "after").status());
+  ASSERT_OK(wal->Sync());
+  const WalStats s = wal->GetStats();
+  EXPECT_EQ(s.segments_on_disk, 2u);
+  EXPECT_EQ(s.rollovers, 0u);
+}
+
 TEST_F(WalStatsTest, ToStringHasOneLinePerField) {
   auto wal = Open();
   ASSERT_NE(wal, nullptr);
