@@ -40,7 +40,7 @@ CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I. -I/usr/include/android
   -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unused-parameter -Wno-unused-private-field)
 # The same system libraries as the Bazel build (third_party/system/*.BUILD).
 ABSL_LIBS=$(grep -o '"-labsl_[a-z0-9_]*"' third_party/system/absl.BUILD | tr -d '"' | sort -u)
-LIBS=(-L/usr/lib/x86_64-linux-gnu $ABSL_LIBS -lisal -lsnappy
+LIBS=(-L/usr/lib/x86_64-linux-gnu $ABSL_LIBS -lisal -lsnappy -luring
   /usr/lib/x86_64-linux-gnu/android/libcrypto.so
   -Wl,-rpath,/usr/lib/x86_64-linux-gnu/android -pthread)
 

@@ -422,6 +422,8 @@ absl::StatusOr<WalInspection> InspectWal(const std::string& wal_dir,
       out.segments.push_back(std::move(seg));
     } else if (name == kQuarantineDir) {
       out.has_quarantine = true;
+    } else if (wal_format::ParseSpareFileName(name, &lsn)) {
+      out.spare_files.push_back(name);  // holds no record (FORMAT.md)
     } else if (name != kLockFileName) {
       out.other_files.push_back(name);
     }

@@ -136,7 +136,9 @@ struct WalInspection {
   uint64_t last_lsn = 0;
   bool stopped = false;         // the visitor stopped the inspection
   bool has_quarantine = false;  // a quarantine/ subfolder exists
-  // Names that are not segments (LOCK and quarantine/ excluded).
+  // Spare files (FORMAT.md, "Spare files"): part of the WAL, no records.
+  std::vector<std::string> spare_files;
+  // Names that are not segments (LOCK, quarantine/ and spares excluded).
   std::vector<std::string> other_files;
 
   bool clean() const { return problems.empty(); }

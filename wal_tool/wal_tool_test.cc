@@ -475,6 +475,20 @@ TEST_F(WalToolTest, DumpJsonGolden) {
       "\"payload_encoding\":\"hex\",\"payload\":\"76616c75652d35\"}\n");
 }
 
+TEST_F(WalToolTest, SpareFilesArePartOfTheWalNotIgnoredFiles) {
+  MakeWal(env(), 6, 300);
+  ASSERT_OK_AND_ASSIGN(auto f,
+                       env()->NewWritableFile("/wal/spare-00000000000000000009.tmp"));
+  ASSERT_OK(f->Append(std::string(4096, '\0')));
+  ASSERT_OK(f->Close());
+  ASSERT_OK_AND_ASSIGN(auto g, env()->NewWritableFile("/wal/stray.txt"));
+  ASSERT_OK(g->Close());
+  const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
+  EXPECT_EQ(r.code, kExitOk) << r;
+  EXPECT_THAT(r.out, HasSubstr("note: ignored files: stray.txt\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("spare-")));
+}
+
 TEST_F(WalToolTest, VerifyGoldenClean) {
   MakeWal(env(), 6, 300);
   const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
