@@ -888,7 +888,7 @@ absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
 }
 
 absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
-  port::MutexLock crash(&crash_mu_);
+  port::WriterMutexLock crash(&crash_mu_);
   port::MutexLock l(&mu_);
   absl::Status result;
 

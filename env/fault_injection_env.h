@@ -353,7 +353,7 @@ class FaultInjectionEnv : public Env {
   // Held shared by every call for its whole duration, exclusively by
   // SimulateCrash: a crash never overlaps a call in flight. Always acquired
   // before mu_.
-  mutable port::Mutex crash_mu_;
+  mutable port::SharedMutex crash_mu_;
   // Bumped by every crash; a handle whose epoch differs is stale.
   uint64_t epoch_ ABSL_GUARDED_BY(crash_mu_) = 0;
 

@@ -38,13 +38,13 @@ class MemFile {
     return data_.size();
   }
   void Append(absl::string_view bytes) ABSL_LOCKS_EXCLUDED(mu_) {
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     data_.append(bytes.data(), bytes.size());
   }
   // Writes bytes at offset (<= Size()), over what is there and past the end.
   void WriteAt(uint64_t offset, absl::string_view bytes)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     if (offset + bytes.size() > data_.size()) {
       data_.resize(offset + bytes.size());
     }
@@ -52,7 +52,7 @@ class MemFile {
   }
   // Shrinks, or extends with zeros.
   void Resize(uint64_t size) ABSL_LOCKS_EXCLUDED(mu_) {
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     data_.resize(size, '\0');
   }
   // Copies up to n bytes at offset into dst; returns how many.
@@ -67,7 +67,7 @@ class MemFile {
   }
 
  private:
-  mutable port::Mutex mu_;
+  mutable port::SharedMutex mu_;
   std::string data_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -290,7 +290,7 @@ class MemEnv final : public Env {
 
   absl::Status DeleteFile(const std::string& path) override {
     const std::string norm = Normalize(path);
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, "unlink", path); !s.ok()) return s;
     auto it = nodes_.find(norm);
     if (it == nodes_.end()) return PosixError("unlink", path, ENOENT);
@@ -304,7 +304,7 @@ class MemEnv final : public Env {
     const std::string nfrom = Normalize(from);
     const std::string nto = Normalize(to);
     const std::string both = absl::StrCat(from, " -> ", to);
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(nfrom, "rename", both); !s.ok()) return s;
     auto src = nodes_.find(nfrom);
     if (src == nodes_.end()) return PosixError("rename", both, ENOENT);
@@ -353,7 +353,7 @@ class MemEnv final : public Env {
 
   absl::Status CreateDirIfMissing(const std::string& dir) override {
     const std::string norm = Normalize(dir);
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, "mkdir", dir); !s.ok()) return s;
     auto it = nodes_.find(norm);
     if (it == nodes_.end()) {
@@ -371,7 +371,7 @@ class MemEnv final : public Env {
 
   absl::Status DeleteDir(const std::string& dir) override {
     const std::string norm = Normalize(dir);
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     if (absl::Status s = CheckDir(norm, "rmdir", dir); !s.ok()) return s;
     if (norm == "/") return PosixError("rmdir", dir, EBUSY);
     if (HasChildren(norm)) return PosixError("rmdir", dir, ENOTEMPTY);
@@ -459,7 +459,7 @@ class MemEnv final : public Env {
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
       const std::string& path, bool truncate) ABSL_LOCKS_EXCLUDED(mu_) {
     const std::string norm = Normalize(path);
-    port::MutexLock l(&mu_);
+    port::WriterMutexLock l(&mu_);
     if (absl::Status s = CheckAncestors(norm, "open", path); !s.ok()) return s;
     auto it = nodes_.find(norm);
     std::shared_ptr<MemFile> file;
@@ -477,7 +477,7 @@ class MemEnv final : public Env {
         std::make_unique<MemWritableFile>(path, std::move(file), initial_size));
   }
 
-  mutable port::Mutex mu_;
+  mutable port::SharedMutex mu_;
   // Normalized path -> node. "/" is always a directory; every other node's
   // parent is a directory in the map.
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);

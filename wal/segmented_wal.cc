@@ -203,6 +203,33 @@ class SegmentedWal::Impl {
   // Makes every record framed before the call readable (sync=false) or
   // durable (sync=true).
   absl::Status Drain(bool sync);
+
+  // Group commit (SegmentedWalOptions::group_commit_wait_micros). A Sync that
+  // finds the I/O token taken or others queued registers a SyncWaiter (on its
+  // stack) and sleeps on the waiter's own CondVar, so that a finished sync
+  // wakes only the callers it covered; the group-commit thread runs the syncs.
+  struct SyncWaiter {
+    uint64_t target = 0;  // done once durable_lsn_ >= target (or poisoned)
+    bool done = false;
+    absl::Status status;
+    port::CondVar cv;
+  };
+  // Writes everything framed and syncs, as the I/O token taker. `self`: 1 if
+  // the calling thread is itself a Sync caller that this round releases.
+  // REQUIRES: !io_busy_.
+  absl::Status SyncRoundLocked(uint64_t self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Releases the waiters whose records are durable (all of them, with the
+  // error, once poisoned). Returns how many. Signals under mu_, so a waiter
+  // cannot return (and destroy its SyncWaiter) before this is done with it.
+  size_t WakeSyncWaitersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartSyncerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SyncerMain();
+  // Gives back the I/O token and wakes whoever waits for it.
+  void ReleaseIoTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    io_busy_ = false;
+    cv_.SignalAll();
+    syncer_cv_.Signal();
+  }
   // Frames a new segment starting at next_lsn_ and queues its creation.
   void StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the staged records (if any) as a write to the active segment.
@@ -216,6 +243,7 @@ class SegmentedWal::Impl {
                       std::shared_ptr<Segment> active);
   void PoisonLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (poisoned_.ok()) poisoned_ = s;
+    syncer_cv_.Signal();  // its waiters get the error now
   }
 
   // Spare files (SegmentedWalOptions::preallocate_segments, FORMAT.md).
@@ -312,6 +340,18 @@ class SegmentedWal::Impl {
   bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;
   port::CondVar spare_cv_;
   std::thread spare_thread_;
+
+  // Group commit under contention (SyncRoundLocked, SyncerMain).
+  std::vector<SyncWaiter*> sync_waiters_ ABSL_GUARDED_BY(mu_);
+  // The last sync round released this many Sync callers at last_release_,
+  // and sync_calls_since_release_ Sync calls came in since: the group-commit
+  // thread waits (a little) for the released callers to come back.
+  uint64_t released_by_last_sync_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t sync_calls_since_release_ ABSL_GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point last_release_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_sync_round_micros_ ABSL_GUARDED_BY(mu_) = 0;
+  port::CondVar syncer_cv_;
+  std::thread syncer_thread_;
   friend class SegmentedWal;
 };
 
@@ -479,8 +519,7 @@ absl::Status SegmentedWal::Impl::RunQueuedLocked(bool sync) {
   mu_.Unlock();
   absl::Status s = RunOps(ops, sync, active);
   mu_.Lock();
-  io_busy_ = false;
-  cv_.SignalAll();
+  ReleaseIoTokenLocked();
   return s;
 }
 
@@ -615,7 +654,12 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
 
 absl::Status SegmentedWal::Impl::Drain(bool sync) {
   port::MutexLock l(&mu_);
-  if (sync) stats_.sync_requests++;
+  if (sync) {
+    stats_.sync_requests++;
+    if (++sync_calls_since_release_ >= released_by_last_sync_) {
+      syncer_cv_.Signal();  // everyone the last round released is back
+    }
+  }
   if (segments_.empty()) return poisoned_;
   const uint64_t target = next_lsn_ - 1;
   while (true) {
@@ -625,23 +669,116 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
       return poisoned_;
     }
     if ((sync ? durable_lsn_ : flushed_lsn_) >= target) return absl::OkStatus();
+    // Contended: a sync runs, others wait, or callers the last round
+    // released are expected back. Queue for the group-commit thread.
+    if (sync && (io_busy_ || !sync_waiters_.empty() ||
+                 (released_by_last_sync_ > 1 &&
+                  sync_calls_since_release_ < released_by_last_sync_))) {
+      SyncWaiter w;
+      w.target = target;
+      sync_waiters_.push_back(&w);
+      StartSyncerLocked();
+      syncer_cv_.Signal();
+      while (!w.done) w.cv.Wait(&mu_);
+      return w.status;
+    }
     if (io_busy_) {
       cv_.Wait(&mu_);
       continue;
     }
-    // Become the I/O token holder: write everything framed so far, and sync.
-    // Waiters woken by RunQueuedLocked need mu_ to look, so they see the
-    // durable LSN set below.
+    if (sync) {
+      // Uncontended: write and sync on this thread (file operations in a
+      // fixed order for single-threaded users and seeded crash tests).
+      absl::Status s = SyncRoundLocked(/*self=*/1);
+      if (!s.ok()) return s;
+      continue;
+    }
+    // Become the I/O token holder: write everything framed so far.
     QueueStagedLocked();
     const uint64_t covered = next_lsn_ - 1;
-    const uint64_t durable_before = durable_lsn_;
-    absl::Status s = RunQueuedLocked(sync);
+    absl::Status s = RunQueuedLocked(/*sync=*/false);
     if (!s.ok()) return s;
     flushed_lsn_ = std::max(flushed_lsn_, covered);
-    if (sync) durable_lsn_ = std::max(durable_lsn_, covered);
-    if (sync && covered > durable_before) {
+  }
+}
+
+absl::Status SegmentedWal::Impl::SyncRoundLocked(uint64_t self) {
+  QueueStagedLocked();
+  const uint64_t covered = next_lsn_ - 1;
+  const uint64_t durable_before = durable_lsn_;
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = RunQueuedLocked(/*sync=*/true);
+  last_release_ = std::chrono::steady_clock::now();
+  last_sync_round_micros_ = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(last_release_ -
+                                                            start)
+          .count());
+  if (s.ok()) {
+    flushed_lsn_ = std::max(flushed_lsn_, covered);
+    durable_lsn_ = std::max(durable_lsn_, covered);
+    if (covered > durable_before) {
       stats_.records_per_sync.Add(covered - durable_before);
     }
+  }
+  released_by_last_sync_ = WakeSyncWaitersLocked() + self;
+  sync_calls_since_release_ = 0;
+  return s;
+}
+
+size_t SegmentedWal::Impl::WakeSyncWaitersLocked() {
+  size_t woken = 0, kept = 0;
+  for (SyncWaiter* w : sync_waiters_) {
+    if (!poisoned_.ok() || durable_lsn_ >= w->target) {
+      w->status = poisoned_;
+      w->done = true;
+      w->cv.Signal();
+      woken++;
+    } else {
+      sync_waiters_[kept++] = w;
+    }
+  }
+  sync_waiters_.resize(kept);
+  return woken;
+}
+
+void SegmentedWal::Impl::StartSyncerLocked() {
+  if (!syncer_thread_.joinable()) {
+    syncer_thread_ = std::thread([this] { SyncerMain(); });
+  }
+}
+
+void SegmentedWal::Impl::SyncerMain() {
+  port::MutexLock l(&mu_);
+  while (true) {
+    WakeSyncWaitersLocked();  // covered by a seal or another sync, or poisoned
+    if (sync_waiters_.empty()) {
+      if (closing_) return;
+      syncer_cv_.Wait(&mu_);
+      continue;
+    }
+    if (io_busy_) {
+      syncer_cv_.Wait(&mu_);  // ReleaseIoTokenLocked signals
+      continue;
+    }
+    // Give the callers the last round released a moment to append their next
+    // records and come back, so that this fsync carries them too (otherwise
+    // they wait for the next one, and the callers split into two alternating
+    // groups of half the size).
+    if (sync_calls_since_release_ < released_by_last_sync_ && !closing_) {
+      const auto deadline =
+          last_release_ +
+          std::chrono::microseconds(std::min(options_.group_commit_wait_micros,
+                                             last_sync_round_micros_));
+      const auto now = std::chrono::steady_clock::now();
+      if (now < deadline) {
+        syncer_cv_.WaitFor(
+            &mu_, std::chrono::duration_cast<std::chrono::microseconds>(
+                      deadline - now) +
+                      std::chrono::microseconds(1));
+        continue;
+      }
+    }
+    (void)SyncRoundLocked(/*self=*/0);  // errors reach the waiters
   }
 }
 
@@ -1323,8 +1460,7 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
   }
   if (s.ok()) s = RunOps(ops, /*sync=*/true, active);
   mu_.Lock();
-  io_busy_ = false;
-  cv_.SignalAll();
+  ReleaseIoTokenLocked();
   if (!s.ok()) PoisonLocked(s);
   return poisoned_;
 }
@@ -1605,6 +1741,8 @@ SegmentedWal::Impl::~Impl() {
   }
   spare_cv_.SignalAll();
   if (spare_thread_.joinable()) spare_thread_.join();
+  syncer_cv_.SignalAll();  // it serves whoever is still queued, then ends
+  if (syncer_thread_.joinable()) syncer_thread_.join();
   absl::Status s = Drain(/*sync=*/false);
   (void)s;  // Close does not promise durability; errors were already reported
   port::MutexLock l(&mu_);

@@ -115,6 +115,15 @@ struct SegmentedWalOptions {
   // line; see env/posix_env.h). Same durability either way. Off by default:
   // it measured no faster on the machines we have (README, Benchmarks).
   bool use_io_uring = false;
+  // Group commit under contention. A Sync() that finds no sync running and
+  // nobody waiting writes and syncs on its own thread. Otherwise it queues,
+  // and a group-commit thread (started at the first such Sync) runs one sync
+  // at a time for everyone queued. After each sync it waits up to this long
+  // (and never longer than that sync took) for the callers it just released
+  // to come back with their next records, so that one fsync carries them too
+  // instead of the callers splitting into groups that alternate. It stops
+  // waiting as soon as as many Sync calls arrived as it released. 0: no wait.
+  uint64_t group_commit_wait_micros = 100;
 };
 
 struct WalRecord {
