@@ -107,6 +107,11 @@ DEFINE_bool(use_io_uring, false,
             "through io_uring (falls back to write()/fdatasync())");
 DEFINE_bool(background_preallocation, true,
             "SegmentedWalOptions::background_preallocation");
+DEFINE_bool(background_sealing, true,
+            "SegmentedWalOptions::background_sealing: full segments are "
+            "sealed (fdatasync) off the appending thread");
+DEFINE_uint64(group_commit_wait_micros, 100,
+              "SegmentedWalOptions::group_commit_wait_micros");
 DEFINE_int64(recycle_segments, 2,
              "SegmentedWalOptions::recycle_segments (segments TruncateBefore "
              "keeps as spares)");
@@ -588,6 +593,8 @@ class Benchmark {
     o.preallocate_segments = FLAGS_preallocate_segments;
     o.use_io_uring = FLAGS_use_io_uring;
     o.background_preallocation = FLAGS_background_preallocation;
+    o.background_sealing = FLAGS_background_sealing;
+    o.group_commit_wait_micros = FLAGS_group_commit_wait_micros;
     o.recycle_segments = static_cast<size_t>(FLAGS_recycle_segments);
     if (FLAGS_encrypt) o.encryption_ring.emplace(key_);
     return o;

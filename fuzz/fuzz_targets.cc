@@ -304,6 +304,7 @@ int OpenDirectoryTarget(const uint8_t* data, size_t size) {
   o.segment_target_size = 2048;
   o.write_buffer_size = 512;
   o.background_preallocation = false;  // no thread per input
+  o.background_sealing = false;
   o.max_record_size = kMaxRecordSize;
   if (options & 8) o.encryption_ring = FuzzKeyRing();
   if (options & 16) o.compression = Compression::kSnappy;

@@ -1045,6 +1045,7 @@ TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
     o.write_buffer_size = size_t{64} << rnd.Uniform(8);
     o.recovery_mode = mode;
     o.background_preallocation = false;  // a fixed order of file operations
+    o.background_sealing = false;
     auto w = SegmentedWal::Open(o);
     if (!w.ok() && mode == RecoveryMode::kAbsoluteConsistency) {
       // Refusing a torn tail is its job (DataLoss, nothing changed).

@@ -270,12 +270,40 @@ class SegmentedWal::Impl {
   // segment's name and syncing the directory. As the I/O token holder. If the
   // Env cannot write in place, sets *unsupported, stops using spares (deleting
   // them) and returns OK with nothing done.
+  // With publish=false the file keeps the spare's name and stays open as
+  // seg->file: the background sealer renames it once the previous segment's
+  // seal is durable (SealerMain).
   absl::Status CreateInSpare(Segment* seg, const Spare& spare,
                              const std::string& header,
                              std::vector<uint64_t>* sync_micros,
-                             bool* unsupported);
+                             bool* unsupported, bool publish = true);
   void StartSpareThread();
   void SpareThreadMain();
+
+  // Background sealing (SegmentedWalOptions::background_sealing). At a roll
+  // whose next segment starts in a spare, the token holder writes the footer
+  // and hands the sealed segment's file to the sealer thread, writes the next
+  // segment's header into the spare (synced) and goes on appending there
+  // under the spare's name. The sealer fdatasyncs and closes the sealed
+  // segment, and only then renames the spare to the next segment's name and
+  // syncs the directory: a segment's name never becomes durable before its
+  // predecessor's seal. Everything that needs the directory as it will be
+  // (Sync, readers, listings, the next seal) waits for it (WaitForSealLocked).
+  struct PendingSeal {
+    std::shared_ptr<Segment> sealed;  // footer written and handed to the OS
+    std::unique_ptr<WritableFile> file;
+    uint64_t end_size = 0;            // footer end
+    uint64_t last_lsn = 0;
+    std::string spare_path;           // the next segment, under its spare's name
+    std::string next_path;            // ... and the name it gets
+  };
+  // Waits until no seal is in flight; returns poisoned_ (a failed background
+  // seal poisons).
+  absl::Status WaitForSealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (seal_in_flight_) cv_.Wait(&mu_);
+    return poisoned_;
+  }
+  void SealerMain();
 
   // Recovery helpers.
   struct ScanResult {
@@ -352,6 +380,14 @@ class SegmentedWal::Impl {
   uint64_t last_sync_round_micros_ ABSL_GUARDED_BY(mu_) = 0;
   port::CondVar syncer_cv_;
   std::thread syncer_thread_;
+
+  // Background sealing (PendingSeal, SealerMain). seal_in_flight_ is set when
+  // a seal is handed over and cleared (cv_ signalled) when it is done.
+  std::optional<PendingSeal> pending_seal_ ABSL_GUARDED_BY(mu_);
+  bool seal_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool sealer_stop_ ABSL_GUARDED_BY(mu_) = false;
+  port::CondVar sealer_cv_;
+  std::thread sealer_thread_;
   friend class SegmentedWal;
 };
 
@@ -547,10 +583,68 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             .count()));
     return st;
   };
+  // A seal handed to the sealer once the next segment exists in a spare
+  // (kSeal leaves it here for the kCreate that follows).
+  std::optional<PendingSeal> handoff;
+  size_t handoff_done_index = 0;
+  // Finishes a handed-off seal on this thread (no spare after all).
+  auto seal_in_line = [&]() {
+    absl::Status st = timed_sync(handoff->file.get());
+    if (st.ok()) st = handoff->file->Close();
+    if (st.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
+    st = Annotate(st, "sealing segment " + handoff->sealed->path);
+    if (st.ok()) {
+      sealed_durable = handoff->last_lsn;
+      done[handoff_done_index].sealed = true;
+    }
+    handoff.reset();
+    return st;
+  };
   for (IoOp& op : ops) {
     Segment* seg = op.segment.get();
     switch (op.kind) {
       case IoOp::kCreate: {
+        if (handoff.has_value()) {
+          // The new segment starts under a spare's name: a ready spare, or
+          // else a new file given a spare's name.
+          std::optional<Spare> spare = TakeSpare();
+          bool unsupported = false;
+          if (spare.has_value()) {
+            s = CreateInSpare(seg, *spare, op.data, &sync_micros, &unsupported,
+                              /*publish=*/false);
+            if (s.ok() && !unsupported) from_spares++;
+          } else {
+            uint64_t id;
+            {
+              port::MutexLock l(&mu_);
+              id = next_spare_id_++;
+            }
+            spare = Spare{SparePath(id), 0};
+            auto file = OpenSegmentForWrite(spare->path, std::nullopt);
+            s = file.status();
+            if (s.ok()) s = (*file)->Append(op.data);
+            if (s.ok()) s = timed_sync(file->get());
+            if (s.ok()) seg->file = *std::move(file);
+            s = Annotate(s, "creating segment " + seg->path + " as " +
+                                spare->path);
+          }
+          if (!s.ok()) break;
+          if (!unsupported) {
+            handoff->spare_path = spare->path;
+            handoff->next_path = seg->path;
+            port::MutexLock l(&mu_);
+            pending_seal_ = std::move(*handoff);
+            seal_in_flight_ = true;
+            if (!sealer_thread_.joinable()) {
+              sealer_thread_ = std::thread([this] { SealerMain(); });
+            }
+            sealer_cv_.Signal();
+            handoff.reset();
+            break;
+          }
+          s = seal_in_line();  // then create the segment as a plain file
+          if (!s.ok()) break;
+        }
         if (!options_.background_preallocation) {
           bool want;
           {
@@ -598,8 +692,16 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           seg->range_synced = op.end_size;
         }
         break;
-      case IoOp::kSeal:
+      case IoOp::kSeal: {
         SEGWAL_KILL_POINT("Seal:BeforeFooter");
+        // One seal in flight at a time. Handed over, the next segment starts
+        // under a spare's name, which it trades for its own after this seal.
+        {
+          port::MutexLock l(&mu_);
+          s = WaitForSealLocked();
+        }
+        const bool background = options_.background_sealing;
+        if (!s.ok()) break;
         if (seg->in_spare) {
           // The footer must end the file (readers find it from the end): cut
           // the rest of the spare first. The sync below covers the new size.
@@ -610,6 +712,17 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         }
         if (s.ok()) s = seg->file->Append(op.data);
         if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
+        if (background) {
+          if (s.ok()) s = seg->file->Flush();
+          s = Annotate(s, "sealing segment " + seg->path);
+          if (s.ok()) {
+            seg->unsynced = false;
+            handoff = PendingSeal{op.segment, std::move(seg->file), op.end_size,
+                                  op.last_lsn, "", ""};
+            handoff_done_index = done.size();
+          }
+          break;
+        }
         if (s.ok()) s = timed_sync(seg->file.get());
         if (s.ok()) s = seg->file->Close();
         if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
@@ -620,10 +733,22 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           sealed_durable = op.last_lsn;
         }
         break;
+      }
     }
     if (!s.ok()) break;
     bytes_written += op.data.size();
-    done.push_back({op.segment, op.end_size, op.last_lsn, op.kind == IoOp::kSeal});
+    done.push_back({op.segment, op.end_size, op.last_lsn,
+                    op.kind == IoOp::kSeal && !handoff.has_value()});
+  }
+  if (handoff.has_value()) {
+    // Not followed by its kCreate (failed before it): finish it here.
+    absl::Status st = seal_in_line();
+    if (s.ok()) s = st;
+  }
+  if (s.ok() && sync) {
+    // Durable means the sealed segments and the active one's name too.
+    port::MutexLock l(&mu_);
+    s = WaitForSealLocked();
   }
   if (s.ok() && active->file != nullptr) {
     if (sync && active->unsynced) {
@@ -869,10 +994,11 @@ std::optional<SegmentedWal::Impl::Spare> SegmentedWal::Impl::TakeSpare() {
 
 absl::Status SegmentedWal::Impl::CreateInSpare(
     Segment* seg, const Spare& spare, const std::string& header,
-    std::vector<uint64_t>* sync_micros, bool* unsupported) {
+    std::vector<uint64_t>* sync_micros, bool* unsupported, bool publish) {
   // The header is durable before the segment's name exists, so the name never
   // reaches stale bytes at offset 0 (FORMAT.md, "Spare files").
-  auto file = env_->ReopenWritableFile(spare.path, 0);
+  auto file = publish ? env_->ReopenWritableFile(spare.path, 0)
+                      : OpenSegmentForWrite(spare.path, 0);
   if (absl::IsUnimplemented(file.status())) {
     *unsupported = true;
     std::deque<Spare> rest;
@@ -895,6 +1021,13 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::steady_clock::now() - start)
             .count()));
+  }
+  if (s.ok() && !publish) {
+    seg->file = *std::move(file);
+    seg->in_spare = true;
+    port::MutexLock l(&mu_);
+    seg->spare_size = spare.size;
+    return absl::OkStatus();
   }
   if (s.ok()) s = (*file)->Close();
   if (s.ok()) s = env_->RenameFile(spare.path, seg->path);
@@ -933,6 +1066,50 @@ void SegmentedWal::Impl::SpareThreadMain() {
     absl::Status s = PrepareSpareOrGiveUp();
     mu_.Lock();
     if (!s.ok()) PoisonLocked(s);
+  }
+}
+
+void SegmentedWal::Impl::SealerMain() {
+  port::MutexLock l(&mu_);
+  while (true) {
+    while (!pending_seal_.has_value() && !sealer_stop_) sealer_cv_.Wait(&mu_);
+    if (!pending_seal_.has_value()) return;
+    PendingSeal p = std::move(*pending_seal_);
+    pending_seal_.reset();
+    mu_.Unlock();
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status s = p.file->Sync();
+    const auto micros = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - start)
+            .count());
+    if (s.ok()) s = p.file->Close();
+    if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
+    s = Annotate(s, "sealing segment " + p.sealed->path);
+    if (s.ok()) {
+      s = env_->RenameFile(p.spare_path, p.next_path);
+      if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
+      if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+      if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
+      s = Annotate(s, "creating segment " + p.next_path + " in spare " +
+                          p.spare_path);
+    }
+    p.file.reset();
+    mu_.Lock();
+    stats_.syncs++;
+    stats_.sync_latency_micros.Add(micros);
+    if (s.ok()) {
+      p.sealed->readable_size = std::max(p.sealed->readable_size, p.end_size);
+      p.sealed->readable_last_lsn =
+          std::max(p.sealed->readable_last_lsn, p.last_lsn);
+      p.sealed->sealed = true;
+      durable_lsn_ = std::max(durable_lsn_, p.last_lsn);
+    } else {
+      PoisonLocked(s);
+    }
+    seal_in_flight_ = false;
+    cv_.SignalAll();
+    syncer_cv_.Signal();
   }
 }
 
@@ -1009,6 +1186,8 @@ absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
   absl::Status s = Drain(/*sync=*/false);
   if (!s.ok()) return s;
   port::MutexLock l(&mu_);
+  // Every segment under its own name (a background seal renames the next).
+  while (seal_in_flight_) cv_.Wait(&mu_);
   if (ring != nullptr) *ring = ring_;
   const uint64_t floor = segments_.front()->first_lsn;
   if (*from_lsn_ptr == 0) *from_lsn_ptr = floor;  // "from the start"
@@ -1047,6 +1226,7 @@ absl::StatusOr<std::vector<SegmentMeta>> SegmentedWal::Impl::ListSegments() {
   absl::Status s = Drain(/*sync=*/false);
   if (!s.ok()) return s;
   port::MutexLock l(&mu_);
+  while (seal_in_flight_) cv_.Wait(&mu_);  // as in Snapshot
   std::vector<SegmentMeta> out;
   for (const auto& seg : segments_) {
     if (seg->readable_size == 0) continue;
@@ -1745,6 +1925,12 @@ SegmentedWal::Impl::~Impl() {
   if (syncer_thread_.joinable()) syncer_thread_.join();
   absl::Status s = Drain(/*sync=*/false);
   (void)s;  // Close does not promise durability; errors were already reported
+  {
+    port::MutexLock l(&mu_);
+    sealer_stop_ = true;  // after the last seal Drain may have handed over
+  }
+  sealer_cv_.SignalAll();
+  if (sealer_thread_.joinable()) sealer_thread_.join();
   port::MutexLock l(&mu_);
   for (auto& seg : segments_) {
     if (seg->file != nullptr && seg->in_spare && poisoned_.ok() &&

@@ -124,6 +124,15 @@ struct SegmentedWalOptions {
   // instead of the callers splitting into groups that alternate. It stops
   // waiting as soon as as many Sync calls arrived as it released. 0: no wait.
   uint64_t group_commit_wait_micros = 100;
+  // Seal full segments off the appending thread. When the next segment can
+  // start in a spare, a roll writes the footer and goes on appending into the
+  // spare (header synced, still under the spare's name) while a sealer thread
+  // fdatasyncs the full segment; only after that does it rename the spare to
+  // the new segment's name and sync the directory, so no segment's name is
+  // ever durable before its predecessor is sealed. Sync, reads and listings
+  // wait for a seal in flight. false: the thread that rolls seals in line
+  // (file operations in a fixed order, for seeded crash tests).
+  bool background_sealing = true;
 };
 
 struct WalRecord {

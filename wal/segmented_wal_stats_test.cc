@@ -207,6 +207,7 @@ TEST_F(WalStatsTest, SparesAreCountedAndSizedToTheTarget) {
   SegmentedWalOptions o = Options(/*segment_target_size=*/5000);
   o.preallocate_segments = true;
   o.background_preallocation = false;
+  o.background_sealing = false;
   o.recycle_segments = 1;
   ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(o));
   WalStats s = wal->GetStats();

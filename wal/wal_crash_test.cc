@@ -551,6 +551,7 @@ class CrashCycleRunner {
     // file operations, and so the crash points, follow from the seed.
     o.preallocate_segments = !rnd_.OneIn(4);
     o.background_preallocation = false;
+    o.background_sealing = false;
     o.recycle_segments = rnd_.Uniform(3);
     auto wal = SegmentedWal::Open(o);
     if (!wal.ok() && mode == RecoveryMode::kAbsoluteConsistency) {
@@ -1008,6 +1009,7 @@ SegmentedWalOptions FaultOptions(Env* env) {
   o.segment_target_size = 2048;
   o.write_buffer_size = 512;
   o.background_preallocation = false;  // file operations in a fixed order
+  o.background_sealing = false;
   return o;
 }
 

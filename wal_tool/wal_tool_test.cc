@@ -129,6 +129,7 @@ SegmentedWalOptions Options(Env* env, uint64_t segment_target_size = 1 << 20) {
   // Spares prepared in line at each roll and used at once: the directory's
   // contents do not depend on a background thread's timing.
   o.background_preallocation = false;
+  o.background_sealing = false;
   return o;
 }
 
@@ -1314,6 +1315,7 @@ TEST(WalToolCrashTest,
     o.segment_target_size = 512 + rnd.Uniform(4096);
     o.write_buffer_size = 64 + rnd.Uniform(2048);
     o.background_preallocation = false;  // a fixed order of file operations
+    o.background_sealing = false;
     std::vector<std::string> appended;
     uint64_t acked = 0;
     auto wal = SegmentedWal::Open(o);
@@ -1480,6 +1482,7 @@ TEST(WalToolPosixTest, ReadOnlyCommandsNeverWriteNorCreateTheLock) {
     o.wal_dir = dir;
     o.segment_target_size = 300;
     o.background_preallocation = false;
+    o.background_sealing = false;
     auto wal = SegmentedWal::Open(o);
     ASSERT_TRUE(wal.ok()) << wal.status();
     AppendRecords(wal->get(), 1, 10);
