@@ -115,6 +115,26 @@ struct SegmentedWalOptions {
   // line; see env/posix_env.h). Same durability either way. Off by default:
   // it measured no faster on the machines we have (README, Benchmarks).
   bool use_io_uring = false;
+
+  // Parallel replay. Replay and ReplayFrom (and ReplayFromLimit when
+  // max_records is at least the number of LSNs in the range) split a range of
+  // several segments into contiguous runs of segments balanced by bytes and
+  // decode each run on its own thread, the calling thread taking the first;
+  // the runs are joined in LSN order. Each thread allocates the payloads it
+  // decodes, so faulting in the result memory (what a large replay mostly
+  // spends its time on) is shared out too. The result is exactly that of a
+  // sequential read: the same records in the same order, or, if any run fails,
+  // the error of the earliest failing run (where a sequential read would have
+  // stopped) and no records. Iterators are always sequential.
+  //
+  // Threads a replay may use: 0 = min(hardware threads, 8); 1 = always on
+  // the calling thread. At most 64 (Open rejects more with InvalidArgument).
+  size_t replay_threads = 0;
+  // A replay uses at most one thread per this many bytes of segments to
+  // decode, so small replays stay on the calling thread, where starting
+  // threads would cost more than they save. 0: as many threads as there are
+  // segments in the range (up to replay_threads), however small.
+  uint64_t replay_min_bytes_per_thread = 4 << 20;
 };
 
 struct WalRecord {
@@ -287,7 +307,11 @@ class SegmentedWal {
   // LSN < checkpoint_lsn; never the active one. The directory is synced.
   absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn);
 
-  absl::StatusOr<std::vector<WalRecord>> Replay() const;  // all, LSN order
+  // All records, LSN order. Replay and ReplayFrom materialise the range in one
+  // vector (use NewIterator to stream a large log); a range of several
+  // segments is decoded on several threads (replay_threads) with the same
+  // result as a sequential read.
+  absl::StatusOr<std::vector<WalRecord>> Replay() const;
   // Records with LSN >= from_lsn. OutOfRange if from_lsn is below the first LSN
   // still retained (after TruncateBefore): never silently fewer records.
   absl::StatusOr<std::vector<WalRecord>> ReplayFrom(uint64_t from_lsn) const;
