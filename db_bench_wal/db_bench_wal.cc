@@ -114,7 +114,7 @@ DEFINE_int64(recycle_segments, 2,
 DEFINE_int64(replay_threads, 0,
              "SegmentedWalOptions::replay_threads: threads one Replay() may "
              "decode segments on (0: min(hardware threads, 8); 1: "
-             "sequential; at most 64). Replays of less than 4 MiB per "
+             "sequential; at most 64). Replays of less than 8 MiB per "
              "thread use fewer (replay_min_bytes_per_thread)");
 DEFINE_double(compression_ratio, 0.5,
               "Values compress to about this fraction of their size");

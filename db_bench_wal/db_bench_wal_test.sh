@@ -119,12 +119,13 @@ run --benchmarks=iterate,openrecover --num=10 --open_count=1 --wal_dir="$TMP/wal
 [ "$rc" -eq 0 ] || fail "--use_existing_wal: exit $rc: $(cat "$TMP/err")"
 expect_result iterate 500
 
-# --- --replay_threads: a replay split across threads (12 MiB in 1 MiB
-# segments) still counts every record (the benchmark fails otherwise).
-run --benchmarks=fillseq,replay --num=3000 --value_size=4096 \
+# --- --replay_threads: a replay split across threads (20 MiB in 1 MiB
+# segments: two threads of 8 MiB or more) still counts every record (the
+# benchmark fails otherwise).
+run --benchmarks=fillseq,replay --num=5000 --value_size=4096 \
     --segment_size=1048576 --replay_threads=4 --stats_interval_seconds=0
 [ "$rc" -eq 0 ] || fail "--replay_threads=4: exit $rc: $(cat "$TMP/err")"
-expect_result replay 3000
+expect_result replay 5000
 grep -q '^Replay: *up to 4 threads' "$TMP/out" || fail "header does not show --replay_threads"
 
 # --- --duration, and the progress line on stderr.

@@ -131,10 +131,11 @@ struct SegmentedWalOptions {
   // the calling thread. At most 64 (Open rejects more with InvalidArgument).
   size_t replay_threads = 0;
   // A replay uses at most one thread per this many bytes of segments to
-  // decode, so small replays stay on the calling thread, where starting
-  // threads would cost more than they save. 0: as many threads as there are
-  // segments in the range (up to replay_threads), however small.
-  uint64_t replay_min_bytes_per_thread = 4 << 20;
+  // decode, so small replays stay on the calling thread: there malloc mostly
+  // hands back memory the previous replay freed, and a second thread measured
+  // no faster below about 16 MiB (README, Benchmarks). 0: as many threads as
+  // there are segments in the range (up to replay_threads), however small.
+  uint64_t replay_min_bytes_per_thread = 8 << 20;
 };
 
 struct WalRecord {
