@@ -69,7 +69,8 @@ DEFINE_string(
     "\tfillsync    -- Append + Sync per record, num/1000 records per thread;\n"
     "\t               with --threads each thread syncs its own (group commit)\n"
     "\tfillbatch   -- batch_size Appends then one Sync, num records\n"
-    "\treplay      -- Replay() the whole log (page cache); fills it if empty\n"
+    "\treplay      -- Replay() the whole log (page cache); fills it if empty;\n"
+    "\t               decoded on up to --replay_threads threads\n"
     "\titerate     -- stream the whole log with NewIterator; fills it if "
     "empty\n"
     "\topenrecover -- time Open (with recovery) of the log, open_count times\n"
@@ -115,6 +116,11 @@ DEFINE_uint64(group_commit_wait_micros, 100,
 DEFINE_int64(recycle_segments, 2,
              "SegmentedWalOptions::recycle_segments (segments TruncateBefore "
              "keeps as spares)");
+DEFINE_int64(replay_threads, 0,
+             "SegmentedWalOptions::replay_threads: threads one Replay() may "
+             "decode segments on (0: min(hardware threads, 8); 1: "
+             "sequential; at most 64). Replays of less than 8 MiB per "
+             "thread use fewer (replay_min_bytes_per_thread)");
 DEFINE_double(compression_ratio, 0.5,
               "Values compress to about this fraction of their size");
 DEFINE_bool(encrypt, false, "Encrypt the WAL at rest under a fresh random key");
@@ -298,6 +304,7 @@ absl::Status ValidateGlobalFlags() {
            check("batch_size", FLAGS_batch_size, 1, int64_t{1} << 30),
            check("open_count", FLAGS_open_count, 1, 1000000),
            check("recycle_segments", FLAGS_recycle_segments, 0, 1000),
+           check("replay_threads", FLAGS_replay_threads, 0, 64),
        }) {
     if (!s.ok()) return s;
   }
@@ -596,6 +603,7 @@ class Benchmark {
     o.background_sealing = FLAGS_background_sealing;
     o.group_commit_wait_micros = FLAGS_group_commit_wait_micros;
     o.recycle_segments = static_cast<size_t>(FLAGS_recycle_segments);
+    o.replay_threads = static_cast<size_t>(FLAGS_replay_threads);
     if (FLAGS_encrypt) o.encryption_ring.emplace(key_);
     return o;
   }
@@ -1297,6 +1305,13 @@ void Benchmark::PrintHeader(const std::vector<BenchSpec>& specs, bool temp_dir,
          FLAGS_preallocate_segments ? "zero-filled ahead" : "off",
          FLAGS_background_preallocation ? "background" : "in line",
          FLAGS_recycle_segments);
+  if (FLAGS_replay_threads == 0) {
+    printf("Replay:     up to min(hardware threads, 8) = %u threads\n",
+           std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  } else {
+    printf("Replay:     up to %" PRId64 " thread%s\n", FLAGS_replay_threads,
+           FLAGS_replay_threads == 1 ? " (sequential)" : "s");
+  }
   printf("Seed:       %" PRIu64 "\n", seed);
   if (FLAGS_duration > 0)
     printf("Duration:   %.1f s per benchmark\n", FLAGS_duration);

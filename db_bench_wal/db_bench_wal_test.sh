@@ -119,6 +119,15 @@ run --benchmarks=iterate,openrecover --num=10 --open_count=1 --wal_dir="$TMP/wal
 [ "$rc" -eq 0 ] || fail "--use_existing_wal: exit $rc: $(cat "$TMP/err")"
 expect_result iterate 500
 
+# --- --replay_threads: a replay split across threads (20 MiB in 1 MiB
+# segments: two threads of 8 MiB or more) still counts every record (the
+# benchmark fails otherwise).
+run --benchmarks=fillseq,replay --num=5000 --value_size=4096 \
+    --segment_size=1048576 --replay_threads=4 --stats_interval_seconds=0
+[ "$rc" -eq 0 ] || fail "--replay_threads=4: exit $rc: $(cat "$TMP/err")"
+expect_result replay 5000
+grep -q '^Replay: *up to 4 threads' "$TMP/out" || fail "header does not show --replay_threads"
+
 # --- --duration, and the progress line on stderr.
 run --benchmarks=fillseq --duration=0.4 --stats_interval_seconds=0.1 --num=0
 [ "$rc" -eq 0 ] || fail "--duration: exit $rc: $(cat "$TMP/err")"
@@ -155,6 +164,7 @@ run --benchmarks=fillseq,nosuch;               expect_one_line_error "unknown be
 run --value_size=0;                            expect_one_line_error "value_size 0"
 run --num=0;                                   expect_one_line_error "num 0 without duration"
 run --threads=0;                               expect_one_line_error "threads 0"
+run --replay_threads=65;                       expect_one_line_error "replay_threads 65"
 run --compression=lz4;                         expect_one_line_error "unknown compression"
 run --recovery_mode=sloppy;                    expect_one_line_error "unknown recovery mode"
 run --rawsync_prealloc=maybe;                  expect_one_line_error "unknown prealloc"

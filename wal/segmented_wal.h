@@ -124,15 +124,36 @@ struct SegmentedWalOptions {
   // instead of the callers splitting into groups that alternate. It stops
   // waiting as soon as as many Sync calls arrived as it released. 0: no wait.
   uint64_t group_commit_wait_micros = 100;
-  // Seal full segments off the appending thread. When the next segment can
-  // start in a spare, a roll writes the footer and goes on appending into the
-  // spare (header synced, still under the spare's name) while a sealer thread
-  // fdatasyncs the full segment; only after that does it rename the spare to
-  // the new segment's name and sync the directory, so no segment's name is
-  // ever durable before its predecessor is sealed. Sync, reads and listings
+  // Seal full segments off the appending thread. A roll writes the footer and
+  // goes on appending into the next segment, which starts under a spare's
+  // name (a ready spare, or a new file named like one; header synced), while
+  // a sealer thread fdatasyncs the full segment; only after that does it
+  // rename the spare to the new segment's name and sync the directory, so no
+  // segment's name is ever durable before its predecessor is sealed. Sync, reads and listings
   // wait for a seal in flight. false: the thread that rolls seals in line
   // (file operations in a fixed order, for seeded crash tests).
   bool background_sealing = true;
+
+  // Parallel replay. Replay and ReplayFrom (and ReplayFromLimit when
+  // max_records is at least the number of LSNs in the range) split a range of
+  // several segments into contiguous runs of segments balanced by bytes and
+  // decode each run on its own thread, the calling thread taking the first;
+  // the runs are joined in LSN order. Each thread allocates the payloads it
+  // decodes, so faulting in the result memory (what a large replay mostly
+  // spends its time on) is shared out too. The result is exactly that of a
+  // sequential read: the same records in the same order, or, if any run fails,
+  // the error of the earliest failing run (where a sequential read would have
+  // stopped) and no records. Iterators are always sequential.
+  //
+  // Threads a replay may use: 0 = min(hardware threads, 8); 1 = always on
+  // the calling thread. At most 64 (Open rejects more with InvalidArgument).
+  size_t replay_threads = 0;
+  // A replay uses at most one thread per this many bytes of segments to
+  // decode, so small replays stay on the calling thread: there malloc mostly
+  // hands back memory the previous replay freed, and a second thread measured
+  // no faster below about 16 MiB (README, Benchmarks). 0: as many threads as
+  // there are segments in the range (up to replay_threads), however small.
+  uint64_t replay_min_bytes_per_thread = 8 << 20;
 };
 
 struct WalRecord {
@@ -305,7 +326,11 @@ class SegmentedWal {
   // LSN < checkpoint_lsn; never the active one. The directory is synced.
   absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn);
 
-  absl::StatusOr<std::vector<WalRecord>> Replay() const;  // all, LSN order
+  // All records, LSN order. Replay and ReplayFrom materialise the range in one
+  // vector (use NewIterator to stream a large log); a range of several
+  // segments is decoded on several threads (replay_threads) with the same
+  // result as a sequential read.
+  absl::StatusOr<std::vector<WalRecord>> Replay() const;
   // Records with LSN >= from_lsn. OutOfRange if from_lsn is below the first LSN
   // still retained (after TruncateBefore): never silently fewer records.
   absl::StatusOr<std::vector<WalRecord>> ReplayFrom(uint64_t from_lsn) const;
