@@ -165,6 +165,17 @@ int SegmentReaderTarget(const uint8_t* data, size_t size) {
   SegmentReader::Outcome o = SegmentReader::Outcome::kEnd;
   for (int i = 0; i < 100000; ++i) {
     o = r->Next(&rec, &h);
+    if (o == SegmentReader::Outcome::kPadding) {
+      // Skipped, ending on a block boundary, consuming no LSN.
+      FUZZ_CHECK(r->padded() && r->position() > last_pos &&
+                     r->position() <= file.size() &&
+                     r->position() % wal_format::kPaddingBlockSize == 0 &&
+                     h.lsn + 1 == expected && r->expected_lsn() == expected,
+                 absl::StrCat("padding frame at ", last_pos, " to ",
+                              r->position()));
+      last_pos = r->position();
+      continue;
+    }
     if (o != SegmentReader::Outcome::kRecord) break;
     FUZZ_CHECK(rec.lsn == expected,
                absl::StrCat("LSN ", rec.lsn, " where ", expected, " expected"));

@@ -1013,6 +1013,7 @@ class SegmentIterator : public WalIterator {
       SegmentReader::Outcome o =
           reader_->Next(&record_, &h,
                         /*check_lsn=*/!view_->skip_damage || !resynced_);
+      if (o == SegmentReader::Outcome::kPadding) continue;
       if (o == SegmentReader::Outcome::kRecord && view_->skip_damage &&
           record_.lsn <= seg_last_lsn_) {
         o = SegmentReader::Outcome::kBad;  // out of order after a resync
@@ -1041,7 +1042,8 @@ class SegmentIterator : public WalIterator {
           // whose LSN is above the last good one of this segment.
           RecordHeader next;
           auto off = reader_->FindNextValidFrame(at, seg_last_lsn_ + 1, &next);
-          while (off.has_value() && (next.flags & wal_format::kFlagFooter)) {
+          while (off.has_value() && (next.flags & (wal_format::kFlagFooter |
+                                                   wal_format::kFlagPadding))) {
             off = reader_->FindNextValidFrame(*off, seg_last_lsn_ + 1, &next);
           }
           if (off.has_value()) {
@@ -1115,6 +1117,12 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
     if (o == SegmentReader::Outcome::kRecord && rec.lsn <= r->last_lsn) {
       o = SegmentReader::Outcome::kBad;  // out of order after a resync
     }
+    if (o == SegmentReader::Outcome::kPadding) {
+      // Kept with the records before it: appends continue after it, on the
+      // block boundary it reaches (FORMAT.md, "Padding frames").
+      r->end_offset = reader->position();
+      continue;
+    }
     if (o == SegmentReader::Outcome::kRecord) {
       r->count++;
       r->last_lsn = rec.lsn;
@@ -1145,8 +1153,9 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
     RecordHeader later;
     uint64_t search_from = offset;
     while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
-      const bool is_footer = (later.flags & wal_format::kFlagFooter) != 0;
-      if (!resume_offset && !is_footer && later.lsn >= expected) {
+      const bool is_record = (later.flags & (wal_format::kFlagFooter |
+                                             wal_format::kFlagPadding)) == 0;
+      if (!resume_offset && is_record && later.lsn >= expected) {
         resume_offset = off;
         resume_lsn = later.lsn;
       }
@@ -1170,8 +1179,11 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
     if (skip_bad && resume_offset && (proof || !is_last)) {
       report_.drops.push_back(
           {reader->path(), offset, *resume_offset - offset,
-           absl::StrCat("skipped damaged bytes (", reason, "), LSNs ", expected,
-                        "..", resume_lsn - 1, " missing")});
+           absl::StrCat("skipped damaged bytes (", reason, "), ",
+                        resume_lsn == expected
+                            ? std::string("no LSN missing")
+                            : absl::StrCat("LSNs ", expected, "..",
+                                           resume_lsn - 1, " missing"))});
       r->skipped = true;
       r->skips.push_back({offset, *resume_offset, resume_lsn});
       reader->Seek(*resume_offset, resume_lsn);
