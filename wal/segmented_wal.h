@@ -120,10 +120,11 @@ struct SegmentedWalOptions {
   // frames a *padding frame* (FORMAT.md, "Padding frames") so the synced bytes
   // end on a 4 KiB boundary, and the next write starts a fresh block. New
   // segments are marked padded and begin with their header block written
-  // whole (header + padding, 4 KiB); writes without a sync go out in whole
-  // blocks, except that a Flush (and reads, which flush) or Close may write
-  // a zero-tailed partial block holding only unacknowledged records, rewritten
-  // when it fills. Sealing cuts the file after the footer and syncs that.
+  // whole (header + padding, 4 KiB). Writes without a sync (an Append that
+  // fills write_buffer_size, Flush, reads, which flush, Close) may end with a
+  // zero-tailed partial block: it holds only unacknowledged records and is
+  // written again as it fills. Sealing cuts the file after the footer and
+  // syncs that.
   // Costs: up to 4 KiB of padding per Sync (WalStats::padding_bytes: group
   // commit shares it) plus 4 KiB per segment, and no page cache for the log
   // (reads go to the device). Reopening: a recovered padded last segment is
