@@ -149,12 +149,20 @@ for flags in "--compression=snappy" "--encrypt" "--compression=snappy --encrypt"
   fi
 done
 
-# --- --use_direct_io is accepted; the WAL's lack of it is said, not fatal.
+# --- --use_direct_io reaches the WAL; the header says which path is active
+# (O_DIRECT, or buffered writes where the file system refuses it) and each
+# fill how much of what it wrote was padding.
 run --benchmarks=rawsync,rawwrite,fillsync --num=2000 --use_direct_io --stats_interval_seconds=0
 if [ "$rc" -eq 0 ]; then
   expect_result rawsync 2
   expect_result rawwrite 2000
-  grep -q 'direct' "$TMP/err" || fail "--use_direct_io: no note about the WAL"
+  expect_result fillsync 2
+  grep -qE '^WAL writes: (O_DIRECT|write\(\)/fdatasync\(\) \(direct I/O refused)' "$TMP/out" ||
+    fail "--use_direct_io: the header does not say the WAL's write path"
+  grep -E '^fillsync ' "$TMP/out" | grep -qE '[0-9]+% padding\)' ||
+    fail "--use_direct_io: fillsync does not report its padding"
+  grep -q 'has no direct-I/O option' "$TMP/out" "$TMP/err" &&
+    fail "--use_direct_io: the old note is still printed"
 else
   expect_one_line_error "--use_direct_io (file system refuses O_DIRECT?)"
 fi

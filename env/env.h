@@ -107,7 +107,9 @@ class FileLock {
 // Options for opening a file for writing (see Env::NewWritableFileWithOptions).
 struct FileOptions {
   // Bypass the page cache (O_DIRECT). Appends are then staged in an aligned buffer;
-  // an Env that cannot do direct I/O returns InvalidArgument/Unimplemented.
+  // an Env that cannot do direct I/O returns InvalidArgument/Unimplemented. With
+  // ReopenWritableFileWithOptions the offset must be block-aligned (the POSIX
+  // Env's rules: env/posix_env.h).
   bool use_direct_io = false;
   // Submit writes and syncs through io_uring when the kernel allows it (a
   // Sync is then one linked write + fdatasync submission), else fall back to

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "env/fault_injection_env.h"
@@ -1219,6 +1220,91 @@ TEST_F(PosixEnvTest, DirectIoRandomAppendsRoundTrip) {
   EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
 }
 
+// Reopens `path` at `offset` for direct I/O, or skips the test when the file
+// system refuses O_DIRECT.
+#define REOPEN_DIRECT_OR_SKIP(file, path, offset)                          \
+  FileOptions file##_options;                                              \
+  file##_options.use_direct_io = true;                                     \
+  absl::StatusOr<std::unique_ptr<WritableFile>> file##_or =                \
+      env_->ReopenWritableFileWithOptions((path), (offset), file##_options); \
+  if (absl::IsInvalidArgument(file##_or.status()) &&                       \
+      absl::StrContains(file##_or.status().message(), "refuses")) {        \
+    GTEST_SKIP() << "file system refuses O_DIRECT: " << file##_or.status(); \
+  }                                                                        \
+  ASSERT_OK(file##_or.status());                                           \
+  std::unique_ptr<WritableFile> file = *std::move(file##_or)
+
+// A spare file (3 blocks of 'x') rewritten in place from block 1: the file
+// keeps its length, the partial block's padding zeroes only the rest of that
+// block, and a block synced whole is never written again by later appends.
+TEST_F(PosixEnvTest, DirectIoReopenWritesInPlaceFromBlockBoundary) {
+  constexpr size_t kB = kDirectIoAlignment;
+  const std::string path = Path("spare");
+  const std::string spare(3 * kB, 'x');
+  ASSERT_OK(WriteStringToFile(env_, path, spare));
+  REOPEN_DIRECT_OR_SKIP(file, path, kB);
+  EXPECT_EQ(file->Size(), kB);
+  ASSERT_OK(file->Append(std::string(100, 'a')));
+  ASSERT_OK(file->Flush());
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(3 * kB));
+  std::string expected = spare;
+  expected.replace(kB, kB, std::string(100, 'a') + std::string(kB - 100, '\0'));
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
+  // Fill the block exactly and sync: on a block boundary nothing stays
+  // staged, so the next appends start a new block.
+  ASSERT_OK(file->Append(std::string(kB - 100, 'b')));
+  ASSERT_OK(file->Sync());
+  ASSERT_OK(file->Append("c"));
+  ASSERT_OK(file->Flush());
+  expected.replace(kB + 100, kB - 100, std::string(kB - 100, 'b'));
+  expected.replace(2 * kB, kB, "c" + std::string(kB - 1, '\0'));
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
+  EXPECT_EQ(file->Size(), 2 * kB + 1);
+  // Close keeps the spare's length (its last block was padded, not cut).
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
+}
+
+TEST_F(PosixEnvTest, DirectIoReopenPastTheEndCutsItsOwnPadding) {
+  constexpr size_t kB = kDirectIoAlignment;
+  const std::string path = Path("f");
+  ASSERT_OK(WriteStringToFile(env_, path, std::string(kB, 'x')));
+  REOPEN_DIRECT_OR_SKIP(file, path, kB);
+  ASSERT_OK(file->Append(std::string(kB + 10, 'y')));
+  ASSERT_OK(file->Sync());
+  // Two blocks on disk until Close cuts the zero padding.
+  EXPECT_THAT(env_->GetFileSize(path), IsOkAndHolds(3 * kB));
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path),
+              IsOkAndHolds(std::string(kB, 'x') + std::string(kB + 10, 'y')));
+}
+
+TEST_F(PosixEnvTest, DirectIoReopenChecksPathAndOffset) {
+  constexpr size_t kB = kDirectIoAlignment;
+  FileOptions direct;
+  direct.use_direct_io = true;
+  const std::string path = Path("f");
+  ASSERT_OK(WriteStringToFile(env_, path, std::string(kB, 'x')));
+  absl::StatusOr<std::unique_ptr<WritableFile>> probe =
+      env_->ReopenWritableFileWithOptions(path, 0, direct);
+  if (absl::IsInvalidArgument(probe.status())) {
+    GTEST_SKIP() << "file system refuses O_DIRECT: " << probe.status();
+  }
+  ASSERT_OK(probe.status());
+  ASSERT_OK((*probe)->Close());
+  EXPECT_THAT(env_->ReopenWritableFileWithOptions(Path("missing"), 0, direct),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));
+  EXPECT_THAT(env_->ReopenWritableFileWithOptions(path, 2 * kB, direct),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("beyond its end (4096 bytes)")));
+  EXPECT_THAT(env_->ReopenWritableFileWithOptions(path, 100, direct),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("offset 100: not a multiple of 4096")));
+  // Neither refusal touched the file.
+  EXPECT_THAT(ReadFileToString(env_, path),
+              IsOkAndHolds(std::string(kB, 'x')));
+}
+
 TEST_F(PosixEnvTest, DirectIoOnTmpfsIsRefusedClearly) {
   // /dev/shm is usually tmpfs, which refuses O_DIRECT on older kernels.
   if (access("/dev/shm", W_OK) != 0) GTEST_SKIP() << "no /dev/shm";
@@ -1527,8 +1613,10 @@ TEST_F(PosixEnvTest, ReopenWithOptionsChecksLikeReopen) {
                        HasSubstr("beyond its end (4 bytes)")));
   FileOptions direct;
   direct.use_direct_io = true;
-  EXPECT_THAT(env_->ReopenWritableFileWithOptions(path, 0, direct),
-              StatusIs(absl::StatusCode::kUnimplemented));
+  // Direct writes start on a block boundary (checked before opening).
+  EXPECT_THAT(env_->ReopenWritableFileWithOptions(path, 2, direct),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("not a multiple of 4096")));
   ASSERT_OK_AND_ASSIGN(
       auto plain, env_->ReopenWritableFileWithOptions(path, 4, FileOptions()));
   ASSERT_OK(plain->Append("45"));

@@ -1043,11 +1043,25 @@ FaultInjectionEnv::NewAppendableFile(const std::string& path) {
 absl::StatusOr<std::unique_ptr<WritableFile>>
 FaultInjectionEnv::ReopenWritableFile(const std::string& path,
                                       uint64_t offset) {
+  return ReopenWritable(path, offset, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>>
+FaultInjectionEnv::ReopenWritableFileWithOptions(const std::string& path,
+                                                 uint64_t offset,
+                                                 const FileOptions& options) {
+  return ReopenWritable(path, offset, &options);
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::ReopenWritable(
+    const std::string& path, uint64_t offset, const FileOptions* options) {
   port::ReaderMutexLock crash(&crash_mu_);
   port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpOpen, path); !s.ok()) return s;
   absl::StatusOr<std::unique_ptr<WritableFile>> base_file =
-      base_->ReopenWritableFile(path, offset);
+      options != nullptr
+          ? base_->ReopenWritableFileWithOptions(path, offset, *options)
+          : base_->ReopenWritableFile(path, offset);
   if (!base_file.ok()) return base_file.status();
   // Reads what the device holds before each write lands. Opened on the same
   // file as the writer, so it follows the file across renames.

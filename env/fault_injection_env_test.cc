@@ -1057,6 +1057,40 @@ TEST_P(FaultInjectionEnvTest, OverwriteOfUnsyncedBytesIsNotSaved) {
   EXPECT_EQ(Contents("a"), synced);
 }
 
+// ReopenWritableFileWithOptions (the WAL's direct-I/O spares) is tracked
+// like ReopenWritableFile. The options reach the base: the POSIX Env really
+// opens O_DIRECT (whole blocks are written here, so it pads nothing), MemEnv
+// ignores them.
+TEST_P(FaultInjectionEnvTest, ReopenWithDirectIoIsTrackedLikeReopen) {
+  constexpr size_t kB = 4096;
+  testutil::Random rnd(28);
+  const std::string old = rnd.RandomBytes(3 * kB);
+  WriteFile("a", old, "");
+  FileOptions direct;
+  direct.use_direct_io = true;
+  fi_->InjectError(kOpOpen, absl::UnavailableError("injected"), "a");
+  EXPECT_THAT(fi_->ReopenWritableFileWithOptions(Path("a"), kB, direct),
+              StatusIs(absl::StatusCode::kUnavailable, "injected"));
+  absl::StatusOr<std::unique_ptr<WritableFile>> file =
+      fi_->ReopenWritableFileWithOptions(Path("a"), kB, direct);
+  if (absl::IsInvalidArgument(file.status())) {
+    GTEST_SKIP() << "file system refuses O_DIRECT: " << file.status();
+  }
+  ASSERT_OK(file.status());
+  const std::string synced = rnd.RandomBytes(kB);
+  const std::string unsynced = rnd.RandomBytes(kB);
+  ASSERT_OK((*file)->Append(synced));
+  ASSERT_OK((*file)->Sync());
+  ASSERT_OK((*file)->Append(unsynced));
+  ASSERT_OK((*file)->Close());
+  const std::string durable = Patched(old, kB, synced);
+  EXPECT_THAT(fi_->DurableContent(Path("a")), IsOkAndHolds(durable));
+  EXPECT_THAT(fi_->FilesWithUnsyncedData(), ElementsAre(Path("a")));
+  EXPECT_EQ(Contents("a"), Patched(durable, 2 * kB, unsynced));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(Contents("a"), durable);  // the pre-image of block 2 is back
+}
+
 TEST_P(FaultInjectionEnvTest, OverwriteCrashIsDeterministic) {
   testutil::Random rnd(28);
   const std::string old = rnd.RandomBytes(6000);

@@ -272,10 +272,16 @@ class PosixDirectWritableFile final : public WritableFile {
   static constexpr size_t kAlign = kDirectIoAlignment;
   static_assert(kDirectIoBufferSize % kAlign == 0);
 
-  PosixDirectWritableFile(std::string path, int fd)
+  // Writes start at `offset` (a multiple of kAlign) of a file that is
+  // `initial_size` bytes long (0 for a new file).
+  PosixDirectWritableFile(std::string path, int fd, uint64_t offset = 0,
+                          uint64_t initial_size = 0)
       : path_(std::move(path)),
         fd_(fd),
-        buf_(static_cast<char*>(std::aligned_alloc(kAlign, kDirectIoBufferSize))) {}
+        buf_(static_cast<char*>(std::aligned_alloc(kAlign, kDirectIoBufferSize))),
+        buf_offset_(offset),
+        initial_size_(initial_size),
+        size_(offset) {}
   ~PosixDirectWritableFile() override {
     if (fd_ >= 0) Close().IgnoreError();
   }
@@ -321,9 +327,12 @@ class PosixDirectWritableFile final : public WritableFile {
   absl::Status Close() override {
     if (fd_ < 0) return ClosedError("close", path_);
     absl::Status s = error_.ok() ? FlushBuffer() : error_;
-    // Cut the zero padding of the last block.
-    if (s.ok() && disk_end_ > size_ &&
-        ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+    // Cut the zero padding of the last block where it extended the file (a
+    // reopened file keeps its length: the padding then only replaced bytes
+    // after Size() in that block).
+    const uint64_t keep = std::max(size_, initial_size_);
+    if (s.ok() && disk_end_ > keep &&
+        ::ftruncate(fd_, static_cast<off_t>(keep)) != 0) {
       s = PosixError("ftruncate", path_, errno);
     }
     if (::close(fd_) != 0 && s.ok()) s = PosixError("close", path_, errno);
@@ -374,12 +383,27 @@ class PosixDirectWritableFile final : public WritableFile {
   int fd_;  // -1 once closed
   const std::unique_ptr<char, FreeDeleter> buf_;
   uint64_t buf_offset_ = 0;  // file offset of buf_[0]; aligned
+  const uint64_t initial_size_;  // the file's size when it was opened
   size_t len_ = 0;           // bytes in buf_
   size_t flushed_ = 0;       // leading bytes of buf_ already on disk
   uint64_t disk_end_ = 0;    // end of the furthest block written
-  uint64_t size_ = 0;        // bytes appended
+  uint64_t size_ = 0;        // write offset at open + bytes appended
   absl::Status error_;
 };
+
+// Opens `path` with O_DIRECT and `flags`, or fails with InvalidArgument
+// saying the file system refuses direct I/O (EINVAL).
+absl::StatusOr<int> OpenDirect(const std::string& path, int flags) {
+  const int fd = OpenRetry(path, flags | O_DIRECT);
+  if (fd >= 0) return fd;
+  const int err = errno;
+  if (err == EINVAL) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "open ", path, " with O_DIRECT: the file system refuses direct I/O (",
+        ErrnoText(err), ")"));
+  }
+  return PosixError("open", path, err);
+}
 
 // ---- io_uring. ----
 
@@ -847,13 +871,21 @@ class PosixEnv final : public Env {
   absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFileWithOptions(
       const std::string& path, uint64_t offset,
       const FileOptions& options) override {
-    if (options.use_direct_io) {
-      return absl::UnimplementedError(
-          absl::StrCat("reopen ", path, " for writing at offset ", offset,
-                       ": direct I/O is for new files only"));
+    if (options.use_direct_io && offset % kDirectIoAlignment != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reopen ", path, " for direct I/O at offset ", offset,
+          ": not a multiple of ", kDirectIoAlignment,
+          " (direct writes start on a block boundary)"));
     }
-    const int fd = OpenRetry(path, O_WRONLY);  // no O_CREAT: NotFound if missing
-    if (fd < 0) return PosixError("open", path, errno);
+    int fd;
+    if (options.use_direct_io) {
+      absl::StatusOr<int> direct = OpenDirect(path, O_WRONLY);
+      if (!direct.ok()) return direct.status();
+      fd = *direct;
+    } else {
+      fd = OpenRetry(path, O_WRONLY);  // no O_CREAT: NotFound if missing
+      if (fd < 0) return PosixError("open", path, errno);
+    }
     struct stat st;
     if (::fstat(fd, &st) != 0) {
       const int err = errno;
@@ -865,6 +897,15 @@ class PosixEnv final : public Env {
       return absl::InvalidArgumentError(absl::StrCat(
           "reopen ", path, " for writing at offset ", offset,
           ": beyond its end (", st.st_size, " bytes)"));
+    }
+    if (options.use_direct_io) {
+      auto file = std::make_unique<PosixDirectWritableFile>(
+          path, fd, offset, static_cast<uint64_t>(st.st_size));
+      if (!file->ok()) {
+        ::close(fd);
+        return PosixError("aligned_alloc", path, ENOMEM);
+      }
+      return std::unique_ptr<WritableFile>(std::move(file));
     }
     // A plain file writes at the descriptor's position; an io_uring file at
     // explicit offsets starting from `offset`.
@@ -883,16 +924,10 @@ class PosixEnv final : public Env {
       if (fd < 0) return PosixError("open", path, errno);
       return NewPosixWritableFile(path, fd, 0, options);
     }
-    const int fd = OpenRetry(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == EINVAL) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "open ", path, " with O_DIRECT: the file system refuses direct I/O (",
-            ErrnoText(err), ")"));
-      }
-      return PosixError("open", path, err);
-    }
+    absl::StatusOr<int> direct =
+        OpenDirect(path, O_WRONLY | O_CREAT | O_TRUNC);
+    if (!direct.ok()) return direct.status();
+    const int fd = *direct;
     auto file = std::make_unique<PosixDirectWritableFile>(path, fd);
     if (!file->ok()) {
       ::close(fd);

@@ -11,16 +11,25 @@
 // because the kernel may have dropped the dirty pages and a later successful
 // fdatasync would prove nothing ("fsyncgate").
 //
-// Direct I/O (FileOptions::use_direct_io, new files only). The file is opened with
-// O_DIRECT and appends are staged in a kDirectIoAlignment-aligned buffer; whole
-// buffers are written as they fill. Flush/Sync of a partial block write that block
-// padded with zeros and keep its bytes buffered, so the next Flush rewrites the same
-// block with more data. Close cuts the file back to Size() with ftruncate(2). Until
-// Close (or if the process dies first) the file on disk may be longer than Size()
-// by less than kDirectIoAlignment bytes of zeros: readers must tolerate a zero tail.
-// A file system that refuses O_DIRECT (EINVAL, e.g. older tmpfs) makes
-// NewWritableFileWithOptions fail with InvalidArgument; the file may have been
-// created (or truncated) by then.
+// Direct I/O (FileOptions::use_direct_io; NewWritableFileWithOptions and
+// ReopenWritableFileWithOptions). The file is opened with O_DIRECT and appends
+// are staged in a kDirectIoAlignment-aligned buffer; whole buffers are written
+// as they fill. Flush/Sync of a partial block write that block padded with zeros
+// and keep its bytes buffered, so the next Flush rewrites the same block with
+// more data (a caller that must never rewrite a block it synced, like the WAL,
+// syncs only on block boundaries: see wal/FORMAT.md, "Padding frames"). Close
+// cuts the zero padding where it extended the file, with ftruncate(2): a new
+// file ends at Size(), a reopened one at the larger of Size() and the length
+// it had when reopened. Until Close (or if the process dies first) the file on
+// disk may be longer than Size() by less than kDirectIoAlignment bytes of
+// zeros: readers must tolerate a zero tail. For a reopened file, the bytes
+// after Size() in its last written block may read as zeros (the padding
+// replaced them); bytes beyond that block keep their contents. A reopened
+// file's offset must be a multiple of kDirectIoAlignment (InvalidArgument
+// otherwise: the block before it would have to be read and rewritten). A file
+// system that refuses O_DIRECT (EINVAL, e.g. older tmpfs) makes the open fail
+// with InvalidArgument "... the file system refuses direct I/O"; a new file
+// may have been created (or truncated) by then, a reopened one is untouched.
 //
 // io_uring (FileOptions::use_io_uring; NewWritableFileWithOptions and
 // ReopenWritableFileWithOptions). Same buffering, Size(), Close and poisoning
@@ -41,8 +50,7 @@
 // gives a plain file as above, and the first such open writes one line to
 // stderr saying why. A file whose own ring cannot be set up (e.g. out of
 // locked memory or descriptors) is also a plain file. Direct I/O wins over
-// use_io_uring. ReopenWritableFileWithOptions with use_direct_io is
-// Unimplemented.
+// use_io_uring.
 //
 // Read-only files: SequentialFile uses read(2) (one call per Read, retried on EINTR);
 // RandomAccessFile uses pread(2) in a loop until n bytes or end of file. Opening a

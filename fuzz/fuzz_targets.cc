@@ -165,6 +165,17 @@ int SegmentReaderTarget(const uint8_t* data, size_t size) {
   SegmentReader::Outcome o = SegmentReader::Outcome::kEnd;
   for (int i = 0; i < 100000; ++i) {
     o = r->Next(&rec, &h);
+    if (o == SegmentReader::Outcome::kPadding) {
+      // Skipped, ending on a block boundary, consuming no LSN.
+      FUZZ_CHECK(r->padded() && r->position() > last_pos &&
+                     r->position() <= file.size() &&
+                     r->position() % wal_format::kPaddingBlockSize == 0 &&
+                     h.lsn + 1 == expected && r->expected_lsn() == expected,
+                 absl::StrCat("padding frame at ", last_pos, " to ",
+                              r->position()));
+      last_pos = r->position();
+      continue;
+    }
     if (o != SegmentReader::Outcome::kRecord) break;
     FUZZ_CHECK(rec.lsn == expected,
                absl::StrCat("LSN ", rec.lsn, " where ", expected, " expected"));
@@ -261,7 +272,8 @@ int FooterDecoderTarget(const uint8_t* data, size_t size) {
 
 // ---------------------------------------------------------------------------
 // Options byte: bits 0-1 recovery mode, bit 2 fix checksums in every file,
-// bit 3 supply FuzzKeyRing(), bit 4 snappy for what is appended after Open.
+// bit 3 supply FuzzKeyRing(), bit 4 snappy for what is appended after Open,
+// bit 5 use_direct_io (padding frames; MemEnv ignores O_DIRECT itself).
 // File names come from each file's header (first LSN at offset 16) when it has
 // one, so files keep naming themselves consistently under mutation.
 int OpenDirectoryTarget(const uint8_t* data, size_t size) {
@@ -308,6 +320,7 @@ int OpenDirectoryTarget(const uint8_t* data, size_t size) {
   o.max_record_size = kMaxRecordSize;
   if (options & 8) o.encryption_ring = FuzzKeyRing();
   if (options & 16) o.compression = Compression::kSnappy;
+  if (options & 32) o.use_direct_io = true;
 
   const auto before = Snapshot(env.get(), dir);
   auto wal = SegmentedWal::Open(o);

@@ -52,12 +52,14 @@ std::string ReadAll(Env* env, const std::string& path) {
 
 // Writes a log with `records` records and returns its segment files.
 Log MakeLog(const std::string& name, int records, Compression compression,
-            bool encrypted, bool truncate) {
+            bool encrypted, bool truncate, bool direct = false) {
   std::unique_ptr<Env> env = NewMemEnv();
   SegmentedWalOptions o;
   o.wal_dir = "/w";
   o.env = env.get();
-  o.segment_target_size = 700;
+  // Padded segments start with a 4 KiB block: a few records past it.
+  o.segment_target_size = direct ? 4600 : 700;
+  o.use_direct_io = direct;
   o.write_buffer_size = 128;
   o.compression = compression;
   if (encrypted) o.encryption_ring = FuzzKeyRing();
@@ -130,6 +132,7 @@ int main(int argc, char** argv) {
       MakeLog("both", 16, Compression::kSnappy, true, false),
       MakeLog("truncated", 30, Compression::kNone, false, true),
       MakeLog("empty", 0, Compression::kNone, false, false),
+      MakeLog("direct", 8, Compression::kNone, false, false, true),
   };
   // A torn tail: half a record after the last one.
   Log torn = logs[0];
@@ -174,6 +177,7 @@ int main(int argc, char** argv) {
       uint8_t options = mode;
       if (enc) options |= 8;
       if (log.name == "snappy" && mode == 0) options |= 16;
+      if (log.name == "direct") options |= 32;
       Write(out + "/open_directory", absl::StrCat(log.name, "-mode", int{mode}),
             EncodeDirectoryInput(options, log.files));
       ++inputs;

@@ -156,6 +156,48 @@ bool PayloadMatches(uint32_t payload_seed, uint32_t payload_crc,
          payload_crc;
 }
 
+uint64_t PaddingFrameSize(uint64_t offset) {
+  const uint64_t min_end = offset + kRecordHeaderSize;
+  return (min_end + kPaddingBlockSize - 1) / kPaddingBlockSize *
+             kPaddingBlockSize -
+         offset;
+}
+
+void AppendPaddingFrame(uint32_t seed, uint64_t offset, uint64_t lsn,
+                        uint64_t durable_lsn, std::string* dst) {
+  RecordHeader h;
+  h.payload_length =
+      static_cast<uint32_t>(PaddingFrameSize(offset) - kRecordHeaderSize);
+  h.flags = kFlagPadding;
+  h.lsn = lsn;
+  h.durable_lsn = durable_lsn;
+  const size_t start = dst->size();
+  char fields[kRecordHeaderFieldsSize];
+  EncodeRecordHeaderFields(h, fields);
+  dst->append(8, '\0');
+  dst->append(fields, kRecordHeaderFieldsSize);
+  dst->append(h.payload_length, '\0');
+  FinishRecordFrame(seed, start, dst);
+}
+
+absl::Status CheckPaddingFrame(const RecordHeader& h, uint64_t offset,
+                               absl::string_view payload) {
+  if (h.flags != kFlagPadding) {
+    return absl::DataLossError(absl::StrCat(
+        "padding frame with other record flags (0x", absl::Hex(h.flags), ")"));
+  }
+  const uint64_t size = kRecordHeaderSize + uint64_t{h.payload_length};
+  if (size != PaddingFrameSize(offset)) {
+    return absl::DataLossError(absl::StrCat(
+        "padding frame of ", size, " bytes ends at offset ", offset + size,
+        ", not at the block boundary ", offset + PaddingFrameSize(offset)));
+  }
+  for (const char c : payload) {
+    if (c != 0) return absl::DataLossError("padding frame payload is not zeros");
+  }
+  return absl::OkStatus();
+}
+
 uint64_t FooterFrameSize(size_t index_entries) {
   return kRecordHeaderSize + index_entries * kIndexEntrySize + kTrailerSize;
 }

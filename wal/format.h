@@ -34,12 +34,20 @@ inline constexpr uint64_t kIndexInterval = 16 << 10;
 // Record flags.
 inline constexpr uint16_t kFlagSnappy = 1 << 0;
 inline constexpr uint16_t kFlagEncrypted = 1 << 1;
+// A padding frame (FORMAT.md, "Padding frames"): no record, no LSN of its own.
+inline constexpr uint16_t kFlagPadding = 1 << 14;
 inline constexpr uint16_t kFlagFooter = 1 << 15;
 inline constexpr uint16_t kKnownRecordFlags =
-    kFlagSnappy | kFlagEncrypted | kFlagFooter;
+    kFlagSnappy | kFlagEncrypted | kFlagPadding | kFlagFooter;
 
 // Segment flags.
 inline constexpr uint32_t kSegmentEncrypted = 1 << 0;
+// The segment may hold padding frames (written with use_direct_io).
+inline constexpr uint32_t kSegmentPadded = 1 << 1;
+inline constexpr uint32_t kKnownSegmentFlags = kSegmentEncrypted | kSegmentPadded;
+
+// Padding frames end exactly on a multiple of this (the direct-I/O block).
+inline constexpr uint64_t kPaddingBlockSize = 4096;
 
 struct SegmentHeader {
   uint32_t version = kFormatVersion;
@@ -91,6 +99,24 @@ bool DecodeRecordHeader(uint32_t seed, const char* p, RecordHeader* header,
                         uint32_t* payload_seed, uint32_t* payload_crc);
 bool PayloadMatches(uint32_t payload_seed, uint32_t payload_crc,
                     absl::string_view payload);
+
+// Padding frames (FORMAT.md, "Padding frames"). A padding frame starting at
+// `offset` ends at the first multiple of kPaddingBlockSize at or after
+// offset + kRecordHeaderSize: its size is in [kRecordHeaderSize,
+// kPaddingBlockSize + kRecordHeaderSize).
+uint64_t PaddingFrameSize(uint64_t offset);
+// Appends the padding frame for `offset` to *dst: flags kFlagPadding, LSN
+// `lsn` (the last LSN before it; first LSN - 1 if none), durable LSN as for a
+// record, every other field 0, payload zeros.
+void AppendPaddingFrame(uint32_t seed, uint64_t offset, uint64_t lsn,
+                        uint64_t durable_lsn, std::string* dst);
+// Checks the shape of a frame with kFlagPadding whose CRCs matched, found at
+// `offset`: DataLoss naming what is wrong (no location: callers add file and
+// offset) if other flags are set, it does not end at its block boundary, or
+// its payload is not zeros. (Its LSN depends on the records before it: the
+// reader checks that.)
+absl::Status CheckPaddingFrame(const RecordHeader& header, uint64_t offset,
+                               absl::string_view payload);
 
 struct IndexEntry {
   uint64_t lsn;

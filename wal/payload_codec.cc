@@ -40,7 +40,7 @@ absl::StatusOr<std::unique_ptr<PayloadCodec>> PayloadCodec::ForNewSegment(
 
 absl::Status PayloadCodec::CheckSegmentHeader(const std::string& path,
                                               const SegmentHeader& h) {
-  if ((h.flags & ~kSegmentEncrypted) != 0) {
+  if ((h.flags & ~wal_format::kKnownSegmentFlags) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, " offset 40: unknown segment flags 0x", absl::Hex(h.flags),
         " (written by a newer segwal?)"));

@@ -324,10 +324,12 @@ TEST(PayloadCodecTest, UnknownSegmentCryptoFieldsAreFailedPrecondition) {
   SegmentHeader h;
   h.first_lsn = 1;
   EXPECT_OK(PayloadCodec::CheckSegmentHeader("s", h));
-  h.flags = 2;
+  h.flags = wal_format::kSegmentPadded;  // padding frames: known
+  EXPECT_OK(PayloadCodec::CheckSegmentHeader("s", h));
+  h.flags = 4;
   EXPECT_THAT(PayloadCodec::CheckSegmentHeader("s", h),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("unknown segment flags")));
+                       HasSubstr("unknown segment flags 0x4")));
   h.flags = wal_format::kSegmentEncrypted;
   h.cipher = 2;
   EXPECT_THAT(PayloadCodec::CheckSegmentHeader("s", h),

@@ -179,6 +179,24 @@ SegmentReader::Outcome SegmentReader::Next(WalRecord* record,
     if (end != limit_) return Bad("footer does not end the segment");
     return Outcome::kFooter;
   }
+  if (h->flags & wal_format::kFlagPadding) {
+    // CRCs matched: a wrong shape is no torn write (FORMAT.md).
+    if (!padded()) {
+      bad_after_checksums_ = true;
+      return Bad("padding frame in a segment not marked padded");
+    }
+    absl::Status shape = wal_format::CheckPaddingFrame(*h, pos_, payload);
+    if (!shape.ok()) {
+      bad_after_checksums_ = true;
+      return Bad(std::string(shape.message()));
+    }
+    if (h->lsn + 1 != expected_lsn_) {
+      return Bad(absl::StrCat("padding frame has LSN ", h->lsn, ", expected ",
+                              expected_lsn_ - 1, " (the record before it)"));
+    }
+    pos_ = end;
+    return Outcome::kPadding;
+  }
   if (check_lsn && h->lsn != expected_lsn_) {
     return Bad(absl::StrCat("record has LSN ", h->lsn, ", expected ",
                             expected_lsn_));

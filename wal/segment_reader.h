@@ -38,6 +38,7 @@ class SegmentReader {
     kRecord,  // a valid record (returned, position advanced)
     kEnd,     // clean end: end of the readable bytes, or zeros to the end
     kFooter,  // a valid footer frame that ends the file (segment is sealed)
+    kPadding, // a valid padding frame (position advanced past it; no record)
     kBad,     // damage at the current position (bad_reason() says what)
   };
 
@@ -58,6 +59,10 @@ class SegmentReader {
   bool encrypted() const {
     return (header_.flags & wal_format::kSegmentEncrypted) != 0;
   }
+  // The segment may hold padding frames (FORMAT.md, "Padding frames").
+  bool padded() const {
+    return (header_.flags & wal_format::kSegmentPadded) != 0;
+  }
   // OK if the records of this segment can be decoded; for an encrypted
   // segment whose key is not available, FailedPrecondition naming the key id.
   // Next() returns that error (as io_status()) at the first record.
@@ -75,8 +80,11 @@ class SegmentReader {
 
   // Reads the frame at the current position. For kRecord fills *record (the
   // payload decoded: decrypted and decompressed, see PayloadCodec) and *header
-  // (as stored); for kFooter fills *header. `check_lsn`: a record whose LSN is
-  // not expected_lsn() is kBad.
+  // (as stored); for kFooter and kPadding fills *header. `check_lsn`: a record
+  // whose LSN is not expected_lsn() is kBad. A padding frame is kBad unless the
+  // segment is padded(), it is well formed (wal_format::CheckPaddingFrame)
+  // and its LSN is expected_lsn() - 1 (the record before it), whatever
+  // check_lsn says; it leaves expected_lsn() as it is.
   Outcome Next(WalRecord* record, wal_format::RecordHeader* header,
                bool check_lsn = true);
   // Why the last Next returned kBad, and errors that are not damage (I/O
@@ -85,7 +93,9 @@ class SegmentReader {
   const absl::Status& io_status() const { return io_status_; }
   // True if the last kBad was a frame whose CRCs matched but whose payload
   // did not decode (AEAD tag mismatch, corrupt Snappy data, flags that do not
-  // fit the segment). A torn write does not produce that: it is corruption.
+  // fit the segment), or a padding frame whose CRCs matched but whose shape
+  // is wrong (see Next). A torn write does not produce that: it is
+  // corruption.
   bool bad_after_checksums() const { return bad_after_checksums_; }
   // Raw mode, for inspection tools (wal_tool): kRecord hands out the payload as
   // stored, not decoded, so records of an encrypted segment can be listed and

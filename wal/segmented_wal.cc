@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <iterator>
 #include <optional>
@@ -49,6 +50,19 @@ absl::Status Annotate(const absl::Status& s, absl::string_view what) {
 // this: a segment that grows beyond its spare extends the file as usual.
 constexpr uint64_t kMaxSpareSize = uint64_t{256} << 20;
 
+// Says, once per process, that use_direct_io fell back to buffered writes
+// (like the POSIX Env's io_uring fallback line).
+void LogDirectIoFallback(const std::string& why) {
+  static std::atomic<bool> logged{false};
+  if (!logged.exchange(true)) {
+    std::fprintf(stderr,
+                 "segwal: direct I/O unavailable (%s); writing WAL segments "
+                 "through the page cache (padding frames still end every sync "
+                 "on a 4 KiB boundary)\n",
+                 why.c_str());
+  }
+}
+
 // Fresh random salt for a segment, from the kernel's RNG.
 void FillSalt(char* salt) {
   size_t got = 0;
@@ -77,6 +91,8 @@ struct Segment {
   uint64_t first_lsn = 0;
   uint32_t seed = 0;
   bool encrypted = false;
+  // May hold padding frames (segment flag bit 1; FORMAT.md "Padding frames").
+  bool padded = false;
   // Frames the segment's records (seals them under its subkey if encrypted).
   // Null for an encrypted segment recovered by Open: the WAL never appends to
   // an encrypted segment it did not create (FORMAT.md, "Encryption and
@@ -107,6 +123,8 @@ struct Segment {
   // Written in place into a spare file, which may be longer than the segment's
   // bytes: sealing cuts the file at the footer, Close at the last record.
   bool in_spare = false;
+  // `file` is O_DIRECT: it may leave a zero-tailed block after its last byte.
+  bool direct = false;
 };
 
 // A queued file operation, executed in order by the I/O token holder.
@@ -192,10 +210,16 @@ class SegmentedWal::Impl {
 
  private:
   // Opens a segment file for writing: created (or truncated), or, with
-  // `reopen_at`, written in place from that offset. Through io_uring when
+  // `reopen_at`, written in place from that offset. With O_DIRECT when
+  // options_.use_direct_io and the Env can (*direct says so; a refusal is
+  // logged once and not retried); else through io_uring when
   // options_.use_io_uring and the Env can; plain writes otherwise.
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenSegmentForWrite(
-      const std::string& path, std::optional<uint64_t> reopen_at) {
+      const std::string& path, std::optional<uint64_t> reopen_at,
+      bool* direct = nullptr) {
+    auto f = OpenDirect(path, reopen_at);
+    if (direct != nullptr) *direct = f.ok() && *f != nullptr;
+    if (!f.ok() || *f != nullptr) return f;
     if (options_.use_io_uring) {
       FileOptions fo;
       fo.use_io_uring = true;
@@ -205,6 +229,37 @@ class SegmentedWal::Impl {
     }
     return reopen_at ? env_->ReopenWritableFile(path, *reopen_at)
                      : env_->NewWritableFile(path);
+  }
+  // The segment file opened with O_DIRECT, or nullptr when use_direct_io is
+  // off or the Env refuses direct I/O (InvalidArgument, Unimplemented: logged
+  // once per process, and not tried again by this instance).
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenDirect(
+      const std::string& path, std::optional<uint64_t> reopen_at) {
+    {
+      port::MutexLock l(&mu_);
+      if (!options_.use_direct_io || !direct_io_fallback_.empty()) {
+        direct_io_active_ = false;
+        return nullptr;
+      }
+    }
+    FileOptions fo;
+    fo.use_direct_io = true;
+    auto f = reopen_at ? env_->ReopenWritableFileWithOptions(path, *reopen_at, fo)
+                       : env_->NewWritableFileWithOptions(path, fo);
+    if (!f.ok() && (absl::IsUnimplemented(f.status()) ||
+                    absl::IsInvalidArgument(f.status()))) {
+      const std::string why(f.status().message());
+      LogDirectIoFallback(why);
+      port::MutexLock l(&mu_);
+      direct_io_fallback_ = why;
+      direct_io_active_ = false;
+      return nullptr;
+    }
+    if (f.ok()) {
+      port::MutexLock l(&mu_);
+      direct_io_active_ = true;
+    }
+    return f;
   }
   std::string PathOf(uint64_t first_lsn) const {
     return options_.wal_dir + "/" + wal_format::SegmentFileName(first_lsn);
@@ -243,6 +298,9 @@ class SegmentedWal::Impl {
   void StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the staged records (if any) as a write to the active segment.
   void QueueStagedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // use_direct_io: stages a padding frame so that the active segment's framed
+  // bytes end on a block boundary (before a sync; FORMAT.md).
+  void PadActiveSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the I/O token, runs every queued op (releasing mu_ meanwhile),
   // gives the token back and wakes waiters. REQUIRES: !io_busy_.
@@ -375,6 +433,10 @@ class SegmentedWal::Impl {
   bool recycle_enabled_ ABSL_GUARDED_BY(mu_) = false;
   // The active segment is a quarter full and no spare is ready: prepare one.
   bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  // use_direct_io: why the Env refused it (then no file is tried again), and
+  // whether the last segment file opened is O_DIRECT.
+  std::string direct_io_fallback_ ABSL_GUARDED_BY(mu_);
+  bool direct_io_active_ ABSL_GUARDED_BY(mu_) = false;
   port::CondVar spare_cv_;
   std::thread spare_thread_;
 
@@ -413,11 +475,21 @@ void SegmentedWal::Impl::StartSegmentLocked() {
     h.cipher = SegmentCipher::kAes256Gcm;
     h.key_id = ring_->current().key_id();
   }
+  if (options_.use_direct_io) h.flags |= wal_format::kSegmentPadded;
   std::string encoded_header = wal_format::EncodeSegmentHeader(h);
   seg->first_lsn = next_lsn_;
   seg->path = PathOf(next_lsn_);
   seg->seed = wal_format::SegmentSeed(h);
   seg->encrypted = ring_ != nullptr;
+  seg->padded = options_.use_direct_io;
+  // The header's block is written whole (header + padding frame): records
+  // never share it, so no record write rewrites the header.
+  std::string data = encoded_header;
+  if (seg->padded) {
+    wal_format::AppendPaddingFrame(seg->seed, kSegmentHeaderSize,
+                                   next_lsn_ - 1, durable_lsn_, &data);
+    stats_.padding_bytes += data.size() - kSegmentHeaderSize;
+  }
   auto codec = PayloadCodec::ForNewSegment(h, encoded_header, ring_.get());
   if (codec.ok()) {
     seg->codec = std::move(*codec);
@@ -425,12 +497,12 @@ void SegmentedWal::Impl::StartSegmentLocked() {
     // No record can be framed into it: Append checks poisoned_ first.
     PoisonLocked(Annotate(codec.status(), "starting segment " + seg->path));
   }
-  seg->framed_size = kSegmentHeaderSize;
+  seg->framed_size = data.size();
   seg->framed_last_lsn = next_lsn_ - 1;
   seg->next_index_offset = kSegmentHeaderSize;
   seg->readable_size = 0;  // not even the header yet
   seg->readable_last_lsn = next_lsn_ - 1;
-  IoOp op{IoOp::kCreate, seg, std::move(encoded_header), kSegmentHeaderSize,
+  IoOp op{IoOp::kCreate, seg, std::move(data), seg->framed_size,
           next_lsn_ - 1};
   queued_bytes_ += op.data.size();
   ops_.push_back(std::move(op));
@@ -445,6 +517,20 @@ void SegmentedWal::Impl::QueueStagedLocked() {
   staged_.clear();
   queued_bytes_ += op.data.size();
   ops_.push_back(std::move(op));
+}
+
+void SegmentedWal::Impl::PadActiveSegmentLocked() {
+  Segment* seg = segments_.back().get();
+  if (!options_.use_direct_io || !seg->padded ||
+      seg->framed_size % wal_format::kPaddingBlockSize == 0) {
+    return;
+  }
+  const size_t before = staged_.size();
+  wal_format::AppendPaddingFrame(seg->seed, seg->framed_size,
+                                 seg->framed_last_lsn, durable_lsn_, &staged_);
+  seg->framed_size += staged_.size() - before;
+  staged_last_lsn_ = seg->framed_last_lsn;
+  stats_.padding_bytes += staged_.size() - before;
 }
 
 void SegmentedWal::Impl::RollLocked() {
@@ -629,7 +715,8 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
               id = next_spare_id_++;
             }
             spare = Spare{SparePath(id), 0};
-            auto file = OpenSegmentForWrite(spare->path, std::nullopt);
+            auto file =
+                OpenSegmentForWrite(spare->path, std::nullopt, &seg->direct);
             s = file.status();
             if (s.ok()) s = (*file)->Append(op.data);
             if (s.ok()) s = timed_sync(file->get());
@@ -671,7 +758,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             break;
           }
         }
-        auto file = OpenSegmentForWrite(seg->path, std::nullopt);
+        auto file = OpenSegmentForWrite(seg->path, std::nullopt, &seg->direct);
         if (!file.ok()) {
           s = Annotate(file.status(), "creating segment " + seg->path);
           break;
@@ -690,7 +777,9 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
                      "writing records to " + seg->path);
         seg->unsynced = true;
         if (s.ok()) SEGWAL_KILL_POINT("Write:AfterAppend");
-        if (s.ok() && op.end_size - seg->range_synced >= kBytesPerSync) {
+        // (O_DIRECT writes need no write-back.)
+        if (s.ok() && !seg->direct &&
+            op.end_size - seg->range_synced >= kBytesPerSync) {
           // Start write-back now, so the Sync that seals a 64 MiB segment
           // does not have to write it all at once.
           s = Annotate(seg->file->Flush(), "flushing " + seg->path);
@@ -721,6 +810,12 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         }
         if (s.ok()) s = seg->file->Append(op.data);
         if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
+        if (s.ok() && seg->direct) {
+          // The footer's block went out zero-tailed: cut the file after the
+          // footer; the sync makes the size durable with it.
+          s = seg->file->Flush();
+          if (s.ok()) s = env_->TruncateFile(seg->path, op.end_size);
+        }
         if (background) {
           if (s.ok()) s = seg->file->Flush();
           s = Annotate(s, "sealing segment " + seg->path);
@@ -837,6 +932,7 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
 }
 
 absl::Status SegmentedWal::Impl::SyncRoundLocked(uint64_t self) {
+  PadActiveSegmentLocked();  // padded (direct I/O) segments: end on a block
   QueueStagedLocked();
   const uint64_t covered = next_lsn_ - 1;
   const uint64_t durable_before = durable_lsn_;
@@ -1007,7 +1103,7 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
   // The header is durable before the segment's name exists, so the name never
   // reaches stale bytes at offset 0 (FORMAT.md, "Spare files").
   auto file = publish ? env_->ReopenWritableFile(spare.path, 0)
-                      : OpenSegmentForWrite(spare.path, 0);
+                      : OpenSegmentForWrite(spare.path, 0, &seg->direct);
   if (absl::IsUnimplemented(file.status())) {
     *unsupported = true;
     std::deque<Spare> rest;
@@ -1044,7 +1140,7 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
   if (s.ok()) s = env_->SyncDir(options_.wal_dir);
   if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
   if (s.ok()) {
-    auto reopened = OpenSegmentForWrite(seg->path, kSegmentHeaderSize);
+    auto reopened = OpenSegmentForWrite(seg->path, header.size(), &seg->direct);
     s = reopened.status();
     if (s.ok()) seg->file = *std::move(reopened);
   }
@@ -1182,6 +1278,8 @@ WalStats SegmentedWal::Impl::GetStats() const {
                                : std::max(seg->readable_size, seg->spare_size);
   }
   stats.durable_lsn = durable_lsn_;
+  stats.direct_io = direct_io_active_;
+  stats.direct_io_fallback = direct_io_fallback_;
   stats.poisoned = !poisoned_.ok();
   if (stats.poisoned) stats.poisoned_reason = poisoned_.ToString();
   return stats;
@@ -1339,6 +1437,7 @@ class SegmentIterator : public WalIterator {
       SegmentReader::Outcome o =
           reader_->Next(&record_, &h,
                         /*check_lsn=*/!view_->skip_damage || !resynced_);
+      if (o == SegmentReader::Outcome::kPadding) continue;
       if (o == SegmentReader::Outcome::kRecord && view_->skip_damage &&
           record_.lsn <= seg_last_lsn_) {
         o = SegmentReader::Outcome::kBad;  // out of order after a resync
@@ -1367,7 +1466,8 @@ class SegmentIterator : public WalIterator {
           // whose LSN is above the last good one of this segment.
           RecordHeader next;
           auto off = reader_->FindNextValidFrame(at, seg_last_lsn_ + 1, &next);
-          while (off.has_value() && (next.flags & wal_format::kFlagFooter)) {
+          while (off.has_value() && (next.flags & (wal_format::kFlagFooter |
+                                                   wal_format::kFlagPadding))) {
             off = reader_->FindNextValidFrame(*off, seg_last_lsn_ + 1, &next);
           }
           if (off.has_value()) {
@@ -1567,6 +1667,12 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
     if (o == SegmentReader::Outcome::kRecord && rec.lsn <= r->last_lsn) {
       o = SegmentReader::Outcome::kBad;  // out of order after a resync
     }
+    if (o == SegmentReader::Outcome::kPadding) {
+      // Kept with the records before it: appends continue after it, on the
+      // block boundary it reaches (FORMAT.md, "Padding frames").
+      r->end_offset = reader->position();
+      continue;
+    }
     if (o == SegmentReader::Outcome::kRecord) {
       r->count++;
       r->last_lsn = rec.lsn;
@@ -1597,8 +1703,9 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
     RecordHeader later;
     uint64_t search_from = offset;
     while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
-      const bool is_footer = (later.flags & wal_format::kFlagFooter) != 0;
-      if (!resume_offset && !is_footer && later.lsn >= expected) {
+      const bool is_record = (later.flags & (wal_format::kFlagFooter |
+                                             wal_format::kFlagPadding)) == 0;
+      if (!resume_offset && is_record && later.lsn >= expected) {
         resume_offset = off;
         resume_lsn = later.lsn;
       }
@@ -1622,8 +1729,11 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
     if (skip_bad && resume_offset && (proof || !is_last)) {
       report_.drops.push_back(
           {reader->path(), offset, *resume_offset - offset,
-           absl::StrCat("skipped damaged bytes (", reason, "), LSNs ", expected,
-                        "..", resume_lsn - 1, " missing")});
+           absl::StrCat("skipped damaged bytes (", reason, "), ",
+                        resume_lsn == expected
+                            ? std::string("no LSN missing")
+                            : absl::StrCat("LSNs ", expected, "..",
+                                           resume_lsn - 1, " missing"))});
       r->skipped = true;
       r->skips.push_back({offset, *resume_offset, resume_lsn});
       reader->Seek(*resume_offset, resume_lsn);
@@ -1677,11 +1787,45 @@ absl::Status SegmentedWal::Impl::CreateSegmentFileNow(uint64_t first_lsn) {
 absl::Status SegmentedWal::Impl::OpenTailForAppend(std::shared_ptr<Segment> seg) {
   auto file = env_->NewAppendableFile(seg->path);
   if (!file.ok()) return Annotate(file.status(), "reopening " + seg->path);
+  // use_direct_io: O_DIRECT appends start on a block boundary. A padded
+  // writer's syncs end on boundaries, so records in the last partial block
+  // were never acknowledged: padding that block now (this one buffered
+  // write, made durable by the sync below) rewrites no acknowledged block.
+  const bool direct = options_.use_direct_io && seg->padded;
+  uint64_t end;
+  {
+    port::MutexLock l(&mu_);
+    end = seg->framed_size;
+  }
+  absl::Status s;
+  if (direct && end % wal_format::kPaddingBlockSize != 0) {
+    std::string pad;
+    wal_format::AppendPaddingFrame(seg->seed, end, seg->framed_last_lsn,
+                                   /*durable_lsn=*/0, &pad);
+    s = (*file)->Append(pad);
+    if (!s.ok()) return Annotate(s, "padding recovered tail " + seg->path);
+    end += pad.size();
+    port::MutexLock l(&mu_);
+    seg->framed_size = seg->readable_size = end;
+    stats_.padding_bytes += pad.size();
+  }
   // The recovered bytes may be only in the OS cache (a process crash): make
   // them durable before durable_lsn() claims them and before records framed
   // with that durable LSN can follow them.
-  absl::Status s = (*file)->Sync();
+  s = (*file)->Sync();
   if (!s.ok()) return Annotate(s, "syncing recovered tail " + seg->path);
+  if (direct) {
+    auto reopened = OpenDirect(seg->path, end);
+    if (!reopened.ok()) {
+      return Annotate(reopened.status(), "reopening recovered tail " + seg->path);
+    }
+    if (*reopened != nullptr) {  // else: refused, keep appending through the cache
+      s = (*file)->Close();
+      if (!s.ok()) return Annotate(s, "reopening recovered tail " + seg->path);
+      *file = *std::move(reopened);
+      seg->direct = true;
+    }
+  }
   seg->file = std::move(*file);
   return absl::OkStatus();
 }
@@ -1984,6 +2128,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     seg->has_skipped_damage = scan.skipped;
     seg->skips = std::move(scan.skips);
     seg->encrypted = reader->encrypted();
+    seg->padded = reader->padded();
     if (!seg->encrypted) seg->codec = std::make_unique<PayloadCodec>();
     report_.records_recovered += scan.count;
     segs.push_back(std::move(seg));
@@ -2022,10 +2167,12 @@ absl::Status SegmentedWal::Impl::Recover() {
     }
     if (need_spare) s = PrepareSpareOrGiveUp();
     if (s.ok()) s = CreateSegmentFileNow(last_lsn + 1);
-  } else if (segs.back()->encrypted || options_.encryption_ring.has_value()) {
+  } else if (segs.back()->encrypted || options_.encryption_ring.has_value() ||
+             (options_.use_direct_io && !segs.back()->padded)) {
     // Never append to an encrypted segment this process did not create: a
     // crash may have lost records whose LSNs (nonces) were already sealed
-    // under its subkey (FORMAT.md, "Encryption and compression").
+    // under its subkey (FORMAT.md, "Encryption and compression"). Nor, with
+    // direct I/O, to one that cannot hold padding frames.
     s = RetireRecoveredTail();
   } else {
     s = OpenTailForAppend(segs.back());

@@ -129,9 +129,10 @@ struct SegmentedWalOptions {
   // name (a ready spare, or a new file named like one; header synced), while
   // a sealer thread fdatasyncs the full segment; only after that does it
   // rename the spare to the new segment's name and sync the directory, so no
-  // segment's name is ever durable before its predecessor is sealed. Sync, reads and listings
-  // wait for a seal in flight. false: the thread that rolls seals in line
-  // (file operations in a fixed order, for seeded crash tests).
+  // segment's name is ever durable before its predecessor is sealed. Sync,
+  // reads and listings wait for a seal in flight. false: the thread that
+  // rolls seals in line (file operations in a fixed order, for seeded crash
+  // tests).
   bool background_sealing = true;
 
   // Parallel replay. Replay and ReplayFrom (and ReplayFromLimit when
@@ -154,6 +155,32 @@ struct SegmentedWalOptions {
   // no faster below about 16 MiB (README, Benchmarks). 0: as many threads as
   // there are segments in the range (up to replay_threads), however small.
   uint64_t replay_min_bytes_per_thread = 8 << 20;
+
+  // Write segment files with O_DIRECT (FileOptions::use_direct_io), never
+  // rewriting a block that held a record a Sync acknowledged: every Sync first
+  // frames a *padding frame* (FORMAT.md, "Padding frames") so the synced bytes
+  // end on a 4 KiB boundary, and the next write starts a fresh block. New
+  // segments are marked padded and begin with their header block written
+  // whole (header + padding, 4 KiB). Writes without a sync (an Append that
+  // fills write_buffer_size, Flush, reads, which flush, Close) may end with a
+  // zero-tailed partial block: it holds only unacknowledged records and is
+  // written again as it fills. Sealing cuts the file after the footer and
+  // syncs that.
+  // Costs: up to 4 KiB of padding per Sync (WalStats::padding_bytes: group
+  // commit shares it) plus 4 KiB per segment, and no page cache for the log
+  // (reads go to the device). Reopening: a recovered padded last segment is
+  // padded to its next block boundary (one buffered write, before the sync
+  // that makes its records durable) and appended to with O_DIRECT; an
+  // unpadded one (written without this option) is sealed and a new segment
+  // started. Segments written with this option cannot be read by a segwal
+  // that predates it (FailedPrecondition: unknown segment flags).
+  // If the Env or file system refuses direct I/O (tmpfs, an Env without it:
+  // InvalidArgument or Unimplemented), segments are written through the page
+  // cache instead and stderr gets one line per process saying so;
+  // padding frames are written either way (so the format is the same on
+  // MemEnv and FaultInjectionEnv). WalStats::direct_io says which path is
+  // active. With use_io_uring: direct I/O wins where it is granted.
+  bool use_direct_io = false;
 };
 
 struct WalRecord {
@@ -248,6 +275,14 @@ struct WalStats {
   uint64_t spares_recycled = 0;      // segments TruncateBefore kept as spares
   uint64_t segments_from_spares = 0; // segments started in a spare file
   uint64_t spare_failures = 0;       // spare preparations that failed
+  // Bytes of padding frames framed (use_direct_io): the space block alignment
+  // costs, on top of bytes_framed.
+  uint64_t padding_bytes = 0;
+  // The active segment file was opened with O_DIRECT (use_direct_io, and the
+  // Env granted it; MemEnv grants and ignores it).
+  bool direct_io = false;
+  // Why use_direct_io fell back to buffered writes ("" if it did not).
+  std::string direct_io_fallback;
   // Sizes of the segment files now in the log (TotalSizeBytes): the active
   // segment's whole spare file when it was started in one.
   uint64_t bytes_on_disk = 0;

@@ -280,7 +280,8 @@ TEST_F(WalStatsTest, ToStringHasOneLinePerField) {
         "sync_latency_micros: count=2 ", "rollovers: 0\n",
         "segments_deleted: 0\n", "spares_zero_filled: 0\n",
         "spares_recycled: 0\n", "segments_from_spares: 0\n",
-        "spare_failures: 0\n", "segments_on_disk: 1\n",
+        "spare_failures: 0\n", "padding_bytes: 0\n", "direct_io: off\n",
+        "segments_on_disk: 1\n",
         "bytes_on_disk: 123\n", "durable_lsn: 1\n", "poisoned: no\n"}) {
     EXPECT_THAT(text, HasSubstr(field));
   }

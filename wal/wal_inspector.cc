@@ -243,6 +243,12 @@ class Inspector {
           }
           continue;
         }
+        case SegmentReader::Outcome::kPadding:
+          // Kept like a record: a cut goes after it (FORMAT.md).
+          seg->end_offset = reader->position();
+          seg->padding_frames++;
+          seg->padding_bytes += reader->position() - offset;
+          continue;
         case SegmentReader::Outcome::kEnd:
           if (offset < seg->file_size) {
             seg->zero_tail = true;
@@ -268,8 +274,9 @@ class Inspector {
                                 std::string(reader->io_status().message())));
         return false;
       }
+      // A padding frame of the wrong shape has matching CRCs: no torn write.
       ClassifyDamage(seg, reader, offset, reader->bad_reason(),
-                     /*decoded_badly=*/false);
+                     /*decoded_badly=*/reader->bad_after_checksums());
       return false;
     }
   }
@@ -321,7 +328,8 @@ class Inspector {
     RecordHeader later;
     uint64_t search_from = offset;
     while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
-      if ((later.flags & wal_format::kFlagFooter) == 0) {
+      if ((later.flags &
+           (wal_format::kFlagFooter | wal_format::kFlagPadding)) == 0) {
         seg->max_lsn_after_damage =
             std::max(seg->max_lsn_after_damage, later.lsn);
       }

@@ -82,6 +82,9 @@ struct InspectedSegment {
   // Just after the last valid record: where a cut goes.
   uint64_t end_offset = 0;
   uint64_t stored_payload_bytes = 0;  // sum of stored payload lengths read
+  // Padding frames read (FORMAT.md, "Padding frames") and their bytes.
+  uint64_t padding_frames = 0;
+  uint64_t padding_bytes = 0;
   // Why payloads of this segment cannot be decoded (an encrypted segment whose
   // key is not in InspectOptions::keys); empty when they can.
   std::string decode_note;

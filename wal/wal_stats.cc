@@ -88,6 +88,12 @@ std::string WalStats::ToString() const {
   line("spares_recycled", spares_recycled);
   line("segments_from_spares", segments_from_spares);
   line("spare_failures", spare_failures);
+  line("padding_bytes", padding_bytes);
+  line("direct_io",
+       direct_io ? std::string("on")
+                 : direct_io_fallback.empty()
+                       ? std::string("off")
+                       : absl::StrCat("off (", direct_io_fallback, ")"));
   line("segments_on_disk", segments_on_disk);
   line("bytes_on_disk", bytes_on_disk);
   line("durable_lsn", durable_lsn);

@@ -537,6 +537,12 @@ class Tool {
             absl::StrCat(seg.name, ": zero bytes after offset ", seg.end_offset,
                          " (preallocated or zero-filled space: a clean end)"));
       }
+      if (seg.padding_frames > 0) {
+        notes.push_back(absl::StrCat(
+            seg.name, ": ", seg.padding_frames, " padding frame",
+            seg.padding_frames == 1 ? "" : "s", ", ", seg.padding_bytes,
+            " bytes (written with use_direct_io: block alignment)"));
+      }
       if (seg.read && !seg.sealed && !seg.is_last && !seg.problem.has_value()) {
         notes.push_back(absl::StrCat(
             seg.name,

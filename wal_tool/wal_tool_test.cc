@@ -994,6 +994,66 @@ TEST_F(WalToolTest, ZeroFilledTailIsACleanEndWithANote) {
       HasSubstr("note: 00000000000000000001.wal: zero bytes after offset 253"));
 }
 
+// A log written with use_direct_io: its padding frames are no records, are
+// counted in a note, and verify agrees with Open about malformed ones.
+void MakePaddedWal(Env* env) {
+  SegmentedWalOptions o = Options(env);
+  o.use_direct_io = true;
+  auto wal = SegmentedWal::Open(o);
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  AppendRecords(wal->get(), 1, 3);  // a padding frame after LSN 3
+  AppendRecords(wal->get(), 4, 5);  // and after LSN 5
+}
+
+TEST_F(WalToolTest, PaddedLogVerifiesCleanWithANote) {
+  MakePaddedWal(env());
+  ToolResult r = Tool({"verify", "--wal_dir=/wal"});
+  EXPECT_EQ(r.code, kExitOk) << r;
+  // After the header, after LSN 3 and after LSN 5: three blocks of 4 KiB,
+  // all padding but the header and the records (OffsetOf(1, 6) bytes).
+  EXPECT_THAT(r.out,
+              HasSubstr("note: 00000000000000000001.wal: 3 padding frames, " +
+                        std::to_string(3 * 4096 - OffsetOf(1, 6)) +
+                        " bytes (written with use_direct_io: block "
+                        "alignment)\n"));
+  r = Tool({"dump", "--wal_dir=/wal", "--payload=none"});
+  EXPECT_EQ(r.code, kExitOk) << r;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r;
+}
+
+TEST_F(WalToolTest, MalformedPaddingAtTheTailIsCorruptionAsForOpen) {
+  MakePaddedWal(env());
+  const std::string path = SegmentPath(1);
+  std::string bytes = ReadAll(env(), path);
+  ASSERT_EQ(bytes.size(), 3 * 4096u);
+  // Replace the last padding frame (from the end of LSN 5 to 12288) by one
+  // with the same header but a non-zero payload, checksummed as the writer
+  // would: its CRCs match, so no torn write made it.
+  wal_format::SegmentHeader h;
+  ASSERT_OK(wal_format::DecodeSegmentHeader(bytes, &h));
+  const uint64_t at = 2 * 4096 + FrameSize(4) + FrameSize(5);
+  wal_format::RecordHeader pad;
+  pad.flags = wal_format::kFlagPadding;
+  pad.lsn = 5;
+  pad.durable_lsn = 3;
+  pad.payload_length = static_cast<uint32_t>(bytes.size() - at -
+                                             wal_format::kRecordHeaderSize);
+  std::string payload(pad.payload_length, '\0');
+  payload[10] = 'x';
+  bytes.resize(at);
+  wal_format::AppendRecord(wal_format::SegmentSeed(h), pad, payload, &bytes);
+  WriteAll(env(), path, bytes);
+  const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
+  EXPECT_EQ(r.code, kExitDamage) << r;
+  const std::string where =
+      absl::StrCat("/wal/00000000000000000001.wal offset ", at, " (LSN 6): ");
+  EXPECT_THAT(r.out, HasSubstr("corruption at " + where +
+                               "padding frame payload is not zeros\n"));
+  auto wal = SegmentedWal::Open(Options(env()));
+  EXPECT_THAT(wal, testutil::StatusIs(absl::StatusCode::kDataLoss,
+                                      HasSubstr("corruption at " + where)));
+}
+
 // ---------------------------------------------------------------------------
 // repair: every damage kind, then Open succeeds and keeps what was durable.
 
