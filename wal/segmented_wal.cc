@@ -333,6 +333,8 @@ class SegmentedWal::Impl {
   // poisons the instance as for any failed write.
   absl::Status PrepareSpareOrGiveUp();
   std::optional<Spare> TakeSpare();
+  // An empty file under a fresh spare name, for CreateInSpare to fill.
+  absl::StatusOr<Spare> NewEmptySpare();
   // Creates `seg` by writing `header` into `spare` (synced), renaming it to the
   // segment's name and syncing the directory. As the I/O token holder. If the
   // Env cannot write in place, sets *unsupported, stops using spares (deleting
@@ -758,6 +760,17 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             break;
           }
         }
+        if (seg->padded) {
+          // A whole-block creation write can be torn into far more than a
+          // header's length (recovery would call that corruption): as in a
+          // spare, the block is durable before the segment's name exists.
+          auto empty = NewEmptySpare();
+          s = empty.status();
+          if (!s.ok()) break;
+          bool unsupported = false;
+          s = CreateInSpare(seg, *empty, op.data, &sync_micros, &unsupported);
+          if (!unsupported) break;
+        }
         auto file = OpenSegmentForWrite(seg->path, std::nullopt, &seg->direct);
         if (!file.ok()) {
           s = Annotate(file.status(), "creating segment " + seg->path);
@@ -1094,6 +1107,20 @@ std::optional<SegmentedWal::Impl::Spare> SegmentedWal::Impl::TakeSpare() {
   if (!spares_enabled_ || spares_.empty()) return std::nullopt;
   Spare spare = std::move(spares_.front());
   spares_.pop_front();
+  return spare;
+}
+
+absl::StatusOr<SegmentedWal::Impl::Spare> SegmentedWal::Impl::NewEmptySpare() {
+  uint64_t id;
+  {
+    port::MutexLock l(&mu_);
+    id = next_spare_id_++;
+  }
+  Spare spare{SparePath(id), 0};
+  auto file = env_->NewWritableFile(spare.path);
+  absl::Status s = file.status();
+  if (s.ok()) s = (*file)->Close();
+  if (!s.ok()) return Annotate(s, "creating " + spare.path);
   return spare;
 }
 

@@ -3798,6 +3798,40 @@ TEST_F(DirectIoDamageTest, TornPaddingAtTheTailIsCutAndPaddedAgain) {
       << "appends after recovery start on the block boundary";
 }
 
+// A padded segment's creation writes a whole 4 KiB block, which a crash can
+// tear into far more than a header's length of damaged bytes (and Open would
+// call that corruption, not a torn creation). So no segment name may ever
+// reach a block that is not durable. Rewriting the empty active segment
+// under a new key (SetEncryptionRing) reuses its name: a power cut at each
+// file-system call of it, then torn sectors, then Open must succeed.
+TEST_F(SegmentedWalTest, DirectIoSegmentCreationIsNeverTorn) {
+  const KeyRing ring(WalEncryptionKey::Generate());
+  int cuts_that_hit = 0;
+  for (int cut = 0; cut < 14; ++cut) {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      SCOPED_TRACE(absl::StrCat("power cut at call ", cut, ", crash seed ",
+                                seed));
+      std::unique_ptr<Env> mem = NewMemEnv();
+      FaultInjectionEnv fi(mem.get());
+      SegmentedWalOptions o = DirectIo(Options(), 1 << 20);
+      o.env = &fi;
+      o.preallocate_segments = false;
+      {
+        ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(o));
+        fi.InjectError(kOpAll, absl::UnavailableError("power cut"), "", cut,
+                       -1);
+        if (!wal->SetEncryptionRing(ring).ok()) cuts_that_hit++;
+      }
+      ASSERT_OK(fi.SimulateCrash(CrashMode::kTornSectors, seed));
+      o.encryption_ring = ring;
+      ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(o));
+      ASSERT_OK(wal->Append(1, 2, 3, 4, "after").status());
+      ASSERT_OK(wal->Sync());
+    }
+  }
+  EXPECT_GT(cuts_that_hit, 0);
+}
+
 // Turning use_direct_io on for an existing log: its last (unpadded) segment
 // is sealed and records go to a new, padded one; turning it off again
 // appends to the padded segment.
