@@ -349,7 +349,10 @@ TEST(CrashDriverTest, KilledProcessesNeverLoseAcknowledgedRecords) {
       const bool running = run.WaitForLine(
           "wal_stress: running", Clock::now() + std::chrono::seconds(30 * slow));
       if (!running) {
-        status = run.WaitFor(10);
+        // It may have ended before starting (a kill point in recovery): its
+        // stdout closes a moment before it can be reaped, so give that time
+        // (10 ms was too short on a loaded machine); a hung one is killed.
+        status = run.WaitFor(10000 * slow);
         if (status == -1) {
           status = run.Kill();
           fail(cycle, "wal_stress did not start its workload within 30 s",

@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "crypto/crc32c.h"
 #include "env/env.h"
+#include "env/env_wrapper.h"
 #include "env/fault_injection_env.h"
 #include "env/mem_env.h"
 #include "env/posix_env.h"
@@ -228,9 +229,9 @@ MATCHER_P2(Truncated, segments, bytes,
 
 // ---- An Env that can hold one WritableFile::Sync until the test lets it go,
 // so a test can line callers up behind a sync in flight (group commit). ----
-class SyncGateEnv : public Env {
+class SyncGateEnv : public EnvWrapper {
  public:
-  explicit SyncGateEnv(Env* base) : base_(base) {}
+  explicit SyncGateEnv(Env* base) : EnvWrapper(base), base_(base) {}
 
   // The next WritableFile::Sync (of a file whose path contains
   // `path_substring`) blocks (before reaching base) until Release().
@@ -261,51 +262,16 @@ class SyncGateEnv : public Env {
       const std::string& path, const FileOptions& options) override {
     return Wrap(path, base_->NewWritableFileWithOptions(path, options));
   }
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& path) override {
-    return base_->NewSequentialFile(path);
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
+      const std::string& path, uint64_t offset) override {
+    return Wrap(path, base_->ReopenWritableFile(path, offset));
   }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override {
-    return base_->NewRandomAccessFile(path);
+  absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFileWithOptions(
+      const std::string& path, uint64_t offset,
+      const FileOptions& options) override {
+    return Wrap(path,
+                base_->ReopenWritableFileWithOptions(path, offset, options));
   }
-  bool FileExists(const std::string& path) override {
-    return base_->FileExists(path);
-  }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& dir) override {
-    return base_->GetChildren(dir);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
-    return base_->GetFileSize(path);
-  }
-  absl::Status DeleteFile(const std::string& path) override {
-    return base_->DeleteFile(path);
-  }
-  absl::Status RenameFile(const std::string& from,
-                          const std::string& to) override {
-    return base_->RenameFile(from, to);
-  }
-  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
-    return base_->TruncateFile(path, size);
-  }
-  absl::Status CreateDirIfMissing(const std::string& dir) override {
-    return base_->CreateDirIfMissing(dir);
-  }
-  absl::Status SyncDir(const std::string& dir) override {
-    return base_->SyncDir(dir);
-  }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
-      const std::string& path) override {
-    return base_->LockFile(path);
-  }
-  absl::Status UnlockFile(std::unique_ptr<FileLock> lock) override {
-    return base_->UnlockFile(std::move(lock));
-  }
-  absl::Status DeleteDir(const std::string& dir) override {
-    return base_->DeleteDir(dir);
-  }
-  uint64_t NowMicros() override { return base_->NowMicros(); }
 
  private:
   class GatedFile : public WritableFile {
@@ -3185,9 +3151,9 @@ bool IsPadding(const std::string& bytes, const Frame& f) {
 // successful Sync acknowledges every block the handle has written. Writing an
 // acknowledged block again is recorded as a violation, per segment file
 // (*.wal), across handles and WAL instances: the promise of use_direct_io.
-class BlockWriteTrackingEnv : public Env {
+class BlockWriteTrackingEnv : public EnvWrapper {
  public:
-  explicit BlockWriteTrackingEnv(Env* base) : base_(base) {}
+  explicit BlockWriteTrackingEnv(Env* base) : EnvWrapper(base), base_(base) {}
 
   std::vector<std::string> violations() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -3232,24 +3198,6 @@ class BlockWriteTrackingEnv : public Env {
     return Wrap(path, offset,
                 base_->ReopenWritableFileWithOptions(path, offset, options));
   }
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& path) override {
-    return base_->NewSequentialFile(path);
-  }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override {
-    return base_->NewRandomAccessFile(path);
-  }
-  bool FileExists(const std::string& path) override {
-    return base_->FileExists(path);
-  }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& dir) override {
-    return base_->GetChildren(dir);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
-    return base_->GetFileSize(path);
-  }
   absl::Status DeleteFile(const std::string& path) override {
     Forget(path);
     return base_->DeleteFile(path);
@@ -3267,19 +3215,6 @@ class BlockWriteTrackingEnv : public Env {
       acked.erase(acked.lower_bound((size + kBlock - 1) / kBlock), acked.end());
     }
     return base_->TruncateFile(path, size);
-  }
-  absl::Status CreateDirIfMissing(const std::string& dir) override {
-    return base_->CreateDirIfMissing(dir);
-  }
-  absl::Status SyncDir(const std::string& dir) override {
-    return base_->SyncDir(dir);
-  }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
-      const std::string& path) override {
-    return base_->LockFile(path);
-  }
-  absl::Status UnlockFile(std::unique_ptr<FileLock> lock) override {
-    return base_->UnlockFile(std::move(lock));
   }
 
  private:
