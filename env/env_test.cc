@@ -8,6 +8,7 @@
 // promises.
 
 #include "env/env.h"
+#include "env/env_wrapper.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -134,15 +135,16 @@ class MemTestEnv : public TestEnv {
 // The POSIX Env with every writable file opened with FileOptions::use_io_uring
 // (an io_uring file where the kernel allows it, else the fallback), so the
 // whole suite covers that path too.
-class PosixIoUringEnv final : public Env {
+class PosixIoUringEnv final : public EnvWrapper {
  public:
+  PosixIoUringEnv() : EnvWrapper(Env::Default()) {}
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& p) override {
     return NewWritableFileWithOptions(p, FileOptions());
   }
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
       const std::string& p, const FileOptions& options) override {
-    return base_->NewWritableFileWithOptions(p, WithUring(options));
+    return target()->NewWritableFileWithOptions(p, WithUring(options));
   }
   absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFile(
       const std::string& p, uint64_t offset) override {
@@ -151,51 +153,8 @@ class PosixIoUringEnv final : public Env {
   absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritableFileWithOptions(
       const std::string& p, uint64_t offset,
       const FileOptions& options) override {
-    return base_->ReopenWritableFileWithOptions(p, offset, WithUring(options));
-  }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
-      const std::string& p) override {
-    return base_->NewAppendableFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& p) override {
-    return base_->NewSequentialFile(p);
-  }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& p) override {
-    return base_->NewRandomAccessFile(p);
-  }
-  bool FileExists(const std::string& p) override {
-    return base_->FileExists(p);
-  }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& d) override {
-    return base_->GetChildren(d);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& p) override {
-    return base_->GetFileSize(p);
-  }
-  absl::Status DeleteFile(const std::string& p) override {
-    return base_->DeleteFile(p);
-  }
-  absl::Status RenameFile(const std::string& f, const std::string& t) override {
-    return base_->RenameFile(f, t);
-  }
-  absl::Status TruncateFile(const std::string& p, uint64_t n) override {
-    return base_->TruncateFile(p, n);
-  }
-  absl::Status CreateDirIfMissing(const std::string& d) override {
-    return base_->CreateDirIfMissing(d);
-  }
-  absl::Status SyncDir(const std::string& d) override {
-    return base_->SyncDir(d);
-  }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
-      const std::string& p) override {
-    return base_->LockFile(p);
-  }
-  absl::Status DeleteDir(const std::string& d) override {
-    return base_->DeleteDir(d);
+    return target()->ReopenWritableFileWithOptions(p, offset,
+                                                   WithUring(options));
   }
 
  private:
@@ -203,8 +162,6 @@ class PosixIoUringEnv final : public Env {
     options.use_io_uring = true;
     return options;
   }
-
-  Env* const base_ = Env::Default();
 };
 
 class PosixIoUringTestEnv : public TestEnv {

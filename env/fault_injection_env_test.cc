@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "env/env.h"
+#include "env/env_wrapper.h"
 #include "env/mem_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -1328,61 +1329,16 @@ TEST_P(FaultInjectionEnvTest, BaseErrorsPassThroughUnchanged) {
 
 // A base Env (over a MemEnv) whose NewWritableFileWithOptions creates the file
 // and then fails, as the POSIX Env does when the file system refuses O_DIRECT.
-class CreateThenFailEnv : public Env {
+class CreateThenFailEnv : public EnvWrapper {
  public:
-  explicit CreateThenFailEnv(Env* mem) : mem_(mem) {}
+  explicit CreateThenFailEnv(Env* mem) : EnvWrapper(mem) {}
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFileWithOptions(
       const std::string& path, const FileOptions& options) override {
     absl::StatusOr<std::unique_ptr<WritableFile>> file =
-        mem_->NewWritableFile(path);
+        target()->NewWritableFile(path);
     if (!file.ok()) return file.status();
     return absl::InvalidArgumentError("O_DIRECT refused");
   }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
-      const std::string& path) override {
-    return mem_->NewWritableFile(path);
-  }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
-      const std::string& path) override {
-    return mem_->NewAppendableFile(path);
-  }
-  absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
-      const std::string& path) override {
-    return mem_->NewSequentialFile(path);
-  }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override {
-    return mem_->NewRandomAccessFile(path);
-  }
-  bool FileExists(const std::string& path) override {
-    return mem_->FileExists(path);
-  }
-  absl::StatusOr<std::vector<std::string>> GetChildren(
-      const std::string& dir) override {
-    return mem_->GetChildren(dir);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
-    return mem_->GetFileSize(path);
-  }
-  absl::Status DeleteFile(const std::string& path) override {
-    return mem_->DeleteFile(path);
-  }
-  absl::Status RenameFile(const std::string& from,
-                          const std::string& to) override {
-    return mem_->RenameFile(from, to);
-  }
-  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
-    return mem_->TruncateFile(path, size);
-  }
-  absl::Status CreateDirIfMissing(const std::string& dir) override {
-    return mem_->CreateDirIfMissing(dir);
-  }
-  absl::Status SyncDir(const std::string& dir) override {
-    return mem_->SyncDir(dir);
-  }
-
- private:
-  Env* const mem_;
 };
 
 TEST(FaultInjectionEnvFailedOpenTest, FileCreatedByFailedOpenIsTracked) {
