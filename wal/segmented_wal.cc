@@ -680,11 +680,12 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             .count()));
     return st;
   };
-  // A seal handed to the sealer once the next segment exists in a spare
-  // (kSeal leaves it here for the kCreate that follows).
+  // A seal kSeal left for the kCreate that follows, which hands it to the
+  // sealer once the next segment exists under a spare's name.
   std::optional<PendingSeal> handoff;
   size_t handoff_done_index = 0;
-  // Finishes a handed-off seal on this thread (no spare after all).
+  // Finishes a handed-off seal on this thread (the Env cannot write in place,
+  // or the kCreate failed).
   auto seal_in_line = [&]() {
     absl::Status st = timed_sync(handoff->file.get());
     if (st.ok()) st = handoff->file->Close();
