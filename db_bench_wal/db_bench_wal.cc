@@ -111,6 +111,12 @@ DEFINE_bool(background_preallocation, true,
 DEFINE_bool(background_sealing, true,
             "SegmentedWalOptions::background_sealing: full segments are "
             "sealed (fdatasync) off the appending thread");
+DEFINE_int64(max_seals_in_flight, 4,
+             "SegmentedWalOptions::max_seals_in_flight: full segments that may "
+             "wait for their seal before a roll waits (1 to 64)");
+DEFINE_uint64(bytes_per_sync, 0,
+              "SegmentedWalOptions::bytes_per_sync: start write-back of the "
+              "active segment every this many bytes (0: never)");
 DEFINE_uint64(group_commit_wait_micros, 100,
               "SegmentedWalOptions::group_commit_wait_micros");
 DEFINE_int64(recycle_segments, 2,
@@ -606,6 +612,8 @@ class Benchmark {
     o.use_direct_io = FLAGS_use_direct_io;
     o.background_preallocation = FLAGS_background_preallocation;
     o.background_sealing = FLAGS_background_sealing;
+    o.bytes_per_sync = FLAGS_bytes_per_sync;
+    o.max_seals_in_flight = static_cast<size_t>(FLAGS_max_seals_in_flight);
     o.group_commit_wait_micros = FLAGS_group_commit_wait_micros;
     o.recycle_segments = static_cast<size_t>(FLAGS_recycle_segments);
     o.replay_threads = static_cast<size_t>(FLAGS_replay_threads);

@@ -34,12 +34,11 @@ WalIterator::~WalIterator() = default;
 namespace {
 
 constexpr char kLockFileName[] = "LOCK";
-// Write-back of a segment is started after every this many bytes (see
-// WritableFile::RangeSync).
-constexpr uint64_t kBytesPerSync = 1 << 20;
 constexpr char kQuarantineDir[] = "quarantine";
 // Upper bound of SegmentedWalOptions::replay_threads.
 constexpr size_t kMaxReplayThreads = 64;
+// Upper bound of SegmentedWalOptions::max_seals_in_flight.
+constexpr size_t kMaxSealsInFlight = 64;
 
 absl::Status Annotate(const absl::Status& s, absl::string_view what) {
   if (s.ok()) return s;
@@ -339,9 +338,10 @@ class SegmentedWal::Impl {
   // segment's name and syncing the directory. As the I/O token holder. If the
   // Env cannot write in place, sets *unsupported, stops using spares (deleting
   // them) and returns OK with nothing done.
-  // With publish=false the file keeps the spare's name and stays open as
-  // seg->file: the background sealer renames it once the previous segment's
-  // seal is durable (SealerMain).
+  // With publish=false the header is only handed to the OS (not synced), and
+  // the file keeps the spare's name and stays open as seg->file: the
+  // background sealer syncs the header and renames the file once the previous
+  // segment's seal is durable (SealerMain).
   absl::Status CreateInSpare(Segment* seg, const Spare& spare,
                              const std::string& header,
                              std::vector<uint64_t>* sync_micros,
@@ -349,27 +349,59 @@ class SegmentedWal::Impl {
   void StartSpareThread();
   void SpareThreadMain();
 
-  // Background sealing (SegmentedWalOptions::background_sealing). At a roll
-  // whose next segment starts in a spare, the token holder writes the footer
-  // and hands the sealed segment's file to the sealer thread, writes the next
-  // segment's header into the spare (synced) and goes on appending there
-  // under the spare's name. The sealer fdatasyncs and closes the sealed
-  // segment, and only then renames the spare to the next segment's name and
+  // Background sealing (SegmentedWalOptions::background_sealing and
+  // max_seals_in_flight). At a roll whose next segment starts in a spare, the
+  // token holder writes the footer and hands the sealed segment's file to the
+  // sealer thread's queue, writes the next segment's header into the spare
+  // (handed to the OS, not synced) and goes on appending there under the
+  // spare's name. The sealer takes the queue in order. For each seal it cuts
+  // the sealed file after its footer (spare or direct-I/O bytes beyond it),
+  // fdatasyncs and closes it, fdatasyncs the next segment's file (its
+  // header), and only then renames that spare to the next segment's name and
   // syncs the directory: a segment's name never becomes durable before its
-  // predecessor's seal. Everything that needs the directory as it will be
-  // (Sync, readers, listings, the next seal) waits for it (WaitForSealLocked).
+  // predecessor's seal, nor before its own header. A failed seal poisons and
+  // the seals queued behind it rename nothing. Everything that needs the
+  // directory as it will be (Sync, readers, listings) waits for the whole
+  // queue (WaitForSealLocked); a roll waits for room in it.
   struct PendingSeal {
     std::shared_ptr<Segment> sealed;  // footer written and handed to the OS
     std::unique_ptr<WritableFile> file;
     uint64_t end_size = 0;            // footer end
     uint64_t last_lsn = 0;
+    // The file may hold bytes after the footer (a spare's, or a direct-I/O
+    // block's zero tail): cut it at end_size before the sync.
+    bool cut = false;
     std::string spare_path;           // the next segment, under its spare's name
     std::string next_path;            // ... and the name it gets
+    // A handle on the next segment's file that only syncs (its header); null
+    // if the header was synced already.
+    std::unique_ptr<WritableFile> next_sync;
   };
-  // Waits until no seal is in flight; returns poisoned_ (a failed background
-  // seal poisons).
+  // Waits until no seal is queued or in flight; returns poisoned_ (a failed
+  // background seal poisons).
   absl::Status WaitForSealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    while (seal_in_flight_) cv_.Wait(&mu_);
+    if (seals_in_flight_ > 0) {
+      seal_demand_++;  // the sealer starts now, queue full or not
+      sealer_cv_.Signal();
+      while (seals_in_flight_ > 0) cv_.Wait(&mu_);
+      seal_demand_--;
+    }
+    return poisoned_;
+  }
+  // Whether the sealer should take the next queued seal: once the queue is
+  // full, someone waits for the seals, the instance closes or is poisoned; and
+  // from then on until the queue is empty.
+  bool SealerShouldRunLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (pending_seals_.empty()) return sealer_stop_;
+    return sealer_draining_ || sealer_stop_ || seal_demand_ > 0 ||
+           !poisoned_.ok() || seals_in_flight_ >= options_.max_seals_in_flight;
+  }
+  // Waits until fewer than max_seals_in_flight seals are queued or in flight
+  // (or the instance is poisoned); returns poisoned_.
+  absl::Status WaitForSealRoomLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (seals_in_flight_ >= options_.max_seals_in_flight && poisoned_.ok()) {
+      cv_.Wait(&mu_);
+    }
     return poisoned_;
   }
   void SealerMain();
@@ -454,10 +486,13 @@ class SegmentedWal::Impl {
   port::CondVar syncer_cv_;
   std::thread syncer_thread_;
 
-  // Background sealing (PendingSeal, SealerMain). seal_in_flight_ is set when
-  // a seal is handed over and cleared (cv_ signalled) when it is done.
-  std::optional<PendingSeal> pending_seal_ ABSL_GUARDED_BY(mu_);
-  bool seal_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // Background sealing (PendingSeal, SealerMain). seals_in_flight_ counts the
+  // seals handed over and not finished: those in pending_seals_ and the one
+  // the sealer is working on. Each finished seal signals cv_.
+  std::deque<PendingSeal> pending_seals_ ABSL_GUARDED_BY(mu_);
+  size_t seals_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t seal_demand_ ABSL_GUARDED_BY(mu_) = 0;  // threads in WaitForSealLocked
+  bool sealer_draining_ ABSL_GUARDED_BY(mu_) = false;  // see SealerShouldRunLocked
   bool sealer_stop_ ABSL_GUARDED_BY(mu_) = false;
   port::CondVar sealer_cv_;
   std::thread sealer_thread_;
@@ -687,7 +722,17 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   // Finishes a handed-off seal on this thread (the Env cannot write in place,
   // or the kCreate failed).
   auto seal_in_line = [&]() {
-    absl::Status st = timed_sync(handoff->file.get());
+    absl::Status st;
+    {
+      // The seals queued before it first: then the segment has its own name,
+      // and the plain file created next cannot be named before they are done.
+      port::MutexLock l(&mu_);
+      st = WaitForSealLocked();
+    }
+    if (st.ok() && handoff->cut) {
+      st = env_->TruncateFile(handoff->sealed->path, handoff->end_size);
+    }
+    if (st.ok()) st = timed_sync(handoff->file.get());
     if (st.ok()) st = handoff->file->Close();
     if (st.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
     st = Annotate(st, "sealing segment " + handoff->sealed->path);
@@ -722,18 +767,33 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
                 OpenSegmentForWrite(spare->path, std::nullopt, &seg->direct);
             s = file.status();
             if (s.ok()) s = (*file)->Append(op.data);
-            if (s.ok()) s = timed_sync(file->get());
+            if (s.ok()) s = (*file)->Flush();
             if (s.ok()) seg->file = *std::move(file);
             s = Annotate(s, "creating segment " + seg->path + " as " +
                                 spare->path);
           }
           if (!s.ok()) break;
           if (!unsupported) {
+            // A second handle on the new file, for the sealer to sync its
+            // header with (the appends go on through seg->file meanwhile).
+            // An Env that cannot reopen files: sync the header here.
+            auto sync_handle =
+                env_->ReopenWritableFile(spare->path, op.data.size());
+            if (sync_handle.ok()) {
+              handoff->next_sync = *std::move(sync_handle);
+            } else if (absl::IsUnimplemented(sync_handle.status())) {
+              s = timed_sync(seg->file.get());
+            } else {
+              s = sync_handle.status();
+            }
+            s = Annotate(s, "opening segment " + seg->path + " as " +
+                                spare->path + " to sync its header");
+            if (!s.ok()) break;
             handoff->spare_path = spare->path;
             handoff->next_path = seg->path;
             port::MutexLock l(&mu_);
-            pending_seal_ = std::move(*handoff);
-            seal_in_flight_ = true;
+            pending_seals_.push_back(std::move(*handoff));
+            seals_in_flight_++;
             if (!sealer_thread_.joinable()) {
               sealer_thread_ = std::thread([this] { SealerMain(); });
             }
@@ -793,7 +853,8 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         if (s.ok()) SEGWAL_KILL_POINT("Write:AfterAppend");
         // (O_DIRECT writes need no write-back.)
         if (s.ok() && !seg->direct &&
-            op.end_size - seg->range_synced >= kBytesPerSync) {
+            options_.bytes_per_sync > 0 &&
+            op.end_size - seg->range_synced >= options_.bytes_per_sync) {
           // Start write-back now, so the Sync that seals a 64 MiB segment
           // does not have to write it all at once.
           s = Annotate(seg->file->Flush(), "flushing " + seg->path);
@@ -806,13 +867,36 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         break;
       case IoOp::kSeal: {
         SEGWAL_KILL_POINT("Seal:BeforeFooter");
-        // One seal in flight at a time. Handed over, the next segment starts
-        // under a spare's name, which it trades for its own after this seal.
+        const bool background = options_.background_sealing;
+        if (background) {
+          // Handed over, the next segment starts under a spare's name, which
+          // it trades for its own after this seal. The sealer cuts the file
+          // after the footer: until the seals queued before this one are
+          // done, the segment may itself still be under a spare's name.
+          {
+            port::MutexLock l(&mu_);
+            s = WaitForSealRoomLocked();
+          }
+          if (s.ok()) s = seg->file->Append(op.data);
+          if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
+          if (s.ok()) s = seg->file->Flush();
+          s = Annotate(s, "sealing segment " + seg->path);
+          if (s.ok()) {
+            seg->unsynced = false;
+            handoff.emplace();
+            handoff->sealed = op.segment;
+            handoff->file = std::move(seg->file);
+            handoff->end_size = op.end_size;
+            handoff->last_lsn = op.last_lsn;
+            handoff->cut = seg->in_spare || seg->direct;
+            handoff_done_index = done.size();
+          }
+          break;
+        }
         {
           port::MutexLock l(&mu_);
           s = WaitForSealLocked();
         }
-        const bool background = options_.background_sealing;
         if (!s.ok()) break;
         if (seg->in_spare) {
           // The footer must end the file (readers find it from the end): cut
@@ -829,17 +913,6 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           // footer; the sync makes the size durable with it.
           s = seg->file->Flush();
           if (s.ok()) s = env_->TruncateFile(seg->path, op.end_size);
-        }
-        if (background) {
-          if (s.ok()) s = seg->file->Flush();
-          s = Annotate(s, "sealing segment " + seg->path);
-          if (s.ok()) {
-            seg->unsynced = false;
-            handoff = PendingSeal{op.segment, std::move(seg->file), op.end_size,
-                                  op.last_lsn, "", ""};
-            handoff_done_index = done.size();
-          }
-          break;
         }
         if (s.ok()) s = timed_sync(seg->file.get());
         if (s.ok()) s = seg->file->Close();
@@ -1147,6 +1220,18 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
   }
   absl::Status s = file.status();
   if (s.ok()) s = (*file)->Append(header);
+  if (s.ok() && !publish) {
+    // The sealer syncs the header before it names the file (SealerMain).
+    s = (*file)->Flush();
+    if (s.ok()) {
+      seg->file = *std::move(file);
+      seg->in_spare = true;
+      port::MutexLock l(&mu_);
+      seg->spare_size = spare.size;
+    }
+    return Annotate(s, "creating segment " + seg->path + " in spare " +
+                           spare.path);
+  }
   if (s.ok()) {
     const auto start = std::chrono::steady_clock::now();
     s = (*file)->Sync();
@@ -1154,13 +1239,6 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::steady_clock::now() - start)
             .count()));
-  }
-  if (s.ok() && !publish) {
-    seg->file = *std::move(file);
-    seg->in_spare = true;
-    port::MutexLock l(&mu_);
-    seg->spare_size = spare.size;
-    return absl::OkStatus();
   }
   if (s.ok()) s = (*file)->Close();
   if (s.ok()) s = env_->RenameFile(spare.path, seg->path);
@@ -1205,42 +1283,64 @@ void SegmentedWal::Impl::SpareThreadMain() {
 void SegmentedWal::Impl::SealerMain() {
   port::MutexLock l(&mu_);
   while (true) {
-    while (!pending_seal_.has_value() && !sealer_stop_) sealer_cv_.Wait(&mu_);
-    if (!pending_seal_.has_value()) return;
-    PendingSeal p = std::move(*pending_seal_);
-    pending_seal_.reset();
+    while (!SealerShouldRunLocked()) sealer_cv_.Wait(&mu_);
+    if (pending_seals_.empty()) return;  // stopping
+    sealer_draining_ = true;
+    PendingSeal p = std::move(pending_seals_.front());
+    pending_seals_.pop_front();
+    // After a failed seal (or any other poisoning) the seals queued behind
+    // it name nothing: their files are closed and left under spare names.
+    const bool go = poisoned_.ok();
     mu_.Unlock();
-    const auto start = std::chrono::steady_clock::now();
-    absl::Status s = p.file->Sync();
-    const auto micros = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - start)
-            .count());
-    if (s.ok()) s = p.file->Close();
-    if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
-    s = Annotate(s, "sealing segment " + p.sealed->path);
-    if (s.ok()) {
-      s = env_->RenameFile(p.spare_path, p.next_path);
-      if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
-      if (s.ok()) s = env_->SyncDir(options_.wal_dir);
-      if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
-      s = Annotate(s, "creating segment " + p.next_path + " in spare " +
-                          p.spare_path);
+    absl::Status s;
+    uint64_t micros = 0;
+    bool synced = false;
+    if (go) {
+      // Queued in order: the seal before this one gave the segment its name.
+      if (p.cut) s = env_->TruncateFile(p.sealed->path, p.end_size);
+      const auto start = std::chrono::steady_clock::now();
+      if (s.ok()) s = p.file->Sync();
+      micros = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::steady_clock::now() - start)
+              .count());
+      synced = s.ok();
+      if (s.ok()) s = p.file->Close();
+      if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
+      s = Annotate(s, "sealing segment " + p.sealed->path);
+      if (s.ok() && p.next_sync != nullptr) {
+        s = p.next_sync->Sync();
+        if (s.ok()) s = p.next_sync->Close();
+        s = Annotate(s, "syncing the header of segment " + p.next_path +
+                            " in spare " + p.spare_path);
+      }
+      if (s.ok()) {
+        s = env_->RenameFile(p.spare_path, p.next_path);
+        if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
+        if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+        if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
+        s = Annotate(s, "creating segment " + p.next_path + " in spare " +
+                            p.spare_path);
+      }
     }
     p.file.reset();
+    p.next_sync.reset();
     mu_.Lock();
-    stats_.syncs++;
-    stats_.sync_latency_micros.Add(micros);
-    if (s.ok()) {
+    if (synced) {
+      stats_.syncs++;
+      stats_.sync_latency_micros.Add(micros);
+    }
+    if (go && s.ok()) {
       p.sealed->readable_size = std::max(p.sealed->readable_size, p.end_size);
       p.sealed->readable_last_lsn =
           std::max(p.sealed->readable_last_lsn, p.last_lsn);
       p.sealed->sealed = true;
       durable_lsn_ = std::max(durable_lsn_, p.last_lsn);
-    } else {
+    } else if (go) {
       PoisonLocked(s);
     }
-    seal_in_flight_ = false;
+    seals_in_flight_--;
+    if (pending_seals_.empty()) sealer_draining_ = false;
     cv_.SignalAll();
     syncer_cv_.Signal();
   }
@@ -1261,6 +1361,13 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
       if (!poisoned_.ok()) return poisoned_;
       if (segments_.size() < 2) break;
       const std::shared_ptr<Segment>& oldest = segments_.front();
+      if (!oldest->sealed && oldest->framed_last_lsn < checkpoint_lsn &&
+          seals_in_flight_ > 0) {
+        // Full, but its seal is queued (or running): have it done first.
+        absl::Status s = WaitForSealLocked();
+        if (!s.ok()) return s;
+        continue;
+      }
       if (!oldest->sealed || oldest->framed_last_lsn >= checkpoint_lsn) break;
       victim = oldest;
       // Readers that start now no longer see it.
@@ -1322,7 +1429,7 @@ absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
   if (!s.ok()) return s;
   port::MutexLock l(&mu_);
   // Every segment under its own name (a background seal renames the next).
-  while (seal_in_flight_) cv_.Wait(&mu_);
+  (void)WaitForSealLocked();  // (a poisoned log still reads)
   if (ring != nullptr) *ring = ring_;
   const uint64_t floor = segments_.front()->first_lsn;
   if (*from_lsn_ptr == 0) *from_lsn_ptr = floor;  // "from the start"
@@ -1361,7 +1468,7 @@ absl::StatusOr<std::vector<SegmentMeta>> SegmentedWal::Impl::ListSegments() {
   absl::Status s = Drain(/*sync=*/false);
   if (!s.ok()) return s;
   port::MutexLock l(&mu_);
-  while (seal_in_flight_) cv_.Wait(&mu_);  // as in Snapshot
+  (void)WaitForSealLocked();  // as in Snapshot
   std::vector<SegmentMeta> out;
   for (const auto& seg : segments_) {
     if (seg->readable_size == 0) continue;
@@ -2302,6 +2409,12 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
     return absl::InvalidArgumentError(absl::StrCat(
         "SegmentedWalOptions.replay_threads must be <= ", kMaxReplayThreads,
         " (0: min(hardware threads, 8))"));
+  }
+  if (options.max_seals_in_flight == 0 ||
+      options.max_seals_in_flight > kMaxSealsInFlight) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SegmentedWalOptions.max_seals_in_flight must be in [1, ",
+        kMaxSealsInFlight, "], got ", options.max_seals_in_flight));
   }
   if (options.compression != Compression::kNone &&
       options.compression != Compression::kSnappy) {

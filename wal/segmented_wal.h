@@ -134,6 +134,23 @@ struct SegmentedWalOptions {
   // rolls seals in line (file operations in a fixed order, for seeded crash
   // tests).
   bool background_sealing = true;
+  // With background_sealing: how many full segments may wait for their seal
+  // at once (queued, or the one being sealed) before a roll waits for the
+  // oldest. This is how far unsynced appends may run ahead of the device, in
+  // segments: the appending thread never waits for a seal while the queue has
+  // room, and a seal is a sync of up to segment_target_size bytes. Records of
+  // those segments are no less safe than any unsynced record: a Sync waits for
+  // the whole queue. Each queued seal holds two open files. 1 to 64 (Open
+  // rejects other values with InvalidArgument).
+  size_t max_seals_in_flight = 4;
+  // Start write-back (WritableFile::RangeSync: sync_file_range on POSIX) of
+  // the active segment after every this many bytes written, as RocksDB's
+  // wal_bytes_per_sync does: a Sync after a long run of unsynced appends then
+  // has less to write at once. 0 (default, as in RocksDB): never; the kernel
+  // writes back on its own schedule. Off by default because sync_file_range
+  // blocks the appending thread whenever the device queue is full (measured:
+  // 13-15 ms stalls, fillseq at half speed; README, Benchmarks).
+  uint64_t bytes_per_sync = 0;
 
   // Parallel replay. Replay and ReplayFrom (and ReplayFromLimit when
   // max_records is at least the number of LSNs in the range) split a range of

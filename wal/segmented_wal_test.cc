@@ -1520,6 +1520,7 @@ TEST_F(SegmentedWalTest, BackgroundSealDoesNotBlockAppendsAndNamesTheNextSegment
   SyncGateEnv gate_env(env_);
   SegmentedWalOptions options = SmallSegments(4096);
   options.env = &gate_env;
+  options.max_seals_in_flight = 1;  // each roll's seal starts at once
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(options));
   std::vector<WalRecord> expected;
@@ -1554,6 +1555,154 @@ TEST_F(SegmentedWalTest, BackgroundSealDoesNotBlockAppendsAndNamesTheNextSegment
   wal.reset();
   ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(options));
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+// With max_seals_in_flight = 3, two rolls queue their seals and start none:
+// nothing is synced, the segments after the first keep spare names, and
+// appends go on. A Sync seals the queue in order and names every segment, and
+// a power loss after it loses nothing.
+TEST_F(SegmentedWalTest, SealsQueueUntilTheQueueIsFullOrSomeoneNeedsThem) {
+  FaultInjectionEnv fault_env(mem_env_ ? mem_env_.get() : env_);
+  SegmentedWalOptions options = SmallSegments(4096);
+  options.env = &fault_env;
+  options.max_seals_in_flight = 3;
+  options.preallocate_segments = false;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  const uint64_t syncs_at_open = fault_env.OpCount(kOpSync);
+  std::vector<WalRecord> expected;
+  std::vector<uint64_t> firsts = {1};
+  while (firsts.size() < 3) {
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 300, &expected));
+    if (wal->active_segment_first_lsn() != firsts.back()) {
+      firsts.push_back(wal->active_segment_first_lsn());
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, 300, &expected));
+  EXPECT_EQ(wal->durable_lsn(), 0u);
+  EXPECT_EQ(fault_env.OpCount(kOpSync), syncs_at_open)
+      << "a seal ran (or a header was synced) before the queue was full";
+  EXPECT_FALSE(fault_env.FileExists(SegmentPath(firsts[1])));
+  EXPECT_FALSE(fault_env.FileExists(SegmentPath(firsts[2])));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> children,
+                       fault_env.GetChildren(dir_));
+  EXPECT_EQ(std::count_if(children.begin(), children.end(),
+                          [](const std::string& c) {
+                            return absl::EndsWith(c, ".tmp");
+                          }),
+            2)
+      << "each segment after the first is written under a spare's name";
+
+  ASSERT_OK(wal->Sync());
+  EXPECT_EQ(wal->durable_lsn(), expected.back().lsn);
+  for (uint64_t first : firsts) {
+    EXPECT_TRUE(fault_env.FileExists(SegmentPath(first))) << first;
+  }
+  EXPECT_THAT(fault_env.FilesWithUnsyncedData(), IsEmpty());
+  wal.reset();
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 7));
+  ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+// A full queue starts the sealer: the roll that finds it full waits for the
+// oldest seal, and seals go on until the queue is empty.
+TEST_F(SegmentedWalTest, AFullSealQueueSealsInOrderWhileAppendsGoOn) {
+  FaultInjectionEnv fault_env(mem_env_ ? mem_env_.get() : env_);
+  SegmentedWalOptions options = SmallSegments(4096);
+  options.env = &fault_env;
+  options.max_seals_in_flight = 2;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 300, 300, &expected));
+  // 300 records of ~350 framed bytes: about 25 rolls, through a queue of 2.
+  ASSERT_GE(wal->GetStats().rollovers, 20u);
+  // Unsynced, but the oldest segments were sealed to make room: durable.
+  EXPECT_GT(wal->durable_lsn(), 0u);
+  EXPECT_LT(wal->durable_lsn(), expected.back().lsn);
+  ASSERT_OK(wal->Sync());
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  wal.reset();
+  ASSERT_OK(fault_env.SimulateCrash(CrashMode::kTornSectors, 11));
+  ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+}
+
+// Readers, listings and TruncateBefore start queued seals (they need every
+// segment under its own name, and a truncation victim sealed) and never wait
+// for a queue that is not full to fill.
+TEST_F(SegmentedWalTest, ReadersListingsAndTruncationStartQueuedSeals) {
+  SegmentedWalOptions options = SmallSegments(4096);
+  options.max_seals_in_flight = 8;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  std::vector<WalRecord> expected;
+  std::vector<uint64_t> firsts = {1};
+  while (firsts.size() < 4) {
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 300, &expected));
+    if (wal->active_segment_first_lsn() != firsts.back()) {
+      firsts.push_back(wal->active_segment_first_lsn());
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 40, 300, &expected));
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_GE(segs.size(), 5u);
+  for (const SegmentMeta& seg : segs) {
+    EXPECT_TRUE(env_->FileExists(seg.path)) << seg.path;
+  }
+  // Full segments whose seals are queued are truncated all the same.
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 40, 300, &expected));
+  const uint64_t active = wal->active_segment_first_lsn();
+  ASSERT_OK_AND_ASSIGN(TruncateResult t, wal->TruncateBefore(active));
+  EXPECT_GE(t.segments_deleted, segs.size() - 1);
+  ASSERT_OK_AND_ASSIGN(segs, wal->ListSegments());
+  ASSERT_EQ(segs.size(), 1u);
+  EXPECT_EQ(segs.front().first_lsn, active);
+}
+
+// Bad values of max_seals_in_flight fail Open, naming the option.
+TEST_F(SegmentedWalTest, OpenRejectsAnOutOfRangeSealQueue) {
+  for (size_t bad : {size_t{0}, size_t{65}}) {
+    SegmentedWalOptions options = Options();
+    options.max_seals_in_flight = bad;
+    EXPECT_THAT(SegmentedWal::Open(options).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("max_seals_in_flight")));
+  }
+}
+
+// A seal that fails in the middle of a queue poisons the instance, and none
+// of the segments queued behind it is ever named.
+TEST_F(SegmentedWalTest, AFailedSealInTheQueueNamesNoLaterSegment) {
+  FaultInjectionEnv fault_env(mem_env_ ? mem_env_.get() : env_);
+  SegmentedWalOptions options = SmallSegments(4096);
+  options.env = &fault_env;
+  options.max_seals_in_flight = 4;
+  options.preallocate_segments = false;  // (no other syncs meanwhile)
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  std::vector<WalRecord> expected;
+  std::vector<uint64_t> firsts = {1};
+  while (firsts.size() < 4) {
+    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 300, &expected));
+    if (wal->active_segment_first_lsn() != firsts.back()) {
+      firsts.push_back(wal->active_segment_first_lsn());
+    }
+  }
+  // The sealer's syncs, in order: the first segment, the second one's header
+  // (then it is named), the second segment (its seal: this one fails), ...
+  fault_env.InjectError(kOpSync, absl::InternalError("injected seal failure"),
+                        "", /*skip=*/2);
+  EXPECT_THAT(wal->Sync(), StatusIs(absl::StatusCode::kInternal,
+                                    HasSubstr("injected seal failure")));
+  EXPECT_THAT(wal->Append(1, 1, 0, 0, "after").status(),
+              StatusIs(absl::StatusCode::kInternal));
+  EXPECT_TRUE(fault_env.FileExists(SegmentPath(firsts[1])));
+  EXPECT_FALSE(fault_env.FileExists(SegmentPath(firsts[2])));
+  EXPECT_FALSE(fault_env.FileExists(SegmentPath(firsts[3])));
+  EXPECT_LT(wal->durable_lsn(), firsts[2]);
 }
 
 // A background seal's failed fsync poisons the instance; the next segment
