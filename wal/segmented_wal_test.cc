@@ -1618,6 +1618,9 @@ TEST_F(SegmentedWalTest, AFullSealQueueSealsInOrderWhileAppendsGoOn) {
   ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 300, 300, &expected));
   // 300 records of ~350 framed bytes: about 25 rolls, through a queue of 2.
   ASSERT_GE(wal->GetStats().rollovers, 20u);
+  // Two small records: the second cannot end a segment (the record that
+  // fills one is its last), so it is in the active segment, unsealed.
+  ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 2, 10, &expected));
   // Unsynced, but the oldest segments were sealed to make room: durable.
   EXPECT_GT(wal->durable_lsn(), 0u);
   EXPECT_LT(wal->durable_lsn(), expected.back().lsn);
