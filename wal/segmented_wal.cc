@@ -269,22 +269,56 @@ class SegmentedWal::Impl {
 
   // Group commit (SegmentedWalOptions::group_commit_wait_micros). A Sync that
   // finds the I/O token taken or others queued registers a SyncWaiter (on its
-  // stack) and sleeps on the waiter's own CondVar, so that a finished sync
-  // wakes only the callers it covered; the group-commit thread runs the syncs.
+  // stack) and sleeps on the waiter's own futex word, without mu_, so that a
+  // finished sync wakes only the callers it covered and they return without
+  // taking mu_ again; the group-commit thread runs the syncs.
   struct SyncWaiter {
-    uint64_t target = 0;  // done once durable_lsn_ >= target (or poisoned)
-    bool done = false;
-    absl::Status status;
-    port::CondVar cv;
+    uint64_t target = 0;  // released once durable_lsn_ >= target (or poisoned)
+    absl::Status status;  // written before `state` leaves kWaiting
+    // kWaiting -> kReleasing (the releaser may still touch the waiter: it is
+    // waking it) -> kReleased (the waiter may return and destroy it).
+    static constexpr uint32_t kWaiting = 0, kReleasing = 1, kReleased = 2;
+    std::atomic<uint32_t> state{kWaiting};
+    // REQUIRES: mu_ not held.
+    void WaitUntilReleased() {
+      uint32_t st;
+      while ((st = state.load(std::memory_order_acquire)) != kReleased) {
+        if (st == kWaiting) {
+          state.wait(kWaiting, std::memory_order_acquire);
+        } else {
+          std::this_thread::yield();  // the releaser is in notify_one
+        }
+      }
+    }
   };
+  // Drain's work under mu_: the status to return, or nullopt once `w` is
+  // queued for the group-commit thread (the caller then waits for it, after
+  // releasing mu_).
+  std::optional<absl::Status> DrainLocked(bool sync, SyncWaiter* w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes everything framed and syncs, as the I/O token taker. `self`: 1 if
   // the calling thread is itself a Sync caller that this round releases.
   // REQUIRES: !io_busy_.
-  absl::Status SyncRoundLocked(uint64_t self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With `defer`, the waiters this round releases are appended there, for the
+  // caller to wake (FinishReleases) once it has let go of mu_.
+  absl::Status SyncRoundLocked(uint64_t self,
+                               std::vector<SyncWaiter*>* defer = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Releases the waiters whose records are durable (all of them, with the
-  // error, once poisoned). Returns how many. Signals under mu_, so a waiter
-  // cannot return (and destroy its SyncWaiter) before this is done with it.
-  size_t WakeSyncWaitersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // error, once poisoned). Returns how many. A waiter cannot return (and
+  // destroy its SyncWaiter) before this is done with it: see
+  // SyncWaiter::state.
+  size_t WakeSyncWaitersLocked(std::vector<SyncWaiter*>* defer = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the waiters WakeSyncWaitersLocked deferred (they are already
+  // released: each spins until this is done with it). Clears `released`.
+  static void FinishReleases(std::vector<SyncWaiter*>* released) {
+    for (SyncWaiter* w : *released) {
+      w->state.notify_one();
+      w->state.store(SyncWaiter::kReleased, std::memory_order_release);
+    }
+    released->clear();
+  }
   void StartSyncerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SyncerMain();
   // Gives back the I/O token and wakes whoever waits for it.
@@ -969,7 +1003,19 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
 }
 
 absl::Status SegmentedWal::Impl::Drain(bool sync) {
-  port::MutexLock l(&mu_);
+  SyncWaiter w;
+  {
+    port::MutexLock l(&mu_);
+    std::optional<absl::Status> s = DrainLocked(sync, &w);
+    if (s.has_value()) return *s;
+  }
+  // Queued for the group-commit thread (see SyncWaiter).
+  w.WaitUntilReleased();
+  return w.status;
+}
+
+std::optional<absl::Status> SegmentedWal::Impl::DrainLocked(bool sync,
+                                                            SyncWaiter* w) {
   if (sync) {
     stats_.sync_requests++;
     if (++sync_calls_since_release_ >= released_by_last_sync_) {
@@ -990,13 +1036,11 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
     if (sync && (io_busy_ || !sync_waiters_.empty() ||
                  (released_by_last_sync_ > 1 &&
                   sync_calls_since_release_ < released_by_last_sync_))) {
-      SyncWaiter w;
-      w.target = target;
-      sync_waiters_.push_back(&w);
+      w->target = target;
+      sync_waiters_.push_back(w);
       StartSyncerLocked();
       syncer_cv_.Signal();
-      while (!w.done) w.cv.Wait(&mu_);
-      return w.status;
+      return std::nullopt;  // the caller waits, without mu_
     }
     if (io_busy_) {
       cv_.Wait(&mu_);
@@ -1018,7 +1062,8 @@ absl::Status SegmentedWal::Impl::Drain(bool sync) {
   }
 }
 
-absl::Status SegmentedWal::Impl::SyncRoundLocked(uint64_t self) {
+absl::Status SegmentedWal::Impl::SyncRoundLocked(
+    uint64_t self, std::vector<SyncWaiter*>* defer) {
   PadActiveSegmentLocked();  // padded (direct I/O) segments: end on a block
   QueueStagedLocked();
   const uint64_t covered = next_lsn_ - 1;
@@ -1037,18 +1082,24 @@ absl::Status SegmentedWal::Impl::SyncRoundLocked(uint64_t self) {
       stats_.records_per_sync.Add(covered - durable_before);
     }
   }
-  released_by_last_sync_ = WakeSyncWaitersLocked() + self;
+  released_by_last_sync_ = WakeSyncWaitersLocked(defer) + self;
   sync_calls_since_release_ = 0;
   return s;
 }
 
-size_t SegmentedWal::Impl::WakeSyncWaitersLocked() {
+size_t SegmentedWal::Impl::WakeSyncWaitersLocked(
+    std::vector<SyncWaiter*>* defer) {
   size_t woken = 0, kept = 0;
   for (SyncWaiter* w : sync_waiters_) {
     if (!poisoned_.ok() || durable_lsn_ >= w->target) {
       w->status = poisoned_;
-      w->done = true;
-      w->cv.Signal();
+      w->state.store(SyncWaiter::kReleasing, std::memory_order_release);
+      if (defer != nullptr) {
+        defer->push_back(w);
+      } else {
+        w->state.notify_one();
+        w->state.store(SyncWaiter::kReleased, std::memory_order_release);
+      }
       woken++;
     } else {
       sync_waiters_[kept++] = w;
@@ -1065,6 +1116,7 @@ void SegmentedWal::Impl::StartSyncerLocked() {
 }
 
 void SegmentedWal::Impl::SyncerMain() {
+  std::vector<SyncWaiter*> released;
   port::MutexLock l(&mu_);
   while (true) {
     WakeSyncWaitersLocked();  // covered by a seal or another sync, or poisoned
@@ -1095,7 +1147,14 @@ void SegmentedWal::Impl::SyncerMain() {
         continue;
       }
     }
-    (void)SyncRoundLocked(/*self=*/0);  // errors reach the waiters
+    (void)SyncRoundLocked(/*self=*/0, &released);  // errors reach the waiters
+    if (!released.empty()) {
+      // Wake them without mu_, which they need at once for their next
+      // Append and Sync.
+      mu_.Unlock();
+      FinishReleases(&released);
+      mu_.Lock();
+    }
   }
 }
 
