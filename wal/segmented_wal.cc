@@ -526,7 +526,8 @@ class SegmentedWal::Impl {
   std::deque<PendingSeal> pending_seals_ ABSL_GUARDED_BY(mu_);
   size_t seals_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   size_t seal_demand_ ABSL_GUARDED_BY(mu_) = 0;  // threads in WaitForSealLocked
-  bool sealer_draining_ ABSL_GUARDED_BY(mu_) = false;  // see SealerShouldRunLocked
+  // Sealing until the queue is empty (SealerShouldRunLocked).
+  bool sealer_draining_ ABSL_GUARDED_BY(mu_) = false;
   bool sealer_stop_ ABSL_GUARDED_BY(mu_) = false;
   port::CondVar sealer_cv_;
   std::thread sealer_thread_;

@@ -428,6 +428,20 @@ class WalTestBase : public ::testing::Test {
     }
   }
 
+  // Appends 300-byte records to `wal` until it has `segments` segments;
+  // `firsts` gets the first LSN of each.
+  void AppendUntilSegments(SegmentedWal* wal, size_t segments,
+                           std::vector<WalRecord>* expected,
+                           std::vector<uint64_t>* firsts) {
+    firsts->assign(1, wal->active_segment_first_lsn());
+    while (firsts->size() < segments) {
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal, 1, 300, expected));
+      if (wal->active_segment_first_lsn() != firsts->back()) {
+        firsts->push_back(wal->active_segment_first_lsn());
+      }
+    }
+  }
+
   // Opens a WAL, appends n records of payload_size bytes, Syncs, records the
   // segment list, and closes it.
   void BuildLog(const SegmentedWalOptions& options, int n, size_t payload_size,
@@ -1571,13 +1585,9 @@ TEST_F(SegmentedWalTest, SealsQueueUntilTheQueueIsFullOrSomeoneNeedsThem) {
                        SegmentedWal::Open(options));
   const uint64_t syncs_at_open = fault_env.OpCount(kOpSync);
   std::vector<WalRecord> expected;
-  std::vector<uint64_t> firsts = {1};
-  while (firsts.size() < 3) {
-    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 300, &expected));
-    if (wal->active_segment_first_lsn() != firsts.back()) {
-      firsts.push_back(wal->active_segment_first_lsn());
-    }
-  }
+  std::vector<uint64_t> firsts;
+  ASSERT_NO_FATAL_FAILURE(
+      AppendUntilSegments(wal.get(), 3, &expected, &firsts));
   ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 3, 300, &expected));
   EXPECT_EQ(wal->durable_lsn(), 0u);
   EXPECT_EQ(fault_env.OpCount(kOpSync), syncs_at_open)
@@ -1641,13 +1651,9 @@ TEST_F(SegmentedWalTest, ReadersListingsAndTruncationStartQueuedSeals) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(options));
   std::vector<WalRecord> expected;
-  std::vector<uint64_t> firsts = {1};
-  while (firsts.size() < 4) {
-    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 300, &expected));
-    if (wal->active_segment_first_lsn() != firsts.back()) {
-      firsts.push_back(wal->active_segment_first_lsn());
-    }
-  }
+  std::vector<uint64_t> firsts;
+  ASSERT_NO_FATAL_FAILURE(
+      AppendUntilSegments(wal.get(), 4, &expected, &firsts));
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
   ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 40, 300, &expected));
   ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
@@ -1687,13 +1693,9 @@ TEST_F(SegmentedWalTest, AFailedSealInTheQueueNamesNoLaterSegment) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                        SegmentedWal::Open(options));
   std::vector<WalRecord> expected;
-  std::vector<uint64_t> firsts = {1};
-  while (firsts.size() < 4) {
-    ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, 300, &expected));
-    if (wal->active_segment_first_lsn() != firsts.back()) {
-      firsts.push_back(wal->active_segment_first_lsn());
-    }
-  }
+  std::vector<uint64_t> firsts;
+  ASSERT_NO_FATAL_FAILURE(
+      AppendUntilSegments(wal.get(), 4, &expected, &firsts));
   // The sealer's syncs, in order: the first segment, the second one's header
   // (then it is named), the second segment (its seal: this one fails), ...
   fault_env.InjectError(kOpSync, absl::InternalError("injected seal failure"),
