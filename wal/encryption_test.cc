@@ -482,6 +482,54 @@ TEST(RotationTest, RotateRollTwiceReopenReplaysAll) {
   ExpectReadersAgree(*wal, m);
 }
 
+// A roll leaves the next segment empty, under a spare's name until its
+// predecessor's queued seal renames it. Rotating then replaces that empty
+// segment (same name, the new key): the replacement must not be created
+// before the queued seal has named the file it replaces, or the seal's rename
+// lands on the replacement and the records synced into it are lost.
+TEST(RotationTest, ReplacingAnEmptySegmentWaitsForItsQueuedName) {
+  for (const bool set : {false, true}) {
+    SCOPED_TRACE(set ? "SetEncryptionRing" : "RotateEncryptionRing");
+    auto mem = NewMemEnv();
+    FaultInjectionEnv env(mem.get());
+    Random rnd(6);
+    Model m;
+    SegmentedWalOptions o =
+        Options(&env, KeyRing(KeyA(), KeyB()), Compression::kNone, 4096);
+    o.max_seals_in_flight = 4;
+    ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(o));
+    const uint64_t first = wal->active_segment_first_lsn();
+    while (wal->active_segment_first_lsn() == first) {
+      ASSERT_OK(AppendRandom(wal.get(), &rnd, &m, 1));
+    }
+    // The roll's seal is queued and the new segment holds no record yet.
+    const uint64_t replaced = wal->active_segment_first_lsn();
+    ASSERT_EQ(replaced, wal->next_lsn());
+    ASSERT_EQ(wal->durable_lsn(), 0u);
+    if (set) {
+      ASSERT_OK(wal->SetEncryptionRing(KeyRing(KeyB(), KeyA())));
+    } else {
+      ASSERT_OK(wal->RotateEncryptionRing(KeyRing(KeyB(), KeyA())));
+    }
+    ASSERT_OK(AppendRandom(wal.get(), &rnd, &m, 5));
+    ASSERT_OK(wal->Sync());
+    ExpectReadersAgree(*wal, m);
+    ASSERT_OK(env.SimulateCrash(CrashMode::kDropUnsynced, 1));
+    wal.reset();
+    ASSERT_OK_AND_ASSIGN(wal, SegmentedWal::Open(o));
+    ExpectReadersAgree(*wal, m);
+    // The replacement segment is on disk, written under the new key.
+    int found = 0;
+    for (const std::string& path : SegmentPaths(&env)) {
+      const ParsedSegment seg = Parse(ReadAll(&env, path));
+      if (seg.header.first_lsn != replaced) continue;
+      found++;
+      EXPECT_EQ(seg.header.key_id, KeyB().key_id()) << path;
+    }
+    EXPECT_EQ(found, 1);
+  }
+}
+
 TEST(RotationTest, RotatingToARingWithoutTheOldKeyLosesOnlyReads) {
   auto env = NewMemEnv();
   Random rnd(4);

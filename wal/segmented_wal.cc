@@ -838,6 +838,13 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           }
           s = seal_in_line();  // then create the segment as a plain file
           if (!s.ok()) break;
+        } else {
+          // Created under its own name: never before the queued seals have
+          // renamed theirs (one may be about to rename a spare to this very
+          // name, as when key rotation replaces an empty segment).
+          port::MutexLock l(&mu_);
+          s = WaitForSealLocked();
+          if (!s.ok()) break;
         }
         if (!options_.background_preallocation) {
           bool want;
@@ -2075,9 +2082,21 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
       cv_.Wait(&mu_);
       continue;
     }
-    if (ops_.empty()) break;
-    absl::Status s = RunQueuedLocked(/*sync=*/false);
-    if (!s.ok()) return s;
+    if (!ops_.empty()) {
+      absl::Status s = RunQueuedLocked(/*sync=*/false);
+      if (!s.ok()) return s;
+      continue;
+    }
+    if (seals_in_flight_ > 0) {
+      // The active segment may still be under a spare's name that a queued
+      // seal is yet to trade for its own: replaced first, the replacement
+      // would take the name and the seal's rename would then land on it
+      // (found by ConcurrencyTest.AppendersRotatorAndReaderAgree).
+      absl::Status s = WaitForSealLocked();
+      if (!s.ok()) return s;
+      continue;
+    }
+    break;
   }
   std::shared_ptr<Segment> active = segments_.back();
   std::shared_ptr<Segment> replaced;
