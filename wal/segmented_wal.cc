@@ -2643,17 +2643,27 @@ absl::StatusOr<ReplayPage> SegmentedWal::Impl::ReadPage(
       return page;
     }
   }
+  // Whether a record beyond the page exists is known from the snapshot, so
+  // the page does not read past its last record: damage there is the next
+  // page's error, not this one's.
+  uint64_t last_lsn = 0;  // of the snapshot (0: no record at all)
+  for (const SegmentView& v : *views) {
+    if (v.last_lsn >= v.first_lsn) last_lsn = std::max(last_lsn, v.last_lsn);
+  }
+  if (max_records == 0) {
+    page.has_more = last_lsn >= from_lsn;
+    return page;
+  }
   page.records.reserve(std::min<uint64_t>(max_records, records));
   SegmentIterator it(env_, std::move(*views), from_lsn,
                      options_.max_record_size, std::move(ring));
   for (; it.Valid(); it.Next()) {
-    if (page.records.size() == max_records) {
-      page.has_more = true;
-      break;
-    }
     page.records.push_back(std::move(*it.mutable_record()));
+    if (page.records.size() == max_records) break;
   }
   if (!it.status().ok()) return it.status();
+  page.has_more = page.records.size() == max_records &&
+                  last_lsn > page.records.back().lsn;
   return page;
 }
 

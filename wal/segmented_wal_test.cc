@@ -1034,6 +1034,37 @@ TEST_F(SegmentedWalTest, ReplayFromLimitWithZeroMaxRecordsReturnsNothing) {
   EXPECT_FALSE(page.has_more);
 }
 
+// A page ends at its last record: damage to the record after it (here bit
+// rot after Open) is reported by the page that would hold it, naming the file
+// and offset, and the pages before it read as usual.
+TEST_F(SegmentedWalTest, ReplayFromLimitLeavesDamageAfterThePageToTheNextPage) {
+  std::vector<WalRecord> expected;
+  ASSERT_NO_FATAL_FAILURE(
+      BuildLog(SmallSegments(2048), 40, kPayload, &expected));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(SmallSegments(2048)));
+  ASSERT_OK_AND_ASSIGN(std::vector<SegmentMeta> segs, wal->ListSegments());
+  ASSERT_GE(segs.size(), 3u);
+  const std::string path = segs[1].path;  // sealed, neither first nor last
+  std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_GE(frames.size(), 3u);
+  const Frame bad = frames[1];
+  ASSERT_NO_FATAL_FAILURE(CorruptByte(path, bad.offset + kRecordHeaderSize + 2));
+  const size_t before = bad.lsn - 1;  // records 1..bad.lsn-1 are intact
+  ASSERT_OK_AND_ASSIGN(ReplayPage page, wal->ReplayFromLimit(1, before));
+  EXPECT_TRUE(SameRecords(page.records, Slice(expected, 1, bad.lsn)));
+  EXPECT_TRUE(page.has_more);
+  ASSERT_OK_AND_ASSIGN(page, wal->ReplayFromLimit(bad.lsn - 1, 1));
+  EXPECT_TRUE(SameRecords(page.records, Slice(expected, bad.lsn - 1, bad.lsn)));
+  EXPECT_TRUE(page.has_more);
+  EXPECT_THAT(wal->ReplayFromLimit(bad.lsn, 5),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(path),
+                             HasSubstr(absl::StrCat("offset ", bad.offset)))));
+  EXPECT_THAT(wal->ReplayFromLimit(1, before + 1),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path)));
+}
+
 TEST_P(SegmentedWalEnvTest,
        PagingThroughAMultiSegmentLogCollectsEveryRecordOnce) {
   std::vector<WalRecord> expected;
