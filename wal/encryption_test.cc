@@ -834,6 +834,70 @@ TEST_F(TamperTest, EncryptionFlagClearedInSegmentHeader) {
   ExpectReplayDataLoss("segment marked plaintext", 1);
 }
 
+// A segment rewritten as plaintext (header and records, CRCs recomputed):
+// what anyone with write access to the directory can make without the key.
+std::string ForgePlaintext(const std::string& file) {
+  const ParsedSegment seg = Parse(file);
+  SegmentHeader h = seg.header;
+  h.flags &= ~wal_format::kSegmentEncrypted;
+  h.cipher = 0;
+  h.key_id = 0;
+  std::string out = wal_format::EncodeSegmentHeader(h);
+  const uint32_t seed = wal_format::SegmentSeed(h);
+  for (const Frame& f : seg.frames) {
+    if (f.header.flags & kFlagFooter) {  // never encrypted: re-framed as is
+      wal_format::AppendRecord(seed, f.header, f.stored, &out);
+      continue;
+    }
+    RecordHeader rh = f.header;
+    rh.flags = 0;
+    const std::string payload = absl::StrCat("forged-", rh.lsn);
+    rh.payload_length = static_cast<uint32_t>(payload.size());
+    wal_format::AppendRecord(seed, rh, payload, &out);
+  }
+  return out;
+}
+
+TEST_F(TamperTest, PlaintextSegmentAfterAnEncryptedOneIsRefused) {
+  Put(1, ForgePlaintext(File(1)));  // the active segment, LSNs 5-8
+  for (RecoveryMode mode :
+       {RecoveryMode::kTolerateCorruptedTail, RecoveryMode::kAbsoluteConsistency,
+        RecoveryMode::kSkipAnyCorruptedRecords}) {
+    EXPECT_THAT(OpenWal(mode),
+                StatusIs(absl::StatusCode::kDataLoss,
+                         AllOf(HasSubstr(paths_[1] + " offset 0"),
+                               HasSubstr(paths_[0]),
+                               HasSubstr("plaintext segment after the "
+                                         "encrypted segment"))));
+  }
+  // Point-in-time recovery sets it aside and keeps what came before.
+  ASSERT_OK_AND_ASSIGN(auto wal, OpenWal(RecoveryMode::kPointInTimeRecovery));
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> got, wal->Replay());
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got.back().lsn, 4u);
+  for (const WalRecord& r : got) {
+    EXPECT_THAT(r.payload, ::testing::Not(HasSubstr("forged")));
+  }
+  EXPECT_FALSE(wal->recovery_report().drops.empty());
+}
+
+TEST_F(TamperTest, SegmentReplacedByPlaintextAfterOpenFailsTheRead) {
+  ASSERT_OK_AND_ASSIGN(auto wal, OpenWal());
+  // Before Open this would pass for plaintext history; after it, the WAL
+  // knows the segment was encrypted.
+  Put(0, ForgePlaintext(File(0)));
+  EXPECT_THAT(wal->Replay(),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(paths_[0] + " offset 0"),
+                             HasSubstr("the file was replaced"))));
+  ASSERT_OK_AND_ASSIGN(auto it, wal->NewIterator(1));
+  EXPECT_FALSE(it->Valid());
+  EXPECT_THAT(it->status(), StatusIs(absl::StatusCode::kDataLoss));
+  // Starting after it, the encrypted segment still reads.
+  ASSERT_OK_AND_ASSIGN(std::vector<WalRecord> tail, wal->ReplayFrom(5));
+  EXPECT_EQ(tail.size(), 4u);
+}
+
 // In the last segment, a record that fails its tag is corruption (a torn
 // write cannot produce valid CRCs): Open refuses it instead of cutting it
 // off as a torn tail, even when it is the very last record.

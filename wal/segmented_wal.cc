@@ -144,6 +144,9 @@ struct SegmentView {
   bool skip_damage;
   std::vector<SkipRange> skips;   // recovery's jumps in this segment
   std::vector<IndexEntry> index;  // only for the segment a read starts in
+  // Encrypted when Open read it or this instance created it: a reader that
+  // finds otherwise is reading a replaced file.
+  bool encrypted = false;
 };
 
 class SegmentedWal::Impl {
@@ -1519,6 +1522,7 @@ absl::StatusOr<std::vector<SegmentView>> SegmentedWal::Impl::Snapshot(
     if (seg.readable_size < kSegmentHeaderSize) break;  // not created yet
     SegmentView v{seg.path,          seg.first_lsn,          seg.readable_last_lsn,
                   seg.readable_size, seg.has_skipped_damage, seg.skips, {}};
+    v.encrypted = seg.encrypted;
     if (first) {
       for (const IndexEntry& e : seg.index) {
         if (e.offset >= seg.readable_size) break;
@@ -1584,6 +1588,15 @@ class SegmentIterator : public WalIterator {
           status_ = absl::OutOfRangeError(absl::StrCat(
               "segment ", v.path, " was truncated while it was being read"));
         }
+        return false;
+      }
+      if ((*r)->encrypted() != v.encrypted) {
+        status_ = absl::DataLossError(absl::StrCat(
+            v.path, " offset 0: the segment was ",
+            v.encrypted ? "encrypted" : "plaintext",
+            " when the log opened or created it, but its header now says ",
+            v.encrypted ? "plaintext" : "encrypted",
+            ": the file was replaced"));
         return false;
       }
       reader_ = std::move(*r);
@@ -2185,6 +2198,10 @@ absl::Status SegmentedWal::Impl::Recover() {
   // A torn tail to cut off the last segment before appending.
   std::string cut_path;
   uint64_t cut_offset = 0;
+  // Encryption is never turned off (FORMAT.md, "Encryption and compression"):
+  // a plaintext segment after an encrypted one is a forgery or a replaced
+  // file, whatever its CRCs say.
+  std::string first_encrypted;
   for (size_t i = 0; i < found.size(); ++i) {
     const bool is_last = i + 1 == found.size();
     const std::string path = dir + "/" + found[i].second;
@@ -2239,6 +2256,19 @@ absl::Status SegmentedWal::Impl::Recover() {
           path, " offset 16: header says first LSN ",
           reader->header().first_lsn, " but the file name says ",
           found[i].first));
+    }
+    if (reader->encrypted()) {
+      if (first_encrypted.empty()) first_encrypted = path;
+    } else if (!first_encrypted.empty()) {
+      const std::string msg = absl::StrCat(
+          path, " offset 0: a plaintext segment after the encrypted segment ",
+          first_encrypted,
+          " (encryption is never turned off: the file was replaced or "
+          "forged)");
+      if (!pit) return absl::DataLossError(msg);
+      absl::Status qs = quarantine_rest(i, msg);
+      if (!qs.ok()) return qs;
+      break;
     }
 
     ScanResult scan;
