@@ -1363,23 +1363,27 @@ void SegmentedWal::Impl::SealerMain() {
     const bool go = poisoned_.ok();
     mu_.Unlock();
     absl::Status s;
-    uint64_t micros = 0;
-    bool synced = false;
+    std::vector<uint64_t> sync_micros;  // the fsyncs made, for the stats
+    auto timed_sync = [&sync_micros](WritableFile* f) {
+      const auto start = std::chrono::steady_clock::now();
+      absl::Status st = f->Sync();
+      if (st.ok()) {
+        sync_micros.push_back(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count()));
+      }
+      return st;
+    };
     if (go) {
       // Queued in order: the seal before this one gave the segment its name.
       if (p.cut) s = env_->TruncateFile(p.sealed->path, p.end_size);
-      const auto start = std::chrono::steady_clock::now();
-      if (s.ok()) s = p.file->Sync();
-      micros = static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(
-              std::chrono::steady_clock::now() - start)
-              .count());
-      synced = s.ok();
+      if (s.ok()) s = timed_sync(p.file.get());
       if (s.ok()) s = p.file->Close();
       if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
       s = Annotate(s, "sealing segment " + p.sealed->path);
       if (s.ok() && p.next_sync != nullptr) {
-        s = p.next_sync->Sync();
+        s = timed_sync(p.next_sync.get());
         if (s.ok()) s = p.next_sync->Close();
         s = Annotate(s, "syncing the header of segment " + p.next_path +
                             " in spare " + p.spare_path);
@@ -1396,10 +1400,8 @@ void SegmentedWal::Impl::SealerMain() {
     p.file.reset();
     p.next_sync.reset();
     mu_.Lock();
-    if (synced) {
-      stats_.syncs++;
-      stats_.sync_latency_micros.Add(micros);
-    }
+    stats_.syncs += sync_micros.size();
+    for (uint64_t micros : sync_micros) stats_.sync_latency_micros.Add(micros);
     if (go && s.ok()) {
       p.sealed->readable_size = std::max(p.sealed->readable_size, p.end_size);
       p.sealed->readable_last_lsn =

@@ -128,6 +128,29 @@ TEST_F(WalStatsTest, AppendsBytesAndOneSyncAreCountedExactly) {
   EXPECT_EQ(s.records_per_sync.count, 1u);
 }
 
+// With background sealing the sealer makes the seal's fsync and the next
+// segment's header fsync: both are counted, as when they are made in line.
+TEST_F(WalStatsTest, BackgroundSealsCountTheSealAndTheNextHeaderSync) {
+  SegmentedWalOptions o = Options(/*segment_target_size=*/300);
+  o.background_sealing = true;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(o));
+  for (int i = 1; i <= 4; ++i) {  // the 4th append rolls (as below)
+    ASSERT_OK(wal->Append(1, 1, 1, 1, absl::StrCat("value-", i)).status());
+  }
+  ASSERT_EQ(wal->GetStats().rollovers, 1u);
+  ASSERT_OK(wal->Sync());  // waits for the queued seal
+  WalStats s = wal->GetStats();
+  EXPECT_EQ(s.syncs, 3u);  // first segment, sealing sync, next segment
+  EXPECT_EQ(s.sync_latency_micros.count, s.syncs);
+  EXPECT_EQ(s.durable_lsn, 4u);
+  ASSERT_OK(wal->Append(1, 1, 1, 1, "value-5").status());
+  ASSERT_OK(wal->Sync());
+  s = wal->GetStats();
+  EXPECT_EQ(s.syncs, 4u);
+  EXPECT_EQ(s.sync_latency_micros.count, s.syncs);
+}
+
 TEST_F(WalStatsTest, RolloverSealsAndTruncationAreCounted) {
   auto wal = Open(/*segment_target_size=*/300);
   ASSERT_NE(wal, nullptr);
