@@ -450,6 +450,9 @@ class SegmentedWal::Impl {
     uint64_t count = 0;
     std::vector<IndexEntry> index;
     bool sealed = false;  // ended with a valid footer
+    // The scan ended at damage (kSkipAny: damage it could not skip, after
+    // any it did; those are in skips and have their own report entries). The
+    // bad_* fields describe it.
     bool damaged = false;
     uint64_t bad_offset = 0;
     uint64_t bad_lsn = 0;  // the LSN expected at bad_offset
@@ -1931,16 +1934,9 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
       search_from = *off;
     }
     if (!reader->io_status().ok()) return reader->io_status();
-    if (!r->damaged) {
-      r->damaged = true;
-      r->bad_offset = offset;
-      r->bad_lsn = expected;
-      r->bad_reason = reason;
-      // A frame whose CRCs match but whose payload does not decode (AEAD
-      // tag, Snappy) is not a torn write.
-      r->undecodable = reader->bad_after_checksums();
-      r->corruption = !is_last || proof || r->undecodable;
-    }
+    // A frame whose CRCs match but whose payload does not decode (AEAD tag,
+    // Snappy) is not a torn write.
+    const bool undecodable = reader->bad_after_checksums();
     // A torn tail (no proof, last segment) is cut even by kSkipAny: valid
     // records after it in the unsynced window were never acknowledged.
     if (skip_bad && resume_offset && (proof || !is_last)) {
@@ -1956,11 +1952,13 @@ absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
       reader->Seek(*resume_offset, resume_lsn);
       continue;
     }
-    if (r->skipped) {
-      // kSkipAny: damage at the end of the segment after earlier skips.
-      r->bad_offset = offset;
-      r->bad_reason = reason;
-    }
+    // The scan ends at this damage (after any skipped before it).
+    r->damaged = true;
+    r->bad_offset = offset;
+    r->bad_lsn = expected;
+    r->bad_reason = reason;
+    r->undecodable = undecodable;
+    r->corruption = !is_last || proof || undecodable;
     return absl::OkStatus();
   }
 }
@@ -2307,7 +2305,7 @@ absl::Status SegmentedWal::Impl::Recover() {
 
     // Decide what the damage (if any) means in this mode.
     bool cut = false;
-    if (scan.damaged && !(skip_bad && scan.skipped && scan.sealed)) {
+    if (scan.damaged) {
       const std::string kind = scan.corruption ? "corruption" : "torn tail";
       const std::string where = absl::StrCat(path, " offset ", scan.bad_offset,
                                              " (LSN ", scan.bad_lsn, ")");

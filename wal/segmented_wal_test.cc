@@ -2370,9 +2370,50 @@ TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsResyncsAfterACorruptHeader) {
   std::vector<WalRecord> kept = expected;
   kept.erase(kept.begin() + 2);
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
+  // One entry: the frame skipped, nothing more (the records after it are kept).
   EXPECT_THAT(wal->recovery_report().drops,
-              Contains(DropAt(path, frames[2].offset, kFrameSize)));
+              ElementsAre(DropAt(path, frames[2].offset, kFrameSize)));
   EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(9u));
+}
+
+// kSkipAnyCorruptedRecords in the last segment: damage proven durable is
+// skipped, and a torn tail after it is still cut. Each gets one report entry
+// covering exactly its bytes.
+TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsReportsASkipAndALaterTornTail) {
+  std::vector<WalRecord> expected;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(Options()));
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, &expected));
+      ASSERT_OK(wal->Sync());
+    }
+  }
+  const std::string path = SegmentPath(1);
+  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
+  ASSERT_THAT(frames, SizeIs(8));
+  ASSERT_NO_FATAL_FAILURE(
+      CorruptByte(path, frames[2].offset + kRecordHeaderSize + 7));
+  // Record 8 torn: half of it is on disk, and no later record vouches for it.
+  const uint64_t torn_size = frames[7].offset + frames[7].size / 2;
+  ASSERT_OK(env_->TruncateFile(path, torn_size));
+  SegmentedWalOptions options = Options();
+  options.recovery_mode = RecoveryMode::kSkipAnyCorruptedRecords;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                       SegmentedWal::Open(options));
+  ASSERT_NO_FATAL_FAILURE(ExpectReplay(
+      *wal, {expected[0], expected[1], expected[3], expected[4], expected[5],
+             expected[6]}));
+  const RecoveryReport& report = wal->recovery_report();
+  ASSERT_THAT(report.drops,
+              ElementsAre(DropAt(path, frames[2].offset, frames[2].size),
+                          DropAt(path, frames[7].offset,
+                                 torn_size - frames[7].offset)));
+  EXPECT_THAT(report.drops[0].reason, HasSubstr("LSNs 3..3 missing"));
+  EXPECT_THAT(report.drops[1].reason, HasSubstr("torn tail"));
+  EXPECT_TRUE(report.truncated_tail);
+  EXPECT_EQ(FileSize(path), frames[7].offset);
+  EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(8u));
 }
 
 // A crash after sealing a segment and before creating the next one.
@@ -2736,7 +2777,7 @@ TEST_F(CorruptDurableTailRecordTest,
   kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(bad_lsn_ - 1));
   ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, kept));
   EXPECT_THAT(wal->recovery_report().drops,
-              Contains(DropAt(path_, bad_offset_, kFrameSize)));
+              ElementsAre(DropAt(path_, bad_offset_, kFrameSize)));
   EXPECT_THAT(wal->Append(1, 1, 1, 1, "after"), IsOkAndHolds(13u));
 }
 
