@@ -150,6 +150,21 @@ class Inspector {
                                " but the file name says ", seg->name_lsn)));
       return false;
     }
+    // As for Open: encryption is never turned off (FORMAT.md, "Encryption
+    // and compression"), so a plaintext segment after an encrypted one was
+    // replaced or forged, whatever its CRCs say.
+    if ((seg->header.flags & wal_format::kSegmentEncrypted) != 0) {
+      if (first_encrypted_.empty()) first_encrypted_ = seg->path;
+    } else if (!first_encrypted_.empty()) {
+      AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption, 0,
+                              seg->name_lsn,
+                              absl::StrCat("a plaintext segment after the "
+                                           "encrypted segment ",
+                                           first_encrypted_,
+                                           " (encryption is never turned off: "
+                                           "the file was replaced or forged)")));
+      return false;
+    }
     if (skip_records || options_.headers_only) return true;
     seg->read = true;
     codec_.reset();
@@ -374,6 +389,7 @@ class Inspector {
   std::unique_ptr<PayloadCodec> codec_;
   std::string decoded_;
   std::string decode_scratch_;
+  std::string first_encrypted_;  // path of the first encrypted segment seen
 };
 
 }  // namespace

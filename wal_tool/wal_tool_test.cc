@@ -802,6 +802,46 @@ TEST_F(WalToolKeyTest, SeveralKeyFilesCoverRotatedSegments) {
   EXPECT_THAT(r.out, HasSubstr(" (1 segment), "));
 }
 
+// A segment rewritten as plaintext with valid CRCs after an encrypted one:
+// Open refuses it, so verify calls it corruption (no key needed).
+TEST_F(WalToolKeyTest, PlaintextSegmentAfterAnEncryptedOneIsCorruption) {
+  {
+    SegmentedWalOptions o = Options(env());
+    o.encryption_ring = KeyRing(key_);
+    auto wal = SegmentedWal::Open(o);
+    ASSERT_TRUE(wal.ok()) << wal.status();
+    ASSERT_OK((*wal)->Append(1, 1, 0, 0, "first").status());
+    ASSERT_OK((*wal)->RotateEncryptionRing(KeyRing(key_)));
+    ASSERT_OK((*wal)->Append(1, 1, 0, 0, "second").status());
+    ASSERT_OK((*wal)->Sync());
+  }
+  const std::string path = SegmentPath(2);
+  const std::string bytes = ReadAll(env(), path);
+  wal_format::SegmentHeader sh;
+  ASSERT_OK(wal_format::DecodeSegmentHeader(bytes, &sh));
+  wal_format::RecordHeader h;
+  uint32_t ps, pc;
+  ASSERT_TRUE(wal_format::DecodeRecordHeader(wal_format::SegmentSeed(sh),
+                                             bytes.data() + kHeader, &h, &ps,
+                                             &pc));
+  sh.flags &= ~wal_format::kSegmentEncrypted;
+  sh.cipher = 0;
+  sh.key_id = 0;
+  std::string forged = wal_format::EncodeSegmentHeader(sh);
+  h.flags = 0;
+  h.payload_length = 6;
+  wal_format::AppendRecord(wal_format::SegmentSeed(sh), h, "forged", &forged);
+  WriteAll(env(), path, forged);
+
+  const ToolResult r = Tool({"verify", "--wal_dir=/wal"});
+  EXPECT_EQ(r.code, kExitDamage) << r;
+  EXPECT_THAT(r.out,
+              HasSubstr("corruption at " + path +
+                        " offset 0 (LSN 2): a plaintext segment after the "
+                        "encrypted segment " +
+                        SegmentPath(1)));
+}
+
 // ---------------------------------------------------------------------------
 // dump: selection, payload encodings, JSON.
 
