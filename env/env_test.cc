@@ -1177,6 +1177,30 @@ TEST_F(PosixEnvTest, DirectIoRandomAppendsRoundTrip) {
   EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
 }
 
+// Appends that fill the staging buffer several times over, with no Flush or
+// Sync: each full buffer goes to the file as it fills (one piece is larger
+// than the buffer), and the tail at Close.
+TEST_F(PosixEnvTest, DirectIoWritesFullBuffersAsTheyFill) {
+  const std::string path = Path("direct-big");
+  OPEN_DIRECT_OR_SKIP(file, path);
+  testutil::Random rnd(306);
+  std::string expected;
+  const size_t pieces[] = {1, 4095, kDirectIoBufferSize - 4096 + 7,
+                           kDirectIoBufferSize + 12345, 3 * 4096, 100000};
+  for (size_t n : pieces) {
+    const std::string piece = rnd.RandomBytes(n);
+    ASSERT_OK(file->Append(piece));
+    expected += piece;
+  }
+  ASSERT_GT(expected.size(), 2 * kDirectIoBufferSize);
+  // Whole buffers are on disk already; only the last partial one is not.
+  ASSERT_OK_AND_ASSIGN(const uint64_t before_close, env_->GetFileSize(path));
+  EXPECT_GE(before_close, expected.size() / kDirectIoBufferSize *
+                              kDirectIoBufferSize);
+  ASSERT_OK(file->Close());
+  EXPECT_THAT(ReadFileToString(env_, path), IsOkAndHolds(expected));
+}
+
 // Reopens `path` at `offset` for direct I/O, or skips the test when the file
 // system refuses O_DIRECT.
 #define REOPEN_DIRECT_OR_SKIP(file, path, offset)                          \

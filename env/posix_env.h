@@ -85,7 +85,7 @@ inline constexpr size_t kPosixWritableBufferSize = 64 << 10;
 // Block size and buffer alignment for direct I/O.
 inline constexpr size_t kDirectIoAlignment = 4096;
 // Staging buffer of a direct-I/O WritableFile (a multiple of kDirectIoAlignment).
-inline constexpr size_t kDirectIoBufferSize = 64 << 10;
+inline constexpr size_t kDirectIoBufferSize = 1 << 20;
 
 // A status for a failed system call: the code from the table below, and the
 // message "<op> <path>: <strerror(err)>", e.g. "open /wal/000001.log: No such
