@@ -442,6 +442,23 @@ class WalTestBase : public ::testing::Test {
     }
   }
 
+  // Opens a WAL, appends n records with a Sync after each (so each record's
+  // durable LSN vouches for those before it), closes it, and returns the
+  // record frames of its one segment.
+  void BuildLogSyncingEach(int n, std::vector<WalRecord>* expected,
+                           std::vector<Frame>* frames) {
+    {
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                           SegmentedWal::Open(Options()));
+      for (int i = 0; i < n; ++i) {
+        ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, expected));
+        ASSERT_OK(wal->Sync());
+      }
+    }
+    *frames = RecordFrames(ReadAll(SegmentPath(1)));
+    ASSERT_THAT(*frames, SizeIs(static_cast<size_t>(n)));
+  }
+
   // Opens a WAL, appends n records of payload_size bytes, Syncs, records the
   // segment list, and closes it.
   void BuildLog(const SegmentedWalOptions& options, int n, size_t payload_size,
@@ -2349,17 +2366,9 @@ TEST_F(SegmentedWalTest,
 
 TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsResyncsAfterACorruptHeader) {
   std::vector<WalRecord> expected;
-  {
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
-                         SegmentedWal::Open(Options()));
-    for (int i = 0; i < 8; ++i) {
-      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, &expected));
-      ASSERT_OK(wal->Sync());
-    }
-  }
+  std::vector<Frame> frames;
+  ASSERT_NO_FATAL_FAILURE(BuildLogSyncingEach(8, &expected, &frames));
   const std::string path = SegmentPath(1);
-  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
-  ASSERT_THAT(frames, SizeIs(8));
   // The length field of record 3: its frame cannot be stepped over.
   ASSERT_NO_FATAL_FAILURE(
       CorruptByte(path, frames[2].offset + kRecordLengthOffset));
@@ -2381,17 +2390,9 @@ TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsResyncsAfterACorruptHeader) {
 // covering exactly its bytes.
 TEST_F(SegmentedWalTest, SkipAnyCorruptedRecordsReportsASkipAndALaterTornTail) {
   std::vector<WalRecord> expected;
-  {
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
-                         SegmentedWal::Open(Options()));
-    for (int i = 0; i < 8; ++i) {
-      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 1, kPayload, &expected));
-      ASSERT_OK(wal->Sync());
-    }
-  }
+  std::vector<Frame> frames;
+  ASSERT_NO_FATAL_FAILURE(BuildLogSyncingEach(8, &expected, &frames));
   const std::string path = SegmentPath(1);
-  const std::vector<Frame> frames = RecordFrames(ReadAll(path));
-  ASSERT_THAT(frames, SizeIs(8));
   ASSERT_NO_FATAL_FAILURE(
       CorruptByte(path, frames[2].offset + kRecordHeaderSize + 7));
   // Record 8 torn: half of it is on disk, and no later record vouches for it.
