@@ -846,8 +846,10 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           if (!s.ok()) break;
         } else {
           // Created under its own name: never before the queued seals have
-          // renamed theirs (one may be about to rename a spare to this very
-          // name, as when key rotation replaces an empty segment).
+          // renamed theirs. One may be about to rename a spare to this very
+          // name: key rotation replaces an empty active segment that is still
+          // under a spare's name (found by ConcurrencyTest in
+          // wal/encryption_test.cc).
           port::MutexLock l(&mu_);
           s = WaitForSealLocked();
           if (!s.ok()) break;
@@ -2095,21 +2097,9 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
       cv_.Wait(&mu_);
       continue;
     }
-    if (!ops_.empty()) {
-      absl::Status s = RunQueuedLocked(/*sync=*/false);
-      if (!s.ok()) return s;
-      continue;
-    }
-    if (seals_in_flight_ > 0) {
-      // The active segment may still be under a spare's name that a queued
-      // seal is yet to trade for its own: replaced first, the replacement
-      // would take the name and the seal's rename would then land on it
-      // (found by ConcurrencyTest.AppendersRotatorAndReaderAgree).
-      absl::Status s = WaitForSealLocked();
-      if (!s.ok()) return s;
-      continue;
-    }
-    break;
+    if (ops_.empty()) break;
+    absl::Status s = RunQueuedLocked(/*sync=*/false);
+    if (!s.ok()) return s;
   }
   std::shared_ptr<Segment> active = segments_.back();
   std::shared_ptr<Segment> replaced;
