@@ -33,6 +33,18 @@ WalIterator::~WalIterator() = default;
 
 namespace {
 
+// f->Sync(), its duration appended to *micros (for WalStats: syncs and
+// sync_latency_micros count every fsync made, failed or not).
+absl::Status TimedSync(WritableFile* f, std::vector<uint64_t>* micros) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = f->Sync();
+  micros->push_back(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - start)
+          .count()));
+  return s;
+}
+
 constexpr char kLockFileName[] = "LOCK";
 constexpr char kQuarantineDir[] = "quarantine";
 // Upper bound of SegmentedWalOptions::replay_threads.
@@ -748,13 +760,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   uint64_t from_spares = 0;
   std::vector<uint64_t> sync_micros;
   auto timed_sync = [&sync_micros](WritableFile* f) {
-    const auto start = std::chrono::steady_clock::now();
-    absl::Status st = f->Sync();
-    sync_micros.push_back(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - start)
-            .count()));
-    return st;
+    return TimedSync(f, &sync_micros);
   };
   // A seal kSeal left for the kCreate that follows, which hands it to the
   // sealer once the next segment exists under a spare's name.
@@ -1307,14 +1313,7 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
     return Annotate(s, "creating segment " + seg->path + " in spare " +
                            spare.path);
   }
-  if (s.ok()) {
-    const auto start = std::chrono::steady_clock::now();
-    s = (*file)->Sync();
-    sync_micros->push_back(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - start)
-            .count()));
-  }
+  if (s.ok()) s = TimedSync(file->get(), sync_micros);
   if (s.ok()) s = (*file)->Close();
   if (s.ok()) s = env_->RenameFile(spare.path, seg->path);
   if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
@@ -1370,15 +1369,7 @@ void SegmentedWal::Impl::SealerMain() {
     absl::Status s;
     std::vector<uint64_t> sync_micros;  // the fsyncs made, for the stats
     auto timed_sync = [&sync_micros](WritableFile* f) {
-      const auto start = std::chrono::steady_clock::now();
-      absl::Status st = f->Sync();
-      if (st.ok()) {
-        sync_micros.push_back(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - start)
-                .count()));
-      }
-      return st;
+      return TimedSync(f, &sync_micros);
     };
     if (go) {
       // Queued in order: the seal before this one gave the segment its name.
