@@ -9,6 +9,9 @@ PACKAGES=(
   libabsl-dev android-libboringssl-dev libsnappy-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev libisal-dev liburing-dev
   clang libclang-rt-14-dev
+  # segkv_server's event loop; redis-cli/redis-benchmark for its end-to-end
+  # test; redis-server (AOF, appendfsync always) as make bench's baseline.
+  libuv1-dev redis-tools redis-server
 )
 
 missing=()
