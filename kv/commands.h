@@ -1,0 +1,82 @@
+// CommandExecutor: what segkv_server does with one parsed Redis command. It
+// runs the command against a KvStore and returns the RESP reply together with
+// the LSN the reply depends on; it never waits for durability itself: the
+// server (kv/server.h) holds each reply until durable_lsn() >= its lsn.
+//
+//   - Writes (SET, DEL, MSET, INCR, INCRBY, FLUSHALL) call KvStore::Submit:
+//     lsn is the record's, so "+OK" goes out only once the record is durable.
+//   - Reads (GET, MGET, EXISTS, DBSIZE, KEYS) take lsn from the ReadResult's
+//     depends_on_lsn: an answer built on a record not yet durable waits for it.
+//   - Everything else (PING, INFO, errors, ...) has lsn 0: it goes out at once,
+//     after the earlier replies of its connection.
+//
+// Command names are case-insensitive; arity and unknown-command errors read as
+// Redis 7's. The command table (COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND
+// DOCS) is what redis-cli and client libraries ask for when they connect.
+//
+// Thread safety: one executor per server, used by the loop thread only.
+
+#ifndef SEGWAL_KV_COMMANDS_H_
+#define SEGWAL_KV_COMMANDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kv/kv_store.h"
+
+namespace segwal {
+namespace kv {
+
+// What the command asks of the connection once its reply is sent.
+enum class AfterReply {
+  kNothing,
+  kClose,     // QUIT
+  kShutdown,  // SHUTDOWN: no reply; the server shuts down cleanly
+};
+
+struct CommandReply {
+  std::string bytes;  // one RESP value ("" for SHUTDOWN)
+  uint64_t lsn = 0;   // send once durable_lsn() >= lsn
+  AfterReply after = AfterReply::kNothing;
+};
+
+// The server's own figures, for INFO. Owned by the server; read by INFO.
+struct ServerCounters {
+  std::string bind;
+  int port = 0;
+  int64_t start_unix_micros = 0;
+  uint64_t connected_clients = 0;
+  uint64_t total_connections_received = 0;
+  uint64_t total_commands_processed = 0;
+  uint64_t rejected_protocol_errors = 0;
+  uint64_t replies_queued = 0;  // not sent yet (most wait for durability)
+  uint64_t durable_lsn_seen = 0;  // the loop's view (replies sent up to it)
+  std::string sync_failure;       // "" while the syncer is healthy
+};
+
+class CommandExecutor {
+ public:
+  // REQUIRES: store and counters outlive the executor.
+  CommandExecutor(KvStore* store, const ServerCounters* counters);
+  CommandExecutor(const CommandExecutor&) = delete;
+  CommandExecutor& operator=(const CommandExecutor&) = delete;
+
+  // REQUIRES: !args.empty().
+  CommandReply Execute(const std::vector<std::string>& args);
+
+  // The INFO text for `section` ("" or "all": every section).
+  std::string Info(const std::string& section) const;
+
+ private:
+  KvStore* const store_;
+  const ServerCounters* const counters_;
+};
+
+// The reply to a write refused because the WAL failed: names the cause.
+std::string WalFailureError(const std::string& cause);
+
+}  // namespace kv
+}  // namespace segwal
+
+#endif  // SEGWAL_KV_COMMANDS_H_
