@@ -39,6 +39,8 @@ struct CommandSpec {
   const char* flags;  // space-separated, as COMMAND lists them
   int first_key, last_key, key_step;
   Handler handler;
+  const char* group;    // COMMAND DOCS, which redis-cli's "help" prints
+  const char* summary;
 };
 
 CommandReply Reply(std::string bytes, uint64_t lsn = 0) {
@@ -251,27 +253,48 @@ CommandReply Shutdown(const Context&, const Args&) {
 }
 
 const CommandSpec kCommands[] = {
-    {"ping", -1, "fast stale", 0, 0, 0, Ping},
-    {"echo", 2, "fast stale", 0, 0, 0, Echo},
-    {"set", -3, "write denyoom", 1, 1, 1, Set},
-    {"get", 2, "readonly fast", 1, 1, 1, Get},
-    {"del", -2, "write", 1, -1, 1, Del},
-    {"exists", -2, "readonly fast", 1, -1, 1, Exists},
-    {"mset", -3, "write denyoom", 1, -1, 2, MSet},
-    {"mget", -2, "readonly fast", 1, -1, 1, MGet},
-    {"incr", 2, "write denyoom fast", 1, 1, 1, Incr},
-    {"incrby", 3, "write denyoom fast", 1, 1, 1, IncrBy},
-    {"dbsize", 1, "readonly fast", 0, 0, 0, DbSize},
-    {"keys", 2, "readonly", 0, 0, 0, Keys},
-    {"flushall", -1, "write", 0, 0, 0, FlushAll},
-    {"save", 1, "admin noscript", 0, 0, 0, Save},
-    {"bgsave", -1, "admin noscript", 0, 0, 0, BgSave},
-    {"info", -1, "loading stale", 0, 0, 0, InfoCommand},
-    {"select", 2, "loading stale fast", 0, 0, 0, Select},
-    {"config", -2, "admin loading stale", 0, 0, 0, Config},
-    {"command", -1, "loading stale", 0, 0, 0, Command},
-    {"quit", -1, "allow_busy fast", 0, 0, 0, Quit},
-    {"shutdown", -1, "admin loading stale", 0, 0, 0, Shutdown},
+    {"ping", -1, "fast stale", 0, 0, 0, Ping, "connection",
+     "Ping the server"},
+    {"echo", 2, "fast stale", 0, 0, 0, Echo, "connection",
+     "Echo the given string"},
+    {"set", -3, "write denyoom", 1, 1, 1, Set, "string",
+     "Set the string value of a key (durable before the reply)"},
+    {"get", 2, "readonly fast", 1, 1, 1, Get, "string",
+     "Get the value of a key"},
+    {"del", -2, "write", 1, -1, 1, Del, "generic",
+     "Delete keys"},
+    {"exists", -2, "readonly fast", 1, -1, 1, Exists, "generic",
+     "Determine how many of the keys exist"},
+    {"mset", -3, "write denyoom", 1, -1, 2, MSet, "string",
+     "Set several keys atomically"},
+    {"mget", -2, "readonly fast", 1, -1, 1, MGet, "string",
+     "Get the values of all the given keys"},
+    {"incr", 2, "write denyoom fast", 1, 1, 1, Incr, "string",
+     "Increment the integer value of a key by one"},
+    {"incrby", 3, "write denyoom fast", 1, 1, 1, IncrBy, "string",
+     "Increment the integer value of a key by the given amount"},
+    {"dbsize", 1, "readonly fast", 0, 0, 0, DbSize, "server",
+     "Return the number of keys"},
+    {"keys", 2, "readonly", 0, 0, 0, Keys, "generic",
+     "Find all keys matching the given pattern"},
+    {"flushall", -1, "write", 0, 0, 0, FlushAll, "server",
+     "Remove all keys"},
+    {"save", 1, "admin noscript", 0, 0, 0, Save, "server",
+     "Take a checkpoint now and truncate the log behind the previous one"},
+    {"bgsave", -1, "admin noscript", 0, 0, 0, BgSave, "server",
+     "Take a checkpoint in the background"},
+    {"info", -1, "loading stale", 0, 0, 0, InfoCommand, "server",
+     "Information and statistics about the server, the store and its WAL"},
+    {"select", 2, "loading stale fast", 0, 0, 0, Select, "connection",
+     "Select database 0 (the only one)"},
+    {"config", -2, "admin loading stale", 0, 0, 0, Config, "server",
+     "CONFIG GET of a few parameters"},
+    {"command", -1, "loading stale", 0, 0, 0, Command, "server",
+     "Details about the commands"},
+    {"quit", -1, "allow_busy fast", 0, 0, 0, Quit, "connection",
+     "Close the connection"},
+    {"shutdown", -1, "admin loading stale", 0, 0, 0, Shutdown, "server",
+     "Finish in-flight writes, then stop the server"},
 };
 
 const CommandSpec* FindCommand(const std::string& lower_name) {
@@ -308,7 +331,7 @@ CommandReply Command(const Context&, const Args& args) {
   if (sub == "count" && args.size() == 2) return Integer(static_cast<int64_t>(n));
   if (sub == "info" || sub == "docs") {
     // INFO: one entry (or nil) per name asked, all without names. DOCS: a map
-    // (flattened in RESP2) from name to its doc, which segkv leaves empty.
+    // (flattened in RESP2) from name to its doc: summary, group, no arguments.
     std::vector<const CommandSpec*> specs;
     if (args.size() == 2) {
       for (const CommandSpec& c : kCommands) specs.push_back(&c);
@@ -333,6 +356,16 @@ CommandReply Command(const Context&, const Args& args) {
       for (const CommandSpec* c : specs) {
         if (c == nullptr) continue;
         AppendBulk(&out, c->name);
+        AppendArrayHeader(&out, 10);
+        AppendBulk(&out, "summary");
+        AppendBulk(&out, c->summary);
+        AppendBulk(&out, "since");
+        AppendBulk(&out, "1.0.0");
+        AppendBulk(&out, "group");
+        AppendBulk(&out, c->group);
+        AppendBulk(&out, "complexity");
+        AppendBulk(&out, "O(N)");
+        AppendBulk(&out, "arguments");
         AppendArrayHeader(&out, 0);
       }
     }
