@@ -30,6 +30,7 @@ const Target kTargets[] = {
     {"footer_decoder", FooterDecoderTarget},
     {"open_directory", OpenDirectoryTarget},
     {"key_file", KeyFileTarget},
+    {"resp_parser", RespParserTarget},
 };
 
 std::string FuzzDir() {

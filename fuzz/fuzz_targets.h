@@ -14,6 +14,8 @@
 //   FooterDecoderTarget  options, footer offset (u64), then a footer payload.
 //   OpenDirectoryTarget  options, then files: (u16 length, bytes) each.
 //   KeyFileTarget        options (file mode), then the key file's bytes.
+//   RespParserTarget     options (limits, chunking), then a client's byte
+//                        stream to segkv_server (fuzz/resp_parser_target.cc).
 //
 // Thread safety: each call is independent.
 
@@ -40,6 +42,7 @@ int SegmentReaderTarget(const uint8_t* data, size_t size);
 int FooterDecoderTarget(const uint8_t* data, size_t size);
 int OpenDirectoryTarget(const uint8_t* data, size_t size);
 int KeyFileTarget(const uint8_t* data, size_t size);
+int RespParserTarget(const uint8_t* data, size_t size);
 
 // The fixed key the seed corpora's encrypted segments are written with.
 KeyRing FuzzKeyRing();

@@ -24,7 +24,7 @@ fuzz/build_fuzzers.sh || exit 1
 
 total=0
 crashes=0
-for t in segment_reader footer_decoder open_directory key_file; do
+for t in segment_reader footer_decoder open_directory key_file resp_parser; do
   rm -rf "$OUT/crashes/$t"
   mkdir -p "$OUT/corpus/$t" "$OUT/crashes/$t"
   log="$OUT/$t.log"

@@ -95,6 +95,10 @@ RespParser::Result RespParser::ParseLengthLine(const char* what,
     }
     return Result::kNeedMore;
   }
+  // The same verdict whether the line arrived whole or byte by byte.
+  if (nl - pos_ > limits_.max_inline_bytes) {
+    return Fail(absl::StrCat("too big ", what, " count string"));
+  }
   // buf_[pos_] is the prefix; the number runs to "\r\n".
   absl::string_view line(buf_.data() + pos_ + 1, nl - pos_ - 1);
   const bool has_cr = !line.empty() && line.back() == '\r';

@@ -230,6 +230,20 @@ TEST(RespParserTest, LengthLineWithoutNewlineIsAnErrorOnceTooLong) {
   EXPECT_EQ(Parse("*11", limits).error, "");
 }
 
+TEST(RespParserTest, OverlongLengthLineIsTheSameErrorWholeOrByteByByte) {
+  // Found by the fuzzer: whole, the line ended and failed as a bad number;
+  // byte by byte, the limit was hit first.
+  RespLimits limits;
+  limits.max_inline_bytes = 8;
+  const std::string input = "*" + std::string(20, '1') + "\r\n";
+  EXPECT_EQ(Parse(input, limits).error,
+            "Protocol error: too big multibulk count string");
+  std::vector<std::string> chunks;
+  for (char c : input) chunks.push_back(std::string(1, c));
+  EXPECT_EQ(ParseChunks(chunks, limits).error,
+            "Protocol error: too big multibulk count string");
+}
+
 TEST(RespParserTest, ErrorIsFinal) {
   RespParser p;
   p.Feed("*1\r\n$-2\r\n");
