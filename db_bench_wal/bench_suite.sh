@@ -15,7 +15,8 @@
 # 0.2), SEGWAL_BENCH_DIR (where the file benchmarks write, default $TMPDIR or
 # /tmp; db_bench_wal makes its temporary directory there), SEGWAL_DB_BENCH=0
 # (skip db_bench_wal), SEGWAL_DB_BENCH_ARGS (extra db_bench_wal flags),
-# SEGWAL_BENCH_RUNS (runs of each db_bench_wal measurement, default 5).
+# SEGWAL_BENCH_RUNS (runs of each db_bench_wal measurement, default 5),
+# SEGWAL_SEGKV_BENCH=0 (skip segkv_server vs redis-server, kv/segkv_bench.sh).
 #
 # To add a benchmark: add the binary to `data` in db_bench_wal/BUILD.bazel and
 # to BENCHMARKS below (or a db_bench_wal run to DB_BENCH_BLOCKS), and the rows
@@ -93,6 +94,12 @@ SUMMARY=(
   "openrecover/iterate, 1 GiB log|b4k/openrecover|b4k/iterate|time|"
   "segment roll/rawsync op|sync/rollover[num=100]|sync/rawsync[duration=1]|oprt|"
   "truncate 1 segment/rawsync op|sync/truncate[num=100]|sync/rawsync[duration=1]|oprt|"
+  # segkv_server against redis-server --appendfsync always (kv/segkv_bench.sh;
+  # issue 13 targets).
+  "segkv/Redis AOF SET, 1 client|segkv/set_c1|redis_aof/set_c1|ops|>=1.0"
+  "segkv/Redis AOF SET, 50 clients|segkv/set_c50|redis_aof/set_c50|ops|>=1.3"
+  "segkv/Redis AOF GET, 1 client|segkv/get_c1|redis_aof/get_c1|ops|"
+  "segkv/Redis AOF GET, 50 clients|segkv/get_c50|redis_aof/get_c50|ops|>=0.8"
 )
 
 # Finds a binary among this script's runfiles. `bazel run` starts us in
@@ -175,6 +182,19 @@ if [ "${SEGWAL_DB_BENCH:-1}" != 0 ]; then
   else
     failed+=(db_bench_wal)
   fi
+fi
+
+# segkv_server against redis-server, and segkv's recovery time
+# (kv/segkv_bench.sh): result lines join db_bench_wal's in dbb.tsv.
+if [ "${SEGWAL_SEGKV_BENCH:-1}" != 0 ]; then
+  echo "=== segkv (kv/segkv_bench.sh)"
+  if skb="$(runfile kv/segkv_bench)" && sks="$(runfile kv/segkv_server)" &&
+      skr="$(runfile kv/segkv_recovery_bench)"; then
+    "$skb" "$sks" "$skr" "$results/dbb.tsv" "$results/segkv_recovery.txt" || failed+=(segkv_bench)
+  else
+    failed+=(segkv_bench)
+  fi
+  echo
 fi
 
 machine="$(cat "$results/cpu.txt" 2>/dev/null || true)"
@@ -308,6 +328,7 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
     print "neighbouring interleaved runs), time = one Open over one full pass."
     print "Targets are issue 6 goals: " (checked - misses) " of " checked " met in this run."
   }'
+cat "$results/segkv_recovery.txt" 2>/dev/null || true
 echo "suite time: $((SECONDS - start)) s, min time per micro-benchmark: ${MIN_TIME} s"
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# segkv's part of `make bench` (called by db_bench_wal/bench_suite.sh):
+#
+#   segkv_bench.sh SEGKV_SERVER RECOVERY_BENCH RESULTS_TSV RECOVERY_TXT
+#
+# redis-benchmark -t set,get -d 100 -q with 1 and 50 clients against
+# segkv_server and against Debian's redis-server with an fsync per write
+# (--appendonly yes --appendfsync always --save ''), both in temporary
+# directories on the benchmark disk ($SEGWAL_BENCH_DIR, else $TMPDIR, else
+# /tmp), started here on free ports and stopped after. Appends one line per run
+# to RESULTS_TSV in db_bench_wal's result format
+#   <server>/<test>_c<clients> TAB micros/op TAB ops/sec TAB seconds TAB MB/s
+# with server "segkv" or "redis_aof"; rows of a missing server are simply
+# absent (the summary then shows n/a). Then runs segkv_recovery_bench and
+# writes its line to RECOVERY_TXT.
+#
+# Environment: SEGKV_BENCH_N1 / SEGKV_BENCH_N50 (requests per run with 1 / 50
+# clients; default 20000 / 200000, a few seconds each here).
+set -uo pipefail
+SERVER=$1
+RECOVERY=$2
+TSV=$3
+RECOVERY_TXT=$4
+N1=${SEGKV_BENCH_N1:-20000}
+N50=${SEGKV_BENCH_N50:-200000}
+BASE="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
+WORK=$(mktemp -d "$BASE/segkv_bench.XXXXXX")
+SEGKV_PID=""
+REDIS_PID=""
+cleanup() {
+  [ -n "$SEGKV_PID" ] && kill "$SEGKV_PID" 2>/dev/null && wait "$SEGKV_PID" 2>/dev/null
+  [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v redis-benchmark >/dev/null; then
+  echo "segkv_bench: redis-benchmark not found (install redis-tools: tools/install_deps.sh); no segkv rows"
+  exit 0
+fi
+
+# wait_up PORT: until PING answers (10 s).
+wait_up() {
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+SEGKV_PORT=""
+"$SERVER" --dir="$WORK/segkv" --port=0 2>"$WORK/segkv.log" &
+SEGKV_PID=$!
+for i in $(seq 1 100); do
+  SEGKV_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$WORK/segkv.log")
+  [ -n "$SEGKV_PORT" ] && break
+  sleep 0.1
+done
+if [ -z "$SEGKV_PORT" ] || ! wait_up "$SEGKV_PORT"; then
+  echo "segkv_bench: segkv_server did not start: $(cat "$WORK/segkv.log")"
+  SEGKV_PORT=""
+fi
+
+REDIS_PORT=""
+if command -v redis-server >/dev/null; then
+  mkdir -p "$WORK/redis"
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    redis-cli -p "$port" PING >/dev/null 2>&1 && continue  # taken
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/redis" \
+      --appendonly yes --appendfsync always --save '' --daemonize no \
+      --logfile "$WORK/redis.log" &
+    REDIS_PID=$!
+    if wait_up "$port"; then
+      REDIS_PORT=$port
+      break
+    fi
+    kill "$REDIS_PID" 2>/dev/null
+    wait "$REDIS_PID" 2>/dev/null
+    REDIS_PID=""
+  done
+  [ -n "$REDIS_PORT" ] || echo "segkv_bench: redis-server did not start: $(tail -n 3 "$WORK/redis.log" 2>/dev/null)"
+else
+  echo "segkv_bench: redis-server not found (install redis-server: tools/install_deps.sh); no Redis AOF rows"
+fi
+
+# run NAME PORT TEST CLIENTS N: one redis-benchmark run, one result line.
+run() {
+  local name=$1 port=$2 test=$3 clients=$4 n=$5 out ops
+  out=$(redis-benchmark -p "$port" -t "$test" -d 100 -c "$clients" -n "$n" -q 2>&1 | tr '\r' '\n' |
+    grep 'requests per second' | tail -n1)
+  echo "  $name ${test}_c$clients: ${out:-failed}"
+  ops=$(sed -n 's/^ *[A-Z]*: \([0-9.]*\) requests per second.*/\1/p' <<<"$out")
+  [ -n "$ops" ] || return 0
+  awk -v label="$name/${test}_c$clients" -v ops="$ops" -v n="$n" 'BEGIN {
+    printf "%s\t%.3f\t%.1f\t%.3f\t%.2f\n", label, 1e6 / ops, ops, n / ops, ops * 100 / 1048576 }' >>"$TSV"
+}
+
+echo "segkv_bench: redis-benchmark -d 100 against segkv_server (port ${SEGKV_PORT:-none}) and redis-server AOF always (port ${REDIS_PORT:-none}) in $WORK"
+for spec in "set 1 $N1" "get 1 $N1" "set 50 $N50" "get 50 $N50"; do
+  read -r test clients n <<<"$spec"
+  [ -n "$SEGKV_PORT" ] && run segkv "$SEGKV_PORT" "$test" "$clients" "$n"
+  [ -n "$REDIS_PORT" ] && run redis_aof "$REDIS_PORT" "$test" "$clients" "$n"
+done
+if [ -n "$SEGKV_PORT" ]; then
+  redis-cli -p "$SEGKV_PORT" INFO segwal | tr -d '\r' | grep -E '^wal_(syncs|records_per_sync_avg|sync_latency_micros_avg):' | tr '\n' ' ' | sed 's/^/  segkv WAL: /'
+  echo
+  redis-cli -p "$SEGKV_PORT" SHUTDOWN >/dev/null 2>&1
+  wait "$SEGKV_PID" 2>/dev/null
+  SEGKV_PID=""
+fi
+if [ -n "$REDIS_PORT" ]; then
+  redis-cli -p "$REDIS_PORT" SHUTDOWN NOSAVE >/dev/null 2>&1
+  wait "$REDIS_PID" 2>/dev/null
+  REDIS_PID=""
+fi
+
+echo "segkv_bench: segkv_recovery_bench (1M keys, checkpoint at half)"
+if TMPDIR="$BASE" "$RECOVERY" --keys=1000000 >"$RECOVERY_TXT" 2>&1; then
+  cat "$RECOVERY_TXT"
+else
+  echo "segkv recovery: failed: $(tail -n 1 "$RECOVERY_TXT")" | tee "$RECOVERY_TXT"
+fi
