@@ -14,15 +14,14 @@
 # absent (the summary then shows n/a). Then runs segkv_recovery_bench and
 # writes its line to RECOVERY_TXT.
 #
-# Environment: SEGKV_BENCH_N1 / SEGKV_BENCH_N50 (requests per run with 1 / 50
-# clients; default 20000 / 200000, a few seconds each here).
+# Environment: SEGKV_BENCH_SECONDS (length of each measured run, default 3;
+# a probe of 300 / 5000 requests sizes it).
 set -uo pipefail
 SERVER=$1
 RECOVERY=$2
 TSV=$3
 RECOVERY_TXT=$4
-N1=${SEGKV_BENCH_N1:-20000}
-N50=${SEGKV_BENCH_N50:-200000}
+SECONDS_EACH=${SEGKV_BENCH_SECONDS:-3}
 BASE="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
 WORK=$(mktemp -d "$BASE/segkv_bench.XXXXXX")
 SEGKV_PID=""
@@ -85,20 +84,36 @@ else
   echo "segkv_bench: redis-server not found (install redis-server: tools/install_deps.sh); no Redis AOF rows"
 fi
 
-# run NAME PORT TEST CLIENTS N: one redis-benchmark run, one result line.
+# rps PORT TEST CLIENTS N: requests per second of one redis-benchmark run.
+rps() {
+  redis-benchmark -p "$1" -t "$2" -d 100 -c "$3" -n "$4" -q 2>&1 | tr '\r' '\n' |
+    sed -n 's/^ *[A-Z]*: \([0-9.]*\) requests per second.*/\1/p' | tail -n1
+}
+
+# run NAME PORT TEST CLIENTS N: a short probe sizes the run to about
+# SEGKV_BENCH_SECONDS (fsync latency here varies several-fold with the other
+# load on the disk), then one measured run, one result line.
 run() {
-  local name=$1 port=$2 test=$3 clients=$4 n=$5 out ops
-  out=$(redis-benchmark -p "$port" -t "$test" -d 100 -c "$clients" -n "$n" -q 2>&1 | tr '\r' '\n' |
-    grep 'requests per second' | tail -n1)
-  echo "  $name ${test}_c$clients: ${out:-failed}"
-  ops=$(sed -n 's/^ *[A-Z]*: \([0-9.]*\) requests per second.*/\1/p' <<<"$out")
-  [ -n "$ops" ] || return 0
+  local name=$1 port=$2 test=$3 clients=$4 probe=$5 ops n
+  ops=$(rps "$port" "$test" "$clients" "$probe")
+  if [ -z "$ops" ]; then
+    echo "  $name ${test}_c$clients: failed"
+    return 0
+  fi
+  n=$(awk -v o="$ops" -v s="$SECONDS_EACH" -v p="$probe" 'BEGIN {
+    n = int(o * s); if (n < p) n = p; if (n > 5000000) n = 5000000; print n }')
+  ops=$(rps "$port" "$test" "$clients" "$n")
+  if [ -z "$ops" ]; then
+    echo "  $name ${test}_c$clients: failed"
+    return 0
+  fi
+  printf '  %-10s %-8s %10.1f requests/s (%d requests)\n' "$name" "${test}_c$clients" "$ops" "$n"
   awk -v label="$name/${test}_c$clients" -v ops="$ops" -v n="$n" 'BEGIN {
     printf "%s\t%.3f\t%.1f\t%.3f\t%.2f\n", label, 1e6 / ops, ops, n / ops, ops * 100 / 1048576 }' >>"$TSV"
 }
 
 echo "segkv_bench: redis-benchmark -d 100 against segkv_server (port ${SEGKV_PORT:-none}) and redis-server AOF always (port ${REDIS_PORT:-none}) in $WORK"
-for spec in "set 1 $N1" "get 1 $N1" "set 50 $N50" "get 50 $N50"; do
+for spec in "set 1 300" "get 1 300" "set 50 5000" "get 50 5000"; do
   read -r test clients n <<<"$spec"
   [ -n "$SEGKV_PORT" ] && run segkv "$SEGKV_PORT" "$test" "$clients" "$n"
   [ -n "$REDIS_PORT" ] && run redis_aof "$REDIS_PORT" "$test" "$clients" "$n"

@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
   const double open = open_ms[open_ms.size() / 2];
   const double ckpt = report.checkpoint_load_micros / 1e3;
   const double replay = report.log_replay_micros / 1e3;
+  if (!report.rejected_checkpoints.empty()) {
+    fprintf(stderr, "segkv_recovery_bench: rejected checkpoint: %s\n",
+            report.rejected_checkpoints[0].c_str());
+  }
   printf("segkv recovery: %lld keys, open %.1f ms (median of %zu; checkpoint %.1f ms, "
          "%llu keys; log replay %.1f ms, %llu records = %.1f%% of the open)\n",
          static_cast<long long>(FLAGS_keys), open, open_ms.size(), ckpt,

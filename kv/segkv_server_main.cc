@@ -28,7 +28,8 @@ DEFINE_uint64(checkpoint_every_mb, 64,
 DEFINE_uint64(max_value_size_mb, 16, "Largest value accepted (MiB)");
 DEFINE_uint64(segment_size_mb, 64, "WAL segment target size (MiB)");
 DEFINE_uint64(group_commit_wait_micros, 100,
-              "How long a WAL Sync waits for more records to join it");
+              "After a sync, how long the WAL (and the server's syncer) waits for the "
+              "writers it released to come back and share the next fsync");
 DEFINE_bool(use_direct_io, false, "Write WAL segments with O_DIRECT");
 DEFINE_bool(background_sealing, true, "Seal full WAL segments on a background thread");
 DEFINE_string(compression, "none", "WAL record compression: none or snappy");
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
   segwal::kv::ServerOptions server_options;
   server_options.bind = FLAGS_bind;
   server_options.port = FLAGS_port;
+  server_options.group_commit_wait_micros = FLAGS_group_commit_wait_micros;
   server_options.limits.max_bulk_bytes = options.max_value_size + 4096;
   server_options.limits.max_command_bytes =
       std::max<uint64_t>(64 << 20, 4 * options.max_value_size);

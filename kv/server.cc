@@ -4,6 +4,7 @@
 #include "kv/server.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <deque>
 
@@ -323,8 +324,11 @@ void Server::RequestSync(uint64_t lsn) {
 }
 
 void Server::SyncerLoop() {
+  uint64_t released = 0;  // records the last sync made durable
+  auto last_sync = std::chrono::microseconds(0);
+  const auto max_wait = std::chrono::microseconds(options_.group_commit_wait_micros);
   while (true) {
-    uint64_t target;
+    uint64_t target, before;
     {
       MutexLock l(&mu_);
       while (!stop_syncer_ &&
@@ -332,11 +336,26 @@ void Server::SyncerLoop() {
         syncer_cv_.Wait(&mu_);
       }
       if (stop_syncer_) return;
+      if (released > 1 && max_wait.count() > 0) {
+        const auto deadline =
+            std::chrono::steady_clock::now() + std::min(max_wait, last_sync);
+        while (!stop_syncer_ && sync_target_ - synced_lsn_ < released) {
+          const auto now = std::chrono::steady_clock::now();
+          if (now >= deadline) break;
+          syncer_cv_.WaitFor(&mu_, std::chrono::duration_cast<std::chrono::microseconds>(
+                                       deadline - now));
+        }
+      }
       target = sync_target_;
+      before = synced_lsn_;
     }
     // One group commit: covers every record appended before it, whoever
     // appended it.
+    const auto t0 = std::chrono::steady_clock::now();
     const absl::Status s = store_->WaitDurable(target);
+    last_sync = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - t0);
+    released = target - before;
     {
       MutexLock l(&mu_);
       if (s.ok()) {

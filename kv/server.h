@@ -13,7 +13,8 @@
 //   - The syncer thread calls KvStore::WaitDurable(highest LSN any queued
 //     reply needs) in a loop while one is waiting. Each call is one group
 //     commit: it covers every record appended before it, from every
-//     connection. It hands the new durable LSN to the loop (uv_async_send),
+//     connection (and it waits briefly for the clients it just answered to
+//     come back: ServerOptions::group_commit_wait_micros). It hands the new durable LSN to the loop (uv_async_send),
 //     which then sends what became sendable. So a client waiting for an fsync
 //     never delays another client's reply to durable data.
 //
@@ -60,6 +61,13 @@ struct ServerOptions {
   // replies wait for it (durability or a slow reader), and resumes below.
   size_t max_pending_replies = 100000;
   size_t max_pending_bytes = 64 << 20;
+  // Group commit across clients: after a sync that released K > 1 writes,
+  // the syncer waits up to this long (never longer than that sync took) for
+  // K new writes, so that the clients it just answered, coming back with
+  // their next write, share the next fsync instead of splitting into groups
+  // that alternate. (segwal's own group_commit_wait_micros does this for
+  // concurrent Sync callers; the server has a single syncer.) 0: no wait.
+  uint64_t group_commit_wait_micros = 100;
   // How long shutdown waits for queued replies before closing anyway.
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Print one line per connection closed for a protocol error (stderr).
