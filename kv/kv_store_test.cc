@@ -5,6 +5,7 @@
 #include "kv/kv_store.h"
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -307,6 +308,58 @@ TEST_F(KvStoreTest, BackgroundCheckpointLetsWritesGoOn) {
   ASSERT_TRUE(st.last_checkpoint.has_value());
   EXPECT_OK(st.last_checkpoint_status);
   EXPECT_LE(st.last_checkpoint->pause_micros, st.last_checkpoint->total_micros);
+}
+
+TEST_F(KvStoreTest, BackgroundCheckpointHoldsTheStateAtItsLsnWhileWritesGoOn) {
+  auto s = OpenStore();
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string k = absl::StrCat("k", i);
+    ASSERT_OK(s->Submit({KvOp::kSet, {k}, {"initial"}, 0}).status());
+    model[k] = "initial";
+  }
+  ASSERT_OK(s->WaitDurable(s->last_applied_lsn()));
+  // A writer changes keys all over the key space (ahead of and behind the
+  // copy's position), deletes, and flushes once, recording each LSN.
+  std::vector<std::pair<uint64_t, Mutation>> log;
+  std::vector<std::string> keys, values;
+  keys.reserve(200000);
+  values.reserve(200000);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    testutil::Random rnd(7);
+    for (int i = 0; !stop.load() && i < 200000; ++i) {
+      keys.push_back(absl::StrCat("k", rnd.Uniform(30000)));
+      values.push_back(absl::StrCat("v", i));
+      Mutation m{rnd.OneIn(5) ? KvOp::kDel : KvOp::kSet, {keys.back()}, {}, 0};
+      if (m.op == KvOp::kSet) m.values = {values.back()};
+      if (i == 5000) m = {KvOp::kFlushAll, {}, {}, 0};
+      absl::StatusOr<WriteResult> w = s->Submit(m);
+      ASSERT_OK(w.status());
+      log.emplace_back(w->lsn, m);
+    }
+  });
+  while (s->last_applied_lsn() < 20100) std::this_thread::yield();
+  ASSERT_OK(s->StartBackgroundCheckpoint());
+  s->WaitForBackgroundCheckpoint();
+  stop = true;
+  writer.join();
+  KvStats st = s->GetStats();
+  ASSERT_OK(st.last_checkpoint_status);
+  const uint64_t lsn = st.last_checkpoint->lsn;
+  for (const auto& [at, m] : log) {
+    if (at > lsn) break;
+    if (m.op == KvOp::kFlushAll) model.clear();
+    else if (m.op == KvOp::kDel) model.erase(std::string(m.keys[0]));
+    else model[std::string(m.keys[0])] = std::string(m.values[0]);
+  }
+  KvMap loaded;
+  ASSERT_OK(LoadCheckpoint(env_, st.last_checkpoint->path, &loaded).status());
+  ASSERT_EQ(loaded.size(), model.size()) << "checkpoint at LSN " << lsn;
+  for (const auto& [k, v] : model) {
+    ASSERT_TRUE(loaded.contains(k)) << k;
+    ASSERT_EQ(*loaded[k].value, v) << k;
+  }
 }
 
 TEST_F(KvStoreTest, CheckpointsStartThemselvesEveryNBytes) {
