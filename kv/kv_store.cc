@@ -372,7 +372,8 @@ void KvStore::Impl::ApplyLocked(KvOp op,
                                 int64_t incr_result, uint64_t lsn,
                                 int64_t* removed) {
   *removed = 0;
-  auto put = [&](absl::string_view key, std::shared_ptr<const std::string> v) {
+  auto put = [&](absl::string_view key, std::shared_ptr<const std::string> v)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (copying_) deltas_.push_back({Delta::kPut, std::string(key), v});
     auto it = map_.find(key);
     if (it == map_.end()) it = map_.emplace(std::string(key), KvEntry{}).first;
