@@ -19,7 +19,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(RecordCodecTest, EveryOpRoundTrips) {
-  Mutation set{KvOp::kSet, {"k"}, {std::string("v\0w", 3)}, 0};
+  const std::string value_with_nul("v\0w", 3);
+  Mutation set{KvOp::kSet, {"k"}, {value_with_nul}, 0};
   Mutation del{KvOp::kDel, {"a", "", "c"}, {}, 0};
   Mutation mset{KvOp::kMSet, {"a", "b"}, {"1", ""}, 0};
   Mutation incr{KvOp::kIncrBy, {"n"}, {}, -5};
