@@ -14,7 +14,8 @@ of those repositories. A project that uses segwal writes:
 
     segwal_dependencies()
 
-and depends on "@segwal//wal". The repository must be named "segwal".
+and depends on "@segwal//wal". segwal's own labels are relative to its
+repository, so another name works too.
 
 Any repository the WORKSPACE defined before the call is left alone, so a project
 that has its own @absl (say) keeps it; its targets must then have the names
