@@ -15,9 +15,11 @@ cmake_list() {
   ' CMakeLists.txt | sort
 }
 
+query_err=$(mktemp)
+trap 'rm -f "$query_err"' EXIT
 # The files a query expression names in segwal's own packages, as paths, sorted.
 bazel_files() {
-  bazel query --noimplicit_deps "$1" 2>/dev/null |
+  bazel query --noimplicit_deps "$1" 2>"$query_err" |
     sed -n 's#^//\([^:]*\):\(.*\)$#\1/\2#p' | sed 's#^/##' | sort
 }
 
@@ -28,6 +30,7 @@ check() {
   local diff_out
   if ! bazel_list=$(bazel_files "$query") || [ -z "$bazel_list" ]; then
     echo "check_cmake_sources: bazel query failed: $query" >&2
+    grep -v '^Loading' "$query_err" >&2
     status=1
     return
   fi
