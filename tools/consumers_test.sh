@@ -13,7 +13,8 @@
 # if any failed.
 #
 # The examples' Bazel workspace has its own output base (it compiles segwal's
-# libraries once, in fastbuild mode) and a server that exits after 5 idle minutes.
+# libraries once, in fastbuild mode); a Bazel server this script starts for it
+# exits after 5 idle minutes.
 # The CMake build directory is kept in SEGWAL_CONSUMERS_CACHE (default
 # ~/.cache/segwal-consumers/<checkout>), so later runs rebuild only what changed;
 # the install prefix and the consumers' builds are temporary.
