@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (see README.md):
 #   make bench   runs the benchmark tool's default suite
-#   make test    runs every test
+#   make test    runs every test, then builds and runs the example projects that
+#                use segwal through Bazel, CMake and pkg-config (tools/consumers_test.sh)
 # Each first installs whatever Debian packages are missing (tools/install_deps.sh).
 
 BAZEL ?= bazel
@@ -16,8 +17,9 @@ FUZZ_SECONDS ?= 60
 deps:
 	@./tools/install_deps.sh
 
+# Both steps run even if the first fails; each prints its own "tests:" line.
 test: deps
-	@./tools/test_summary.sh //...
+	@rc=0; ./tools/test_summary.sh //... || rc=1; ./tools/consumers_test.sh || rc=1; exit $$rc
 
 bench: deps
 	@$(BAZEL) run -c opt //db_bench_wal:bench_suite

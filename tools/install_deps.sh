@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  g++ make
+  g++ make cmake pkg-config
   bazel-bootstrap bazel-rules-java bazel-platforms
   libabsl-dev android-libboringssl-dev libsnappy-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev libisal-dev liburing-dev
