@@ -1,7 +1,8 @@
 # The two commands a newcomer needs (see README.md):
 #   make bench   runs the benchmark tool's default suite
 #   make test    runs every test
-# Each first installs whatever Debian packages are missing (tools/install_deps.sh).
+# Each first installs whatever Debian packages are missing (tools/install_deps.sh;
+# `make bench` also RocksDB's db_bench, rocksdb-tools, which it runs beside segwal).
 
 BAZEL ?= bazel
 
@@ -11,15 +12,18 @@ BAZEL ?= bazel
 CRASH_SECONDS ?= 3600
 FUZZ_SECONDS ?= 60
 
-.PHONY: test bench deps asan tsan crash-test fuzz
+.PHONY: test bench deps bench-deps asan tsan crash-test fuzz
 
 deps:
 	@./tools/install_deps.sh
 
+bench-deps:
+	@./tools/install_deps.sh --bench
+
 test: deps
 	@./tools/test_summary.sh //...
 
-bench: deps
+bench: bench-deps
 	@$(BAZEL) run -c opt //db_bench_wal:bench_suite
 
 asan: deps
