@@ -69,3 +69,25 @@ bench_root() {
   done
   echo /tmp
 }
+
+# sized_num THREADS SECONDS < results.tsv
+# The --num per thread that makes a run of the first result's rate (ops/sec,
+# all threads) last SECONDS: at least 100, at most 100000.
+sized_num() {
+  awk -F'\t' -v t="$1" -v secs="$2" 'NR == 1 {
+    n = int($3 / (t > 0 ? t : 1) * secs)
+    if (n < 100) n = 100
+    if (n > 100000) n = 100000
+    print n
+  }'
+}
+
+# threads_flag FLAG...
+# The value of the last --threads=N among the flags, 1 if none.
+threads_flag() {
+  local t=1 f
+  for f in "$@"; do
+    case "$f" in --threads=*) t="${f#--threads=}" ;; esac
+  done
+  echo "$t"
+}

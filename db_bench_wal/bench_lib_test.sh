@@ -87,6 +87,17 @@ cost${T}0.500${T}${T}${T}"
 got="$(difference_rows a b cost </dev/null)"
 expect_eq "difference_rows, no runs" "$got" ""
 
+# --- Sizing a synced RocksDB run from the previous one's rate.
+expect_eq "sized 1 thread" \
+  "$(sized_num 1 1 <<<"rocks/x${T}158.730${T}6300${T}0.952${T}0.7")" 6300
+expect_eq "sized 16 threads" \
+  "$(sized_num 16 1 <<<"rocks/x${T}694.444${T}23040${T}1.042${T}2.5")" 1440
+expect_eq "sized, slow disk" "$(sized_num 16 1 <<<"rocks/x${T}1${T}300${T}1${T}0")" 100
+expect_eq "sized, fast" "$(sized_num 1 1 <<<"rocks/x${T}1${T}900000${T}1${T}0")" 100000
+expect_eq "threads_flag" "$(threads_flag --sync=1 --threads=16 --num=5)" 16
+expect_eq "threads_flag, last wins" "$(threads_flag --threads=4 --threads=8)" 8
+expect_eq "threads_flag, none" "$(threads_flag --sync=1)" 1
+
 # --- Cold or warm.
 expect_eq "cold" "$(memory_class 0.41 1)" cold
 expect_eq "warm" "$(memory_class 5.20 1)" warm

@@ -77,15 +77,17 @@ FIRST_TOUCH_WARM_GBPS=1
 # ROCKSDB_FLAGS (result "rocks/<name>"), rdbw the same after writing and
 # deleting ROCKSDB_WARMUP_MIB of scratch file (db_bench_wal's
 # --warmup_page_cache does that before its fillseq, so both fills start with
-# page cache alike). db_bench's fillseq runs --num operations per thread
-# (its --duration is for random-order benchmarks only), sized for about a
-# second each on the README's machine. README.md, "RocksDB beside segwal",
-# says why these flags.
+# page cache alike), rdbs a synced run. db_bench's fillseq runs --num
+# operations per thread (its --duration is for random-order benchmarks only):
+# a synced run's --num is sized for about a second on the README's machine in
+# the first round, then from the rate of the round before (sync latency on a
+# shared disk varies twentyfold). README.md, "RocksDB beside segwal", says why
+# these flags.
 ROCKSDB_ROUND=(
   "fillsync|dbw|--value_size=100 --benchmarks=fillsync[duration=1]"
-  "rocksdb:fillseq[sync=1]|rdb|--sync=1 --num=5000"
+  "rocksdb:fillseq[sync=1]|rdbs|--sync=1 --num=5000"
   "fillsync16|dbw|--value_size=100 --benchmarks=fillsync[threads=16,duration=1]"
-  "rocksdb:fillseq[sync=1,threads=16]|rdb|--sync=1 --threads=16 --num=1000"
+  "rocksdb:fillseq[sync=1,threads=16]|rdbs|--sync=1 --threads=16 --num=1000"
   "fillseq|dbw|--value_size=100 --num=500000 --benchmarks=fillseq"
   "rocksdb:fillseq|rdbw|--num=500000"
   "rocksdb:fillseq[disable_wal=1]|rdbw|--num=500000 --disable_wal=1"
@@ -265,12 +267,18 @@ else
   rocksdb_version="$("$rocksdb_bin" --version 2>/dev/null | head -n1 || true)"
   echo "=== RocksDB beside db_bench_wal: $RUNS rounds, ${rocksdb_version:-$rocksdb_bin}, in $rocksdb_dir"
   block_start=$SECONDS
+  declare -A sized=()  # name -> --num for the next synced run
   for ((round = 1; round <= RUNS; round++)); do
     for run in "${ROCKSDB_ROUND[@]}"; do
       name="${run%%|*}"
       rest="${run#*|}"
       tool="${rest%%|*}"
       split_flags "${rest#*|}"
+      if [ -n "${sized[$name]:-}" ]; then
+        for i in "${!args[@]}"; do
+          case "${args[$i]}" in --num=*) args[$i]="--num=${sized[$name]}" ;; esac
+        done
+      fi
       out="$results/rocks_${round}_${name//[^A-Za-z0-9_]/_}.txt"
       if [ "$tool" = dbw ]; then
         echo "--- round $round: db_bench_wal ${rest#*|}"
@@ -279,7 +287,7 @@ else
           >"$out" 2>&1 || ok=$?
         label=""
       else
-        echo "--- round $round: db_bench ${rest#*|}"
+        echo "--- round $round: db_bench ${args[*]}"
         rm -rf "$rocksdb_dir/db"
         if [ "$tool" = rdbw ]; then
           head -c $((ROCKSDB_WARMUP_MIB << 20)) /dev/zero >"$rocksdb_dir/warmup"
@@ -293,6 +301,10 @@ else
       if [ $ok -eq 0 ] && grep -q ' micros/op ' "$out"; then
         grep ' micros/op ' "$out" | grep -v '\[MEDIAN' | sed 's/^/    /'
         parse_results rocks "$label" <"$out" >>"$results/dbb.tsv"
+        if [ "$tool" = rdbs ]; then
+          sized[$name]="$(parse_results rocks "$label" <"$out" |
+            sized_num "$(threads_flag "${args[@]}")" 1)"
+        fi
       else
         failed+=("round $round: $name")
         sed 's/^/    | /' "$out" | tail -n 5 >&2
