@@ -148,9 +148,9 @@ SUMMARY=(
   "openrecover/iterate, 1 GiB log|b4k/openrecover|b4k/iterate|time|"
   "segment roll/rawsync op|sync/rollover[num=100]|sync/rawsync[duration=1]|oprt|"
   "truncate 1 segment/rawsync op|sync/truncate[num=100]|sync/rawsync[duration=1]|oprt|"
-  "fillsync/RocksDB sync, 100 B, 1 thr|rocks/fillsync[duration=1]|rocks/rocksdb:fillseq[sync=1]|ops|>=1.1"
-  "fillsync/RocksDB sync, 16 threads|rocks/fillsync[threads=16,duration=1]|rocks/rocksdb:fillseq[sync=1,threads=16]|ops|>=2.5"
-  "WAL cost/record RocksDB/segwal|rocks/rocksdb:wal_cost|rocks/fillseq|oprt|>=15"
+  "fillsync/RocksDB, 100 B, 1 thread|rocks/fillsync[duration=1]|rocks/rocksdb:fillseq[sync=1]|ops|>=1.1"
+  "fillsync/RocksDB, 16 threads|rocks/fillsync[threads=16,duration=1]|rocks/rocksdb:fillseq[sync=1,threads=16]|ops|>=2.5"
+  "WAL cost/record, RocksDB/segwal|rocks/rocksdb:wal_cost|rocks/fillseq|oprt|>=15"
 )
 
 # Finds a binary (or with -f, any file) among this script's runfiles. `bazel
