@@ -46,15 +46,25 @@ Xn() {
   for ((i = 1; i < RUNS; i++)); do out="$out,$1"; done
   echo "$out"
 }
+# "a,b,c,b,a,c,a,b,c,...", RUNS times: a and b swap places every other run, so
+# neither always runs first (replay and firsttouch both leave freed memory
+# behind for the other).
+Xab() {
+  local out="" i
+  for ((i = 1; i <= RUNS; i++)); do
+    if ((i % 2)); then out="$out,$1,$2,$3"; else out="$out,$2,$1,$3"; fi
+  done
+  echo "${out#,}"
+}
 DB_BENCH_BLOCKS=(
   # 100-byte records, 1M per run (156 MB framed, 3 segments); replay against
   # building the same records in fresh memory (firsttouch).
-  "b100|--value_size=100 --num=1000000 --benchmarks=$(Xn rawwrite,fillseq),$(Xn firsttouch,replay,iterate)"
+  "b100|--value_size=100 --num=1000000 --benchmarks=$(Xn rawwrite,fillseq),$(Xab firsttouch replay iterate)"
   # 4 KiB records: fills of 256 MiB against rawwrite (and without segment
   # rolls, to show what the synchronous roll costs), then a 1 GiB log of 17
   # segments to replay (against firsttouch of as many records), iterate and
   # reopen.
-  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(Xn 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(Xn 'firsttouch[num=262144],replay,iterate'),openrecover"
+  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(Xn 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(Xab 'firsttouch[num=262144]' replay iterate),openrecover"
   # Synced appends, 100 B: one thread against rawsync (into a zero-filled
   # preallocated file, and appending to a growing one), 16 threads against
   # one; then the costs of a segment roll and of deleting a segment.
