@@ -74,7 +74,7 @@ DB_BENCH_BLOCKS=(
 # The machine's memory: first touch of 1 GiB in 4 KiB records (the b4k
 # replay's result), in a process of its own before anything else runs. A
 # freshly started VM of the kind the README's figures come from backs guest
-# memory on first touch: 0.12-0.41 GB/s there, against 5-11 GB/s for memory
+# memory on first touch: 0.12-0.49 GB/s there, against 5-11 GB/s for memory
 # the guest has used before. Below FIRST_TOUCH_WARM_GBPS the machine is
 # "cold" and the replay figures are bounded by it.
 FIRST_TOUCH_PROBE="--value_size=4096 --benchmarks=firsttouch[num=262144]"
