@@ -2,7 +2,8 @@
 #   make bench   runs the benchmark tool's default suite
 #   make test    runs every test, then builds and runs the example projects that
 #                use segwal through Bazel, CMake and pkg-config (tools/consumers_test.sh)
-# Each first installs whatever Debian packages are missing (tools/install_deps.sh).
+# Each first installs whatever Debian packages are missing (tools/install_deps.sh;
+# `make bench` also RocksDB's db_bench, rocksdb-tools, which it runs beside segwal).
 
 BAZEL ?= bazel
 
@@ -12,16 +13,19 @@ BAZEL ?= bazel
 CRASH_SECONDS ?= 3600
 FUZZ_SECONDS ?= 60
 
-.PHONY: test bench deps asan tsan crash-test fuzz
+.PHONY: test bench deps bench-deps asan tsan crash-test fuzz
 
 deps:
 	@./tools/install_deps.sh
+
+bench-deps:
+	@./tools/install_deps.sh --bench
 
 # Both steps run even if the first fails; each prints its own "tests:" line.
 test: deps
 	@rc=0; ./tools/test_summary.sh //... || rc=1; ./tools/consumers_test.sh || rc=1; exit $$rc
 
-bench: deps
+bench: bench-deps
 	@$(BAZEL) run -c opt //db_bench_wal:bench_suite
 
 asan: deps

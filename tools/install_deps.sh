@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segwal builds with, and nothing else. Idempotent:
 # a package already installed is skipped, and when nothing is missing apt is not run.
+#   tools/install_deps.sh           what the build and the tests need (make test)
+#   tools/install_deps.sh --bench   that, and what only `make bench` runs
 set -euo pipefail
 
 PACKAGES=(
@@ -10,6 +12,19 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libisal-dev liburing-dev
   clang libclang-rt-14-dev
 )
+
+# Only the benchmark suite uses these: rocksdb-tools is RocksDB's db_bench
+# (7.8.3 on Debian bookworm), run beside db_bench_wal (README.md, "RocksDB
+# beside segwal"). Without it the suite still runs and its RocksDB rows say so.
+BENCH_PACKAGES=(
+  rocksdb-tools
+)
+
+case "${1:-}" in
+  "") ;;
+  --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
