@@ -1,7 +1,9 @@
 # The two commands a newcomer needs (see README.md):
 #   make bench   runs the benchmark tool's default suite
-#   make test    runs every test
-# Each first installs whatever Debian packages are missing (tools/install_deps.sh).
+#   make test    runs every test, then builds and runs the example projects that
+#                use segwal through Bazel, CMake and pkg-config (tools/consumers_test.sh)
+# Each first installs whatever Debian packages are missing (tools/install_deps.sh;
+# `make bench` also RocksDB's db_bench, rocksdb-tools, which it runs beside segwal).
 
 BAZEL ?= bazel
 
@@ -11,15 +13,19 @@ BAZEL ?= bazel
 CRASH_SECONDS ?= 3600
 FUZZ_SECONDS ?= 60
 
-.PHONY: test bench deps asan tsan crash-test fuzz
+.PHONY: test bench deps bench-deps asan tsan crash-test fuzz
 
 deps:
 	@./tools/install_deps.sh
 
-test: deps
-	@./tools/test_summary.sh //...
+bench-deps:
+	@./tools/install_deps.sh --bench
 
-bench: deps
+# Both steps run even if the first fails; each prints its own "tests:" line.
+test: deps
+	@rc=0; ./tools/test_summary.sh //... || rc=1; ./tools/consumers_test.sh || rc=1; exit $$rc
+
+bench: bench-deps
 	@$(BAZEL) run -c opt //db_bench_wal:bench_suite
 
 asan: deps

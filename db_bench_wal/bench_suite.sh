@@ -2,12 +2,16 @@
 # segwal's default benchmark suite, run by `make bench`
 # (`bazel run -c opt //db_bench_wal:bench_suite`).
 #
-# Runs each micro-benchmark binary briefly (their usual Google Benchmark output
+# First measures how fast this machine backs fresh memory (db_bench_wal
+# firsttouch of 1 GiB in a new process: a freshly started VM is "cold"), then
+# runs each micro-benchmark binary briefly (their usual Google Benchmark output
 # scrolls by), then db_bench_wal in three blocks (100-byte records, 4 KiB
-# records on a 1 GiB log, synced appends), and prints ONE summary table whose
-# ratios all come from this run, so they compare like with like on this
-# machine. WAL figures are medians of five runs, interleaved with their
-# baselines; rows with a target (issue 6) say whether this run meets it.
+# records on a 1 GiB log, synced appends), then db_bench_wal alternating with
+# RocksDB's db_bench (rocksdb-tools) on the same disk, and prints ONE summary
+# table whose ratios all come from this run, so they compare like with like on
+# this machine. WAL figures are medians of five runs, interleaved with their
+# baselines; rows with a target (issues 6 and 16) say whether this run meets
+# it.
 #
 # Extra arguments are passed to every Google Benchmark binary, e.g.
 #   bazel run -c opt //db_bench_wal:bench_suite -- --benchmark_filter=Crc32c
@@ -16,7 +20,9 @@
 # /tmp; db_bench_wal makes its temporary directory there), SEGWAL_DB_BENCH=0
 # (skip db_bench_wal), SEGWAL_DB_BENCH_ARGS (extra db_bench_wal flags),
 # SEGWAL_BENCH_RUNS (runs of each db_bench_wal measurement, default 5),
-# SEGWAL_SEGKV_BENCH=0 (skip segkv_server vs redis-server, kv/segkv_bench.sh).
+# SEGWAL_ROCKSDB=0 (skip RocksDB), SEGWAL_ROCKSDB_DB_BENCH (RocksDB's db_bench,
+# default db_bench on PATH), SEGWAL_SEGKV_BENCH=0 (skip segkv_server against
+# redis-server and segkv's recovery, kv/segkv_bench.sh).
 #
 # To add a benchmark: add the binary to `data` in db_bench_wal/BUILD.bazel and
 # to BENCHMARKS below (or a db_bench_wal run to DB_BENCH_BLOCKS), and the rows
@@ -41,17 +47,72 @@ Xn() {
   for ((i = 1; i < RUNS; i++)); do out="$out,$1"; done
   echo "$out"
 }
+# "a,b,c,b,a,c,a,b,c,...", RUNS times: a and b swap places every other run, so
+# neither always runs first (replay and firsttouch both leave freed memory
+# behind for the other).
+Xab() {
+  local out="" i
+  for ((i = 1; i <= RUNS; i++)); do
+    if ((i % 2)); then out="$out,$1,$2,$3"; else out="$out,$2,$1,$3"; fi
+  done
+  echo "${out#,}"
+}
 DB_BENCH_BLOCKS=(
-  # 100-byte records, 1M per run (156 MB framed, 3 segments).
-  "b100|--value_size=100 --num=1000000 --benchmarks=$(Xn rawwrite,fillseq),$(Xn replay,iterate)"
+  # 100-byte records, 1M per run (156 MB framed, 3 segments); replay against
+  # building the same records in fresh memory (firsttouch).
+  "b100|--value_size=100 --num=1000000 --benchmarks=$(Xn rawwrite,fillseq),$(Xab firsttouch replay iterate)"
   # 4 KiB records: fills of 256 MiB against rawwrite (and without segment
   # rolls, to show what the synchronous roll costs), then a 1 GiB log of 17
-  # segments to replay, iterate and reopen.
-  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(Xn 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(Xn replay,iterate),openrecover"
+  # segments to replay (against firsttouch of as many records), iterate and
+  # reopen.
+  "b4k|--value_size=4096 --num=65536 --open_count=5 --benchmarks=$(Xn 'rawwrite,fillseq,fillseq[segment_size=1099511627776]'),fillseq[num=262144],$(Xab 'firsttouch[num=262144]' replay iterate),openrecover"
   # Synced appends, 100 B: one thread against rawsync (into a zero-filled
   # preallocated file, and appending to a growing one), 16 threads against
   # one; then the costs of a segment roll and of deleting a segment.
   "sync|--value_size=100 --benchmarks=$(Xn 'rawsync[duration=1],fillsync[duration=1],rawsync[duration=1,prealloc=none],fillsync[threads=16,duration=1]'),rollover[num=100],truncate[num=100]"
+)
+
+# The machine's memory: first touch of 1 GiB in 4 KiB records (the b4k
+# replay's result), in a process of its own before anything else runs. A
+# freshly started VM of the kind the README's figures come from backs guest
+# memory on first touch: 0.12-0.49 GB/s there, against 5-11 GB/s for memory
+# the guest has used before. Below FIRST_TOUCH_WARM_GBPS the machine is
+# "cold" and the replay figures are bounded by it.
+FIRST_TOUCH_PROBE="--value_size=4096 --benchmarks=firsttouch[num=262144]"
+FIRST_TOUCH_WARM_GBPS=1
+
+# RocksDB beside segwal (issue 16): rounds of db_bench_wal and RocksDB
+# db_bench runs, alternating, each a process of its own, on the disk
+# db_bench_wal writes to. "name|tool|flags": tool dbw is db_bench_wal (result
+# "rocks/<its label>"), rdb RocksDB's db_bench running fillseq with
+# ROCKSDB_FLAGS (result "rocks/<name>"), rdbw the same after writing and
+# deleting ROCKSDB_WARMUP_MIB of scratch file (db_bench_wal's
+# --warmup_page_cache does that before its fillseq, so both fills start with
+# page cache alike), rdbs a synced run. db_bench's fillseq runs --num
+# operations per thread (its --duration is for random-order benchmarks only):
+# a synced run's --num is sized for about a second on the README's machine in
+# the first round, then from the rate of the round before (sync latency on a
+# shared disk varies twentyfold). README.md, "RocksDB beside segwal", says why
+# these flags.
+ROCKSDB_ROUND=(
+  "fillsync|dbw|--value_size=100 --benchmarks=rawsync[duration=1],fillsync[duration=1]"
+  "rocksdb:fillseq[sync=1]|rdbs|--sync=1 --num=5000"
+  "fillsync16|dbw|--value_size=100 --benchmarks=fillsync[threads=16,duration=1]"
+  "rocksdb:fillseq[sync=1,threads=16]|rdbs|--sync=1 --threads=16 --num=1000"
+  "fillseq|dbw|--value_size=100 --num=500000 --benchmarks=fillseq"
+  "rocksdb:fillseq|rdbw|--num=500000"
+  "rocksdb:fillseq[disable_wal=1]|rdbw|--num=500000 --disable_wal=1"
+)
+# About what 500K records of RocksDB's WAL take (16 B key, 100 B value, a
+# write batch each).
+ROCKSDB_WARMUP_MIB=80
+ROCKSDB_FLAGS=(
+  --benchmarks=fillseq --value_size=100 --key_size=16 --use_existing_db=0
+  --compression_type=none --write_buffer_size=$((512 << 20))
+  --max_write_buffer_number=2 --disable_auto_compactions=1
+  --writable_file_max_buffer_size=$((1 << 20)) --wal_bytes_per_sync=0
+  --bytes_per_sync=0 --use_fsync=0 --statistics=0 --histogram=0
+  --stats_interval_seconds=0 --seed=301
 )
 
 # Summary rows: "label|numerator|denominator|how|target".
@@ -86,14 +147,22 @@ SUMMARY=(
   "fillseq/rawwrite, 4 KiB|b4k/fillseq|b4k/rawwrite|ops|>=0.8"
   "fillseq, 4 KiB: GB/s|b4k/fillseq||GBps|>=2"
   "fillseq no rolls/rawwrite, 4 KiB|b4k/fillseq[segment_size=1099511627776]|b4k/rawwrite|ops|"
-  "replay, 4 KiB: GB/s|b4k/replay||GBps|>=2"
+  "replay/firsttouch, 4 KiB|b4k/replay|b4k/firsttouch[num=262144]|ops|>=0.8"
+  "replay, 4 KiB: GB/s|b4k/replay||GBps|"
+  "firsttouch, 4 KiB: GB/s|b4k/firsttouch[num=262144]||GBps|"
   "iterate, 4 KiB: GB/s|b4k/iterate||GBps|>=2"
-  "replay, 100 B: M records/s|b100/replay||Mrps|>=5"
+  "replay/firsttouch, 100 B|b100/replay|b100/firsttouch|ops|>=0.8"
+  "replay, 100 B: M records/s|b100/replay||Mrps|"
+  "firsttouch, 100 B: M records/s|b100/firsttouch||Mrps|"
   "iterate, 100 B: M records/s|b100/iterate||Mrps|>=5"
   "openrecover/replay, 1 GiB log|b4k/openrecover|b4k/replay|time|<=0.05"
   "openrecover/iterate, 1 GiB log|b4k/openrecover|b4k/iterate|time|"
   "segment roll/rawsync op|sync/rollover[num=100]|sync/rawsync[duration=1]|oprt|"
   "truncate 1 segment/rawsync op|sync/truncate[num=100]|sync/rawsync[duration=1]|oprt|"
+  "fillsync/RocksDB, 100 B, 1 thread|rocks/fillsync[duration=1]|rocks/rocksdb:fillseq[sync=1]|ops|>=1.1"
+  "RocksDB/rawsync, 100 B, 1 thread|rocks/rocksdb:fillseq[sync=1]|rocks/rawsync[duration=1]|ops|"
+  "fillsync/RocksDB, 16 threads|rocks/fillsync[threads=16,duration=1]|rocks/rocksdb:fillseq[sync=1,threads=16]|ops|>=2.5"
+  "WAL cost/record, RocksDB/segwal|rocks/rocksdb:wal_cost|rocks/fillseq|oprt|>=15"
   # segkv_server against redis-server --appendfsync always (kv/segkv_bench.sh;
   # issue 13 targets).
   "segkv/Redis AOF SET, 1 client|segkv/set_c1|redis_aof/set_c1|ops|>=1.0"
@@ -102,17 +171,20 @@ SUMMARY=(
   "segkv/Redis AOF GET, 50 clients|segkv/get_c50|redis_aof/get_c50|ops|>=0.8"
 )
 
-# Finds a binary among this script's runfiles. `bazel run` starts us in
-# <runfiles>/segwal; a direct bazel-bin/... invocation has <script>.runfiles.
+# Finds a binary (or with -f, any file) among this script's runfiles. `bazel
+# run` starts us in <runfiles>/segwal; a direct bazel-bin/... invocation has
+# <script>.runfiles.
 runfile() {
+  local test=-x
+  if [ "$1" = -f ]; then test=-f; shift; fi
   local rel="$1" root
   for root in "${RUNFILES_DIR:-}" "$0.runfiles"; do
-    if [ -n "$root" ] && [ -x "$root/segwal/$rel" ]; then
+    if [ -n "$root" ] && [ $test "$root/segwal/$rel" ]; then
       echo "$root/segwal/$rel"
       return 0
     fi
   done
-  if [ -x "$rel" ]; then
+  if [ $test "$rel" ]; then
     echo "$PWD/$rel"
     return 0
   fi
@@ -120,11 +192,45 @@ runfile() {
   return 1
 }
 
+lib="$(runfile -f db_bench_wal/bench_lib.sh)"
+# shellcheck source=db_bench_wal/bench_lib.sh
+. "$lib"
+
 results="$(mktemp -d)"
-trap 'rm -rf "$results"' EXIT
+rocksdb_dir=""
+trap 'rm -rf "$results" ${rocksdb_dir:+"$rocksdb_dir"}' EXIT
 
 start=$SECONDS
 failed=()
+bench_dir="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
+dbb=""
+if [ "${SEGWAL_DB_BENCH:-1}" != 0 ]; then
+  dbb="$(runfile db_bench_wal/db_bench_wal)" || failed+=(db_bench_wal)
+fi
+
+# Splits flags on spaces without globbing their brackets, into args.
+split_flags() {
+  set -f
+  # shellcheck disable=SC2206
+  args=($1)
+  set +f
+}
+
+# Before anything else touches memory: how fast does this machine back it?
+first_touch_gbps=""
+if [ -n "$dbb" ]; then
+  echo "=== db_bench_wal (first touch of fresh memory) $FIRST_TOUCH_PROBE"
+  split_flags "$FIRST_TOUCH_PROBE"
+  if TMPDIR="$bench_dir" "$dbb" "${args[@]}" --stats_interval_seconds=0 \
+      | tee "$results/dbb_probe.txt"; then
+    first_touch_gbps="$(parse_results probe <"$results/dbb_probe.txt" |
+      awk -F'\t' 'NR == 1 { printf "%.2f", $5 * 1048576 / 1e9 }')"
+  else
+    failed+=("db_bench_wal (first touch)")
+  fi
+  echo
+fi
+
 for rel in "${BENCHMARKS[@]}"; do
   echo "=== $rel"
   if ! bin="$(runfile "$rel")"; then
@@ -147,44 +253,91 @@ cat "$results"/*.csv 2>/dev/null |
 # db_bench_wal result lines as
 # "block/label<TAB>micros_per_op<TAB>ops_per_sec<TAB>seconds<TAB>MB_per_sec".
 : >"$results/dbb.tsv"
-if [ "${SEGWAL_DB_BENCH:-1}" != 0 ]; then
-  if dbb="$(runfile db_bench_wal/db_bench_wal)"; then
-    for block in "${DB_BENCH_BLOCKS[@]}"; do
-      name="${block%%|*}"
-      flags="${block#*|}"
-      echo "=== db_bench_wal ($name) $flags"
-      block_start=$SECONDS
-      # Split the flags on spaces without globbing their brackets.
-      set -f
-      # shellcheck disable=SC2206
-      args=($flags ${SEGWAL_DB_BENCH_ARGS:-})
-      set +f
-      if TMPDIR="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}" "$dbb" "${args[@]}" \
-          --compare --stats_interval_seconds=10 | tee "$results/dbb_$name.txt"; then
-        awk -v block="$name" '
-          / micros\/op .* ops\/sec .* seconds .* operations;/ && !/\[MEDIAN/ {
-            label = $1
-            for (i = 2; i <= NF; i++) {
-              if ($i == "micros/op") us = $(i - 1)
-              if ($i == "ops/sec") ops = $(i - 1)
-              if ($i == "seconds") secs = $(i - 1)
-              if ($i == "MB/s") mbs = $(i - 1)
-            }
-            print block "/" label "\t" us "\t" ops "\t" secs "\t" mbs
-          }' "$results/dbb_$name.txt" >>"$results/dbb.tsv"
-      else
-        failed+=("db_bench_wal ($name)")
-      fi
-      echo "=== db_bench_wal ($name) took $((SECONDS - block_start)) s"
-      echo
-    done
-    sed -n 's/^CPU: *//p' "$results/dbb_b100.txt" 2>/dev/null | head -n1 >"$results/cpu.txt" || true
-  else
-    failed+=(db_bench_wal)
-  fi
+if [ -n "$dbb" ]; then
+  for block in "${DB_BENCH_BLOCKS[@]}"; do
+    name="${block%%|*}"
+    flags="${block#*|}"
+    echo "=== db_bench_wal ($name) $flags"
+    block_start=$SECONDS
+    split_flags "$flags ${SEGWAL_DB_BENCH_ARGS:-}"
+    if TMPDIR="$bench_dir" "$dbb" "${args[@]}" \
+        --compare --stats_interval_seconds=10 | tee "$results/dbb_$name.txt"; then
+      parse_results "$name" <"$results/dbb_$name.txt" >>"$results/dbb.tsv"
+    else
+      failed+=("db_bench_wal ($name)")
+    fi
+    echo "=== db_bench_wal ($name) took $((SECONDS - block_start)) s"
+    echo
+  done
+  sed -n 's/^CPU: *//p' "$results/dbb_b100.txt" 2>/dev/null | head -n1 >"$results/cpu.txt" || true
 fi
 
-# segkv_server against redis-server, and segkv's recovery time
+# RocksDB beside segwal: RUNS rounds of ROCKSDB_ROUND.
+rocksdb_note=""
+rocksdb_bin="${SEGWAL_ROCKSDB_DB_BENCH:-db_bench}"
+if [ -z "$dbb" ] || [ "${SEGWAL_ROCKSDB:-1}" = 0 ]; then
+  rocksdb_note="RocksDB comparison skipped"
+elif ! rocksdb_bin="$(command -v "$rocksdb_bin")"; then
+  rocksdb_note="RocksDB db_bench not installed (Debian rocksdb-tools)"
+  echo "=== RocksDB: $rocksdb_note; its rows are left out" >&2
+else
+  rocksdb_dir="$(mktemp -d "$(bench_root "$bench_dir")/segwal_rocksdb.XXXXXX")"
+  rocksdb_version="$("$rocksdb_bin" --version 2>/dev/null | head -n1 || true)"
+  echo "=== RocksDB beside db_bench_wal: $RUNS rounds, ${rocksdb_version:-$rocksdb_bin}, in $rocksdb_dir"
+  block_start=$SECONDS
+  declare -A sized=()  # name -> --num for the next synced run
+  for ((round = 1; round <= RUNS; round++)); do
+    for run in "${ROCKSDB_ROUND[@]}"; do
+      name="${run%%|*}"
+      rest="${run#*|}"
+      tool="${rest%%|*}"
+      split_flags "${rest#*|}"
+      if [ -n "${sized[$name]:-}" ]; then
+        for i in "${!args[@]}"; do
+          case "${args[$i]}" in --num=*) args[$i]="--num=${sized[$name]}" ;; esac
+        done
+      fi
+      out="$results/rocks_${round}_${name//[^A-Za-z0-9_]/_}.txt"
+      if [ "$tool" = dbw ]; then
+        echo "--- round $round: db_bench_wal ${rest#*|}"
+        ok=0
+        TMPDIR="$bench_dir" "$dbb" "${args[@]}" --stats_interval_seconds=0 \
+          >"$out" 2>&1 || ok=$?
+        label=""
+      else
+        echo "--- round $round: db_bench ${args[*]}"
+        rm -rf "$rocksdb_dir/db"
+        if [ "$tool" = rdbw ]; then
+          head -c $((ROCKSDB_WARMUP_MIB << 20)) /dev/zero >"$rocksdb_dir/warmup"
+          rm -f "$rocksdb_dir/warmup"
+        fi
+        ok=0
+        "$rocksdb_bin" "${ROCKSDB_FLAGS[@]}" --db="$rocksdb_dir/db" \
+          --wal_dir="$rocksdb_dir/db" "${args[@]}" >"$out" 2>&1 || ok=$?
+        label="$name"
+      fi
+      if [ $ok -eq 0 ] && grep -q ' micros/op ' "$out"; then
+        grep ' micros/op ' "$out" | grep -v '\[MEDIAN' | sed 's/^/    /'
+        parse_results rocks "$label" <"$out" >>"$results/dbb.tsv"
+        if [ "$tool" = rdbs ]; then
+          sized[$name]="$(parse_results rocks "$label" <"$out" |
+            sized_num "$(threads_flag "${args[@]}")" 1)"
+        fi
+      else
+        failed+=("round $round: $name")
+        sed 's/^/    | /' "$out" | tail -n 5 >&2
+      fi
+    done
+  done
+  rm -rf "$rocksdb_dir/db"
+  difference_rows rocks/rocksdb:fillseq 'rocks/rocksdb:fillseq[disable_wal=1]' \
+    rocks/rocksdb:wal_cost <"$results/dbb.tsv" >"$results/walcost.tsv"
+  cat "$results/walcost.tsv" >>"$results/dbb.tsv"
+  echo "=== RocksDB beside db_bench_wal took $((SECONDS - block_start)) s"
+  echo
+fi
+
+# segkv_server against redis-server, and segkv's recovery
 # (kv/segkv_bench.sh): result lines join db_bench_wal's in dbb.tsv.
 if [ "${SEGWAL_SEGKV_BENCH:-1}" != 0 ]; then
   echo "=== segkv (kv/segkv_bench.sh)"
@@ -203,8 +356,11 @@ fsdir="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
 fs="$(df -T "$fsdir" 2>/dev/null | awk 'NR == 2 { print $2 " on " $1 }')"
 machine="$machine, $(uname -r), files on $fsdir (${fs:-?})"
 
+memory="$(memory_class "$first_touch_gbps" "$FIRST_TOUCH_WARM_GBPS")"
 printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
-    -v dbb="$results/dbb.tsv" -v machine="$machine" -v runs="$RUNS" '
+    -v dbb="$results/dbb.tsv" -v machine="$machine" -v runs="$RUNS" \
+    -v rocksdb_note="$rocksdb_note" -v ft="$first_touch_gbps" \
+    -v memory="$memory" -v ft_warm="$FIRST_TOUCH_WARM_GBPS" '
   BEGIN {
     while ((getline line < tsv) > 0) {
       split(line, f, "\t")
@@ -291,6 +447,16 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
     fmt = "%-34s %13s %13s %9s %8s %5s\n"
     print "==================== segwal benchmark summary ===================="
     print "machine: " machine
+    if (memory == "unknown") {
+      print "memory: first touch not measured"
+    } else {
+      printf "memory: %s: first touch of 1 GiB in 4 KiB records in a fresh process ran at %s GB/s (cold below %s GB/s: a freshly started VM backs guest memory on first touch)\n", memory, ft, ft_warm
+    }
+    # What every synced row is bounded by: the sync latency of the disk.
+    if ("sync/rawsync[duration=1]" in count) {
+      printf "disk: pwrite+fdatasync of a 156 B record into a preallocated file: %s (%s), median of this run\n", \
+        duration(median(us, "sync/rawsync[duration=1]") / 1e6), rate(median(ops, "sync/rawsync[duration=1]"))
+    }
     printf fmt, "measure", "numerator", "denominator", "ratio", "target", ""
     misses = 0; checked = 0
     for (i = 1; i <= NR; i++) {
@@ -321,12 +487,25 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
       } else if (target != "") {
         status = "n/a"
       }
+      if (rocksdb_note != "" && rows[i] ~ /\|rocks\//) {
+        printf "%-34s %s\n", r[1], rocksdb_note
+        continue
+      }
       printf fmt, r[1], numtxt, dentxt, value, target, status
     }
     print "ratio = numerator / denominator, same run: bytes/s for the micro-benchmarks;"
     print "for db_bench_wal ops/sec (medians of " runs " runs; ratio = median of the ratios of"
     print "neighbouring interleaved runs), time = one Open over one full pass."
-    print "Targets are issue 6 goals: " (checked - misses) " of " checked " met in this run."
+    print "firsttouch: the replay result built in fresh memory, no I/O (its ceiling)."
+    print "RocksDB: Debian rocksdb-tools db_bench fillseq (README.md, \"RocksDB beside"
+    print "segwal\"), each run a process alternating with those of db_bench_wal; WAL cost ="
+    print "RocksDB micros/op with the WAL minus without, over segwal fillseq micros/op."
+    print "RocksDB/rawsync near 1x: the disk sets both synced rates, and no WAL writing"
+    print "one record per sync can be much faster than RocksDB on it."
+    print "segkv/Redis AOF: redis-benchmark -d 100 against segkv_server and redis-server"
+    print "--appendfsync always, one run each (kv/segkv_bench.sh)."
+    print "Targets are issue 6, 13 and 16 goals: " (checked - misses) " of " checked " met in this run" \
+      (memory == "unknown" ? "." : " (" memory " machine).")
   }'
 cat "$results/segkv_recovery.txt" 2>/dev/null || true
 echo "suite time: $((SECONDS - start)) s, min time per micro-benchmark: ${MIN_TIME} s"

@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -58,7 +59,7 @@
 DEFINE_string(
     benchmarks,
     "rawwrite,fillseq,rawsync,fillsync,fillbatch,replay,iterate,openrecover,"
-    "rollover,truncate",
+    "rollover,truncate,firsttouch",
     "Comma-separated list of benchmarks, run in order. A benchmark may carry "
     "its own settings in brackets, e.g. fillsync[threads=16,duration=3] or "
     "fillseq[X3,value_size=4096,num=1000] (keys: X<n> runs it n times and "
@@ -83,7 +84,13 @@ DEFINE_string(
     "\t               bytes) into a preallocated file, num/1000 records\n"
     "\trawwrite    -- baseline: the same bytes through a write_buffer_size "
     "user\n"
-    "\t               buffer with write(2), no sync, num records\n");
+    "\t               buffer with write(2), no sync, num records\n"
+    "\tfirsttouch  -- baseline for replay: build num records of value_size "
+    "in\n"
+    "\t               fresh memory as Replay() does (one vector, a malloc per\n"
+    "\t               payload, on as many threads), no I/O; its first run in\n"
+    "\t               a process shows how fast this machine backs new "
+    "memory\n");
 DEFINE_int64(
     num, 1000000,
     "Records per thread for the fill, raw and read benchmarks (those "
@@ -223,6 +230,7 @@ enum class Kind {
   kTruncate,
   kRawSync,
   kRawWrite,
+  kFirstTouch,
 };
 
 struct KindName {
@@ -235,9 +243,12 @@ constexpr KindName kKinds[] = {
     {"iterate", Kind::kIterate},     {"openrecover", Kind::kOpenRecover},
     {"rollover", Kind::kRollover},   {"truncate", Kind::kTruncate},
     {"rawsync", Kind::kRawSync},     {"rawwrite", Kind::kRawWrite},
+    {"firsttouch", Kind::kFirstTouch},
 };
 
-bool UsesWal(Kind k) { return k != Kind::kRawSync && k != Kind::kRawWrite; }
+bool UsesWal(Kind k) {
+  return k != Kind::kRawSync && k != Kind::kRawWrite && k != Kind::kFirstTouch;
+}
 bool SyncsEveryOp(Kind k) {
   return k == Kind::kFillSync || k == Kind::kRawSync || k == Kind::kRollover ||
          k == Kind::kTruncate;
@@ -661,6 +672,7 @@ class Benchmark {
   absl::StatusOr<Result> Rollover(const BenchSpec& spec);
   absl::StatusOr<Result> Truncate(const BenchSpec& spec);
   absl::StatusOr<Result> Raw(const BenchSpec& spec);
+  absl::StatusOr<Result> FirstTouch(const BenchSpec& spec);
 
   const std::string wal_dir_;
   const std::string scratch_dir_;
@@ -831,7 +843,8 @@ absl::StatusOr<Result> Benchmark::RunThreads(const BenchSpec& spec,
   if (FLAGS_histogram) {
     printf("Nanoseconds per %s (%s, %d thread%s):\n%s\n",
            spec.kind == Kind::kFillBatch ? "batch"
-           : spec.kind == Kind::kReplay || spec.kind == Kind::kIterate
+           : spec.kind == Kind::kReplay || spec.kind == Kind::kIterate ||
+                   spec.kind == Kind::kFirstTouch
                ? "pass over the log"
                : "op",
            spec.label.c_str(), n, n == 1 ? "" : "s", hist.ToString().c_str());
@@ -1200,6 +1213,78 @@ absl::StatusOr<Result> Benchmark::Raw(const BenchSpec& spec) {
   return r;
 }
 
+// firsttouch: what Replay() of a log of num records costs in memory alone.
+// Replay() decodes on up to replay_threads threads (fewer when the log holds
+// less than SegmentedWalOptions::replay_min_bytes_per_thread per thread),
+// each into its own vector, the first reserving room for every record; the
+// others are moved into it. Each record's payload is its own std::string, so
+// a malloc and a copy of value_size bytes. This does the same with the bytes
+// of a value pool instead of segment files, and frees the result inside the
+// timed pass as the replay benchmark does. Where fresh memory is slow to
+// back (a VM whose host maps guest pages on first touch), this is the
+// ceiling replay cannot beat.
+absl::StatusOr<Result> Benchmark::FirstTouch(const BenchSpec& spec) {
+  const uint64_t records = spec.OpsPerThread();
+  const uint64_t payload_bytes = records * spec.value_size;
+  size_t threads = FLAGS_replay_threads != 0
+                       ? static_cast<size_t>(FLAGS_replay_threads)
+                       : std::clamp<size_t>(std::thread::hardware_concurrency(),
+                                            1, 8);
+  const uint64_t min_bytes = SegmentedWalOptions().replay_min_bytes_per_thread;
+  if (min_bytes > 0) {
+    threads = static_cast<size_t>(std::clamp<uint64_t>(
+        (payload_bytes + records * kRecordHeaderBytes) / min_bytes, 1,
+        threads));
+  }
+  threads = static_cast<size_t>(std::min<uint64_t>(threads, records));
+  absl::StatusOr<Result> r = RunThreads(spec, [&](ThreadState* t) {
+    // Every share copies from the same pool slice (values are not what is
+    // measured); one slice of value_size bytes per record.
+    const absl::string_view value = t->values.Next(spec.value_size);
+    uint64_t pass = 0;
+    while (!stop_.load(std::memory_order_relaxed) &&
+           (pass == 0 || spec.duration > 0)) {
+      const uint64_t op_start = OpStart();
+      std::vector<std::vector<WalRecord>> shares(threads);
+      auto build = [&](size_t share) {
+        const uint64_t begin = records * share / threads;
+        const uint64_t end = records * (share + 1) / threads;
+        std::vector<WalRecord>& out = shares[share];
+        out.reserve(share == 0 ? records : end - begin);
+        for (uint64_t i = begin; i < end; ++i) {
+          WalRecord rec;
+          rec.lsn = i + 1;
+          rec.record_type = 1;
+          rec.vshard_id = static_cast<uint32_t>(i % 16);
+          rec.payload.assign(value.data(), value.size());
+          out.push_back(std::move(rec));
+        }
+      };
+      std::vector<std::thread> helpers;
+      for (size_t i = 1; i < threads; ++i) helpers.emplace_back(build, i);
+      build(0);
+      for (std::thread& h : helpers) h.join();
+      std::vector<WalRecord> all = std::move(shares[0]);
+      for (size_t i = 1; i < threads; ++i) {
+        std::move(shares[i].begin(), shares[i].end(), std::back_inserter(all));
+        std::vector<WalRecord>().swap(shares[i]);
+      }
+      uint64_t bytes = 0;
+      for (const WalRecord& rec : all) bytes += rec.payload.size();
+      std::vector<WalRecord>().swap(all);
+      t->bytes += bytes;
+      pass++;
+      t->passes++;
+      FinishedOps(t, records, op_start);
+    }
+  });
+  if (!r.ok()) return r;
+  r->extra = absl::StrCat("(", records, " records, ",
+                          Plural(threads, "thread"), ", ",
+                          r->passes, r->passes == 1 ? " pass)" : " passes)");
+  return r;
+}
+
 absl::Status Benchmark::Run(const BenchSpec& spec) {
   std::vector<Result> runs;
   for (int i = 0; i < spec.repeats; ++i) {
@@ -1254,6 +1339,9 @@ absl::StatusOr<Result> Benchmark::RunOnce(const BenchSpec& spec) {
     case Kind::kRawSync:
     case Kind::kRawWrite:
       r = Raw(spec);
+      break;
+    case Kind::kFirstTouch:
+      r = FirstTouch(spec);
       break;
   }
   return r;
@@ -1441,6 +1529,14 @@ void Benchmark::PrintComparison() const {
           row(r, "fillsync (1 thread)", one,
               one ? r.OpsPerSec() / one->OpsPerSec() : 0,
               "ops/sec (group commit scaling)");
+        }
+        break;
+      }
+      case Kind::kReplay: {
+        const Result* b = FindBaseline(results_, i, Kind::kFirstTouch, vs, 1);
+        if (b != nullptr) {
+          row(r, "firsttouch", b, r.OpsPerSec() / b->OpsPerSec(),
+              "records/sec (replay / building its result in fresh memory)");
         }
         break;
       }

@@ -62,7 +62,7 @@ expect_one_line_error() {  # description, after run
 }
 
 # --- Every benchmark, default temporary directory, histogram and comparison.
-ALL='rawwrite,fillseq,rawsync,rawsync[prealloc=none],rawsync[prealloc=fallocate],fillsync,fillsync[threads=4],fillbatch,replay,iterate,openrecover,rollover,truncate,fillseq[value_size=4096,num=50]'
+ALL='rawwrite,fillseq,rawsync,rawsync[prealloc=none],rawsync[prealloc=fallocate],fillsync,fillsync[threads=4],fillbatch,firsttouch,replay,iterate,openrecover,rollover,truncate,fillseq[value_size=4096,num=50],firsttouch[value_size=4096,num=50]'
 run --benchmarks="$ALL" --num=3000 --open_count=2 --histogram --compare \
     --stats_interval_seconds=0
 [ "$rc" -eq 0 ] || fail "all benchmarks: exit $rc: $(cat "$TMP/err")"
@@ -80,6 +80,8 @@ expect_result openrecover 2
 expect_result rollover 3
 expect_result truncate 3
 expect_result 'fillseq[value_size=4096,num=50]' 50
+expect_result firsttouch 3000
+expect_result 'firsttouch[value_size=4096,num=50]' 50
 grep -q '^Count: [0-9]* Average: [0-9.]*  StdDev: [0-9.]*$' "$TMP/out" || fail "no histogram Count line"
 grep -q '^Min: [0-9]*  Median: [0-9.]*  Max: [0-9]*$' "$TMP/out" || fail "no histogram Min line"
 grep -qE '^Percentiles: P50: [0-9.]+ P75: [0-9.]+ P99: [0-9.]+ P99\.9: [0-9.]+ P99\.99: [0-9.]+$' "$TMP/out" ||
@@ -90,6 +92,7 @@ grep -qE '^fillseq +rawwrite +[0-9.]+x' "$TMP/out" || fail "no fillseq/rawwrite 
 grep -qE '^fillsync\[threads=4\] +fillsync +[0-9.]+x' "$TMP/out" || fail "no group-commit comparison"
 
 grep -qE '^openrecover +replay +[0-9.]+x' "$TMP/out" || fail "no openrecover/replay comparison"
+grep -qE '^replay +firsttouch +[0-9.]+x' "$TMP/out" || fail "no replay/firsttouch comparison"
 # The read benchmarks found the log the fills left, so they did not fill it.
 grep -q 'the log is empty' "$TMP/err" && fail "replay filled a log that was not empty"
 waldir="$(sed -n 's/^WAL dir: *\([^ ]*\) (temporary.*/\1/p' "$TMP/out")"

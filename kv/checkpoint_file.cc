@@ -223,9 +223,11 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(Env* env,
   std::string prev_key;
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t at = in.offset();
+    // Two length-prefixed strings: key, value. Each varint is at most 10
+    // bytes. Ensure may move the window's bytes, so positions are kept as
+    // offsets into the window and turned into views only at the end.
     uint64_t lengths[2];
-    absl::string_view parts[2];
-    // Two length-prefixed strings: key, value. Each varint is at most 10 bytes.
+    size_t starts[2];
     size_t need = 0;
     for (int part = 0; part < 2; ++part) {
       s = in.Ensure(need + 10);
@@ -242,15 +244,17 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(Env* env,
       if (in.window().size() < need + lengths[part]) {
         return bad(at, absl::StrCat("entry ", i, " runs past the body"));
       }
-      parts[part] = in.window().substr(need, lengths[part]);
+      starts[part] = need;
       need += lengths[part];
     }
-    if (i > 0 && parts[0] <= prev_key) {
+    const absl::string_view key = in.window().substr(starts[0], lengths[0]);
+    const absl::string_view value = in.window().substr(starts[1], lengths[1]);
+    if (i > 0 && key <= prev_key) {
       return bad(at, absl::StrCat("entry ", i, ": keys out of order"));
     }
-    prev_key.assign(parts[0].data(), parts[0].size());
+    prev_key.assign(key.data(), key.size());
     map->emplace_hint(map->end(), prev_key,
-                      KvEntry{std::make_shared<const std::string>(parts[1]),
+                      KvEntry{std::make_shared<const std::string>(value),
                               out.lsn});
     in.Consume(need);
   }

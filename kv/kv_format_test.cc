@@ -19,7 +19,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(RecordCodecTest, EveryOpRoundTrips) {
-  Mutation set{KvOp::kSet, {"k"}, {std::string("v\0w", 3)}, 0};
+  const std::string value_with_nul("v\0w", 3);
+  Mutation set{KvOp::kSet, {"k"}, {value_with_nul}, 0};
   Mutation del{KvOp::kDel, {"a", "", "c"}, {}, 0};
   Mutation mset{KvOp::kMSet, {"a", "b"}, {"1", ""}, 0};
   Mutation incr{KvOp::kIncrBy, {"n"}, {}, -5};
@@ -128,6 +129,27 @@ TEST_F(CheckpointFileTest, WrittenCheckpointReadsBackEqual) {
     ASSERT_TRUE(back.contains(k));
     EXPECT_EQ(*back[k].value, *e.value);
     EXPECT_EQ(back[k].lsn, 42u);
+  }
+}
+
+TEST_F(CheckpointFileTest, EntriesAcrossReadChunksAndLargerThanAChunkReadBack) {
+  // The reader works in 1 MiB chunks: 40,000 entries straddle many chunk
+  // boundaries, and one value is larger than a chunk.
+  KvMap big;
+  for (int i = 0; i < 40000; ++i) {
+    big[absl::StrCat("key:", 100000 + i)] =
+        KvEntry{std::make_shared<const std::string>(std::string(97 + i % 13, 'a' + i % 26)), 1};
+  }
+  big["key:5"] = KvEntry{std::make_shared<const std::string>(std::string(3 << 20, 'z')), 1};
+  ASSERT_OK(WriteCheckpoint(env_.get(), "/ck", 3, big).status());
+  KvMap back;
+  ASSERT_OK_AND_ASSIGN(LoadedCheckpoint loaded,
+                       LoadCheckpoint(env_.get(), "/ck/" + CheckpointFileName(3), &back));
+  EXPECT_EQ(loaded.keys, big.size());
+  ASSERT_EQ(back.size(), big.size());
+  for (const auto& [k, e] : big) {
+    ASSERT_TRUE(back.contains(k)) << k;
+    ASSERT_EQ(*back[k].value, *e.value) << k;
   }
 }
 

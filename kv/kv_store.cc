@@ -127,6 +127,15 @@ class KvStore::Impl {
   uint64_t last_removal_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t bytes_since_checkpoint_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
+  // While a checkpoint copies the map in chunks (copying_), every change is
+  // also recorded here, in order, to be replayed onto the copy at the end.
+  struct Delta {
+    enum Kind { kPut, kErase, kClear } kind;
+    std::string key;
+    std::shared_ptr<const std::string> value;
+  };
+  bool copying_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Delta> deltas_ ABSL_GUARDED_BY(mu_);
   // Set once an automatic checkpoint was asked for, until it starts.
   std::atomic<bool> auto_checkpoint_wanted_{false};
 
@@ -363,26 +372,33 @@ void KvStore::Impl::ApplyLocked(KvOp op,
                                 int64_t incr_result, uint64_t lsn,
                                 int64_t* removed) {
   *removed = 0;
+  auto put = [&](absl::string_view key, std::shared_ptr<const std::string> v)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (copying_) deltas_.push_back({Delta::kPut, std::string(key), v});
+    auto it = map_.find(key);
+    if (it == map_.end()) it = map_.emplace(std::string(key), KvEntry{}).first;
+    it->second.value = std::move(v);
+    it->second.lsn = lsn;
+  };
   switch (op) {
     case KvOp::kSet:
     case KvOp::kMSet:
       for (size_t i = 0; i < keys.size(); ++i) {
-        KvEntry& e = map_[std::string(keys[i])];
-        e.value = std::make_shared<const std::string>(values[i]);
-        e.lsn = lsn;
+        put(keys[i], std::make_shared<const std::string>(values[i]));
       }
       break;
-    case KvOp::kIncrBy: {
-      KvEntry& e = map_[std::string(keys[0])];
-      e.value = std::make_shared<const std::string>(std::to_string(incr_result));
-      e.lsn = lsn;
+    case KvOp::kIncrBy:
+      put(keys[0], std::make_shared<const std::string>(std::to_string(incr_result)));
       break;
-    }
     case KvOp::kDel:
-      for (absl::string_view k : keys) *removed += map_.erase(std::string(k));
+      for (absl::string_view k : keys) {
+        if (copying_) deltas_.push_back({Delta::kErase, std::string(k), nullptr});
+        *removed += map_.erase(k);
+      }
       last_removal_lsn_ = lsn;
       break;
     case KvOp::kFlushAll:
+      if (copying_) deltas_.push_back({Delta::kClear, "", nullptr});
       *removed = map_.size();
       map_.clear();
       last_removal_lsn_ = lsn;
@@ -558,15 +574,71 @@ void KvStore::Impl::WaitForBackgroundCheckpoint() {
 absl::StatusOr<CheckpointInfo> KvStore::Impl::DoCheckpoint() {
   CheckpointInfo info;
   const uint64_t t0 = NowMicros();
+  // Copy the map's handles (keys and value pointers, no value bytes) in
+  // chunks, holding the lock for one chunk at a time; changes made between
+  // chunks are recorded and replayed onto the copy under the lock at the end,
+  // so the copy is the state at one LSN. Writers wait at most one chunk (or
+  // the replay of the changes made meanwhile): info.pause_micros.
+  constexpr size_t kCopyChunk = 4096;
   KvMap snapshot;
   {
     WriterMutexLock l(&mu_);
-    snapshot = map_;  // copies keys and value handles, not values
+    copying_ = true;
+    deltas_.clear();
+  }
+  std::string last_key;
+  for (bool first = true, done = false; !done; first = false) {
+    ReaderMutexLock l(&mu_);
+    const uint64_t c0 = NowMicros();
+    auto it = first ? map_.begin() : map_.upper_bound(last_key);
+    for (size_t n = 0; n < kCopyChunk && it != map_.end(); ++n, ++it) {
+      snapshot.insert(snapshot.end(), *it);
+    }
+    done = it == map_.end();
+    if (!snapshot.empty()) last_key = snapshot.rbegin()->first;
+    info.pause_micros = std::max(info.pause_micros, NowMicros() - c0);
+  }
+  // Replay the recorded changes onto the copy without the lock while many
+  // remain, then the last few under it.
+  auto replay = [&snapshot](std::vector<Delta>* deltas) {
+    for (Delta& d : *deltas) {
+      switch (d.kind) {
+        case Delta::kPut:
+          snapshot[d.key] = KvEntry{std::move(d.value), 0};
+          break;
+        case Delta::kErase:
+          snapshot.erase(d.key);
+          break;
+        case Delta::kClear:
+          snapshot.clear();
+          break;
+      }
+    }
+    deltas->clear();
+  };
+  constexpr size_t kReplayUnderLock = 1024;
+  std::vector<Delta> pending;
+  for (int round = 0; round < 16; ++round) {  // bounded, should writers outrun it
+    {
+      WriterMutexLock l(&mu_);
+      if (deltas_.size() > kReplayUnderLock) {
+        pending.swap(deltas_);
+      }
+    }
+    if (pending.empty()) break;
+    replay(&pending);
+  }
+  {
+    WriterMutexLock l(&mu_);
+    const uint64_t c0 = NowMicros();
+    replay(&deltas_);
+    deltas_.shrink_to_fit();
+    copying_ = false;
     info.lsn = last_applied_lsn_;
     bytes_since_checkpoint_ = 0;
     auto_checkpoint_wanted_.store(false);
+    info.pause_micros = std::max(info.pause_micros, NowMicros() - c0);
   }
-  info.pause_micros = NowMicros() - t0;
   info.keys = snapshot.size();
   info.path = ckpt_dir_ + "/" + CheckpointFileName(info.lsn);
   {

@@ -102,7 +102,10 @@ struct CheckpointInfo {
   std::string path;           // its file
   uint64_t keys = 0;
   uint64_t bytes = 0;         // file size
-  uint64_t pause_micros = 0;  // how long writers were stopped (copying the map's handles)
+  // The longest writers waited for the checkpoint: copying one chunk of the
+  // map's handles (4096 keys), or replaying onto the copy the changes made
+  // while it was taken.
+  uint64_t pause_micros = 0;
   uint64_t total_micros = 0;  // the whole checkpoint, truncation included
   uint64_t log_segments_deleted = 0;
 };

@@ -12,7 +12,8 @@
 #   <server>/<test>_c<clients> TAB micros/op TAB ops/sec TAB seconds TAB MB/s
 # with server "segkv" or "redis_aof"; rows of a missing server are simply
 # absent (the summary then shows n/a). Then runs segkv_recovery_bench and
-# writes its line to RECOVERY_TXT.
+# writes its "segkv:" lines (checkpoint pause, recovery time and the log's
+# share) to RECOVERY_TXT.
 #
 # Environment: SEGKV_BENCH_SECONDS (length of each measured run, default 3;
 # a probe of 300 / 5000 requests sizes it).

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segwal builds with, and nothing else. Idempotent:
 # a package already installed is skipped, and when nothing is missing apt is not run.
+#   tools/install_deps.sh           what the build and the tests need (make test)
+#   tools/install_deps.sh --bench   that, and what only `make bench` runs
 set -euo pipefail
 
 PACKAGES=(
-  g++ make
+  g++ make cmake pkg-config
   bazel-bootstrap bazel-rules-java bazel-platforms
   libabsl-dev android-libboringssl-dev libsnappy-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev libisal-dev liburing-dev
@@ -13,6 +15,19 @@ PACKAGES=(
   # test; redis-server (AOF, appendfsync always) as make bench's baseline.
   libuv1-dev redis-tools redis-server
 )
+
+# Only the benchmark suite uses these: rocksdb-tools is RocksDB's db_bench
+# (7.8.3 on Debian bookworm), run beside db_bench_wal (README.md, "RocksDB
+# beside segwal"). Without it the suite still runs and its RocksDB rows say so.
+BENCH_PACKAGES=(
+  rocksdb-tools
+)
+
+case "${1:-}" in
+  "") ;;
+  --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
