@@ -316,11 +316,16 @@ void Server::OnConnectionClosed(uv_handle_t* handle) {
 void Server::RequestSync(uint64_t lsn) {
   if (lsn <= requested_lsn_) return;
   requested_lsn_ = lsn;
+  bool wake;
   {
     MutexLock l(&mu_);
     sync_target_ = std::max(sync_target_, lsn);
+    // Only when the syncer waits for this much: waking it for every batch of
+    // requests during its group-commit wait costs a futex call and a context
+    // switch each, on a machine whose cores the clients share.
+    wake = sync_target_ >= syncer_wake_at_;
   }
-  syncer_cv_.Signal();
+  if (wake) syncer_cv_.Signal();
 }
 
 void Server::SyncerLoop() {
@@ -331,6 +336,7 @@ void Server::SyncerLoop() {
     uint64_t target, before;
     {
       MutexLock l(&mu_);
+      syncer_wake_at_ = synced_lsn_ + 1;
       while (!stop_syncer_ &&
              (sync_target_ <= synced_lsn_ || !sync_failure_.empty())) {
         syncer_cv_.Wait(&mu_);
@@ -339,6 +345,7 @@ void Server::SyncerLoop() {
       if (released > 1 && max_wait.count() > 0) {
         const auto deadline =
             std::chrono::steady_clock::now() + std::min(max_wait, last_sync);
+        syncer_wake_at_ = synced_lsn_ + released;
         while (!stop_syncer_ && sync_target_ - synced_lsn_ < released) {
           const auto now = std::chrono::steady_clock::now();
           if (now >= deadline) break;
@@ -348,6 +355,7 @@ void Server::SyncerLoop() {
       }
       target = sync_target_;
       before = synced_lsn_;
+      syncer_wake_at_ = UINT64_MAX;  // busy syncing: it looks again after
     }
     // One group commit: covers every record appended before it, whoever
     // appended it.

@@ -30,8 +30,8 @@
 // store.
 //
 // Locking: mu_ guards the hand-over between the loop and the syncer
-// (sync_target_, synced_lsn_, sync_failure_, stop_syncer_); everything else is
-// the loop thread's alone.
+// (sync_target_, synced_lsn_, sync_failure_, stop_syncer_, syncer_wake_at_);
+// everything else is the loop thread's alone.
 
 #ifndef SEGWAL_KV_SERVER_H_
 #define SEGWAL_KV_SERVER_H_
@@ -142,6 +142,9 @@ class Server {
   uint64_t synced_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   std::string sync_failure_ ABSL_GUARDED_BY(mu_);
   bool stop_syncer_ ABSL_GUARDED_BY(mu_) = false;
+  // RequestSync signals the syncer once sync_target_ reaches this (the syncer
+  // sets it to what it waits for; UINT64_MAX while it syncs).
+  uint64_t syncer_wake_at_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread syncer_;
 };
 
