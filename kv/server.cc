@@ -345,8 +345,12 @@ void Server::SyncerLoop() {
       if (released > 1 && max_wait.count() > 0) {
         const auto deadline =
             std::chrono::steady_clock::now() + std::min(max_wait, last_sync);
-        syncer_wake_at_ = synced_lsn_ + released;
-        while (!stop_syncer_ && sync_target_ - synced_lsn_ < released) {
+        // Those already waiting (they arrived during the last sync) plus the
+        // ones it released: one fsync for both groups, so they merge instead
+        // of alternating.
+        const uint64_t want = (sync_target_ - synced_lsn_) + released;
+        syncer_wake_at_ = synced_lsn_ + want;
+        while (!stop_syncer_ && sync_target_ - synced_lsn_ < want) {
           const auto now = std::chrono::steady_clock::now();
           if (now >= deadline) break;
           syncer_cv_.WaitFor(&mu_, std::chrono::duration_cast<std::chrono::microseconds>(

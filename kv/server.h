@@ -63,9 +63,10 @@ struct ServerOptions {
   size_t max_pending_bytes = 64 << 20;
   // Group commit across clients: after a sync that released K > 1 writes,
   // the syncer waits up to this long (never longer than that sync took) for
-  // K new writes, so that the clients it just answered, coming back with
-  // their next write, share the next fsync instead of splitting into groups
-  // that alternate. (segwal's own group_commit_wait_micros does this for
+  // K more writes than were already waiting, so that the clients it just
+  // answered, coming back with their next write, share the next fsync with
+  // those that wrote during the last one, instead of the two groups
+  // alternating. (segwal's own group_commit_wait_micros does this for
   // concurrent Sync callers; the server has a single syncer.) 0: no wait.
   uint64_t group_commit_wait_micros = 100;
   // How long shutdown waits for queued replies before closing anyway.
