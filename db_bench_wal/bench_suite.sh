@@ -503,7 +503,7 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
     print "RocksDB/rawsync near 1x: the disk sets both synced rates, and no WAL writing"
     print "one record per sync can be much faster than RocksDB on it."
     print "segkv/Redis AOF: redis-benchmark -d 100 against segkv_server and redis-server"
-    print "--appendfsync always, one run each (kv/segkv_bench.sh)."
+    print "--appendfsync always, 3 interleaved runs each (kv/segkv_bench.sh)."
     print "Targets are issue 6, 13 and 16 goals: " (checked - misses) " of " checked " met in this run" \
       (memory == "unknown" ? "." : " (" memory " machine).")
   }'

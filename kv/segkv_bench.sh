@@ -15,14 +15,17 @@
 # writes its "segkv:" lines (checkpoint pause, recovery time and the log's
 # share) to RECOVERY_TXT.
 #
-# Environment: SEGKV_BENCH_SECONDS (length of each measured run, default 3;
-# a probe of 300 / 5000 requests sizes it).
+# Environment: SEGKV_BENCH_SECONDS (length of each measured run, default 2;
+# a probe of 300 / 5000 requests sizes it), SEGKV_BENCH_RUNS (runs of each
+# pair, interleaved, default 3: the disk's fsync latency here drifts several-
+# fold within minutes, so one run of each is not a fair comparison).
 set -uo pipefail
 SERVER=$1
 RECOVERY=$2
 TSV=$3
 RECOVERY_TXT=$4
-SECONDS_EACH=${SEGKV_BENCH_SECONDS:-3}
+SECONDS_EACH=${SEGKV_BENCH_SECONDS:-2}
+RUNS=${SEGKV_BENCH_RUNS:-3}
 BASE="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
 WORK=$(mktemp -d "$BASE/segkv_bench.XXXXXX")
 SEGKV_PID=""
@@ -96,13 +99,17 @@ rps() {
 # load on the disk), then one measured run, one result line.
 run() {
   local name=$1 port=$2 test=$3 clients=$4 probe=$5 ops n
-  ops=$(rps "$port" "$test" "$clients" "$probe")
-  if [ -z "$ops" ]; then
-    echo "  $name ${test}_c$clients: failed"
-    return 0
+  n=${SIZED[$name/$test/$clients]:-}
+  if [ -z "$n" ]; then
+    ops=$(rps "$port" "$test" "$clients" "$probe")
+    if [ -z "$ops" ]; then
+      echo "  $name ${test}_c$clients: failed"
+      return 0
+    fi
+    n=$(awk -v o="$ops" -v s="$SECONDS_EACH" -v p="$probe" 'BEGIN {
+      n = int(o * s); if (n < p) n = p; if (n > 5000000) n = 5000000; print n }')
+    SIZED[$name/$test/$clients]=$n
   fi
-  n=$(awk -v o="$ops" -v s="$SECONDS_EACH" -v p="$probe" 'BEGIN {
-    n = int(o * s); if (n < p) n = p; if (n > 5000000) n = 5000000; print n }')
   ops=$(rps "$port" "$test" "$clients" "$n")
   if [ -z "$ops" ]; then
     echo "  $name ${test}_c$clients: failed"
@@ -114,10 +121,15 @@ run() {
 }
 
 echo "segkv_bench: redis-benchmark -d 100 against segkv_server (port ${SEGKV_PORT:-none}) and redis-server AOF always (port ${REDIS_PORT:-none}) in $WORK"
+# Each pair RUNS times, interleaved: the summary then takes the median of the
+# ratios of neighbouring runs, as it does for db_bench_wal.
+declare -A SIZED
 for spec in "set 1 300" "get 1 300" "set 50 5000" "get 50 5000"; do
   read -r test clients n <<<"$spec"
-  [ -n "$SEGKV_PORT" ] && run segkv "$SEGKV_PORT" "$test" "$clients" "$n"
-  [ -n "$REDIS_PORT" ] && run redis_aof "$REDIS_PORT" "$test" "$clients" "$n"
+  for ((r = 0; r < RUNS; r++)); do
+    [ -n "$SEGKV_PORT" ] && run segkv "$SEGKV_PORT" "$test" "$clients" "$n"
+    [ -n "$REDIS_PORT" ] && run redis_aof "$REDIS_PORT" "$test" "$clients" "$n"
+  done
 done
 if [ -n "$SEGKV_PORT" ]; then
   redis-cli -p "$SEGKV_PORT" INFO segwal | tr -d '\r' | grep -E '^wal_(syncs|records_per_sync_avg|sync_latency_micros_avg):' | tr '\n' ' ' | sed 's/^/  segkv WAL: /'
