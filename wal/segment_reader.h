@@ -21,7 +21,7 @@
 #include "env/env.h"
 #include "wal/format.h"
 #include "wal/payload_codec.h"
-#include "wal/segmented_wal.h"
+#include "wal/wal_record.h"
 
 namespace segwal {
 

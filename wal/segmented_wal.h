@@ -39,10 +39,9 @@
 #include "absl/strings/string_view.h"
 #include "crypto/key_ring.h"
 #include "env/env.h"
+#include "wal/wal_record.h"  // WalRecord, Compression
 
 namespace segwal {
-
-enum class Compression { kNone, kSnappy };
 
 enum class RecoveryMode {
   // Default. A torn or partial tail after the last good record of the last segment
@@ -198,21 +197,6 @@ struct SegmentedWalOptions {
   // MemEnv and FaultInjectionEnv). WalStats::direct_io says which path is
   // active. With use_io_uring: direct I/O wins where it is granted.
   bool use_direct_io = false;
-};
-
-struct WalRecord {
-  uint64_t lsn = 0;
-  uint32_t record_type = 0;
-  uint64_t tenant_id = 0;
-  uint32_t vshard_id = 0;
-  uint64_t database_id = 0;  // 0 = default database
-  std::string payload;
-
-  friend bool operator==(const WalRecord& a, const WalRecord& b) {
-    return a.lsn == b.lsn && a.record_type == b.record_type &&
-           a.tenant_id == b.tenant_id && a.vshard_id == b.vshard_id &&
-           a.database_id == b.database_id && a.payload == b.payload;
-  }
 };
 
 struct TruncateResult {
