@@ -2408,8 +2408,8 @@ absl::Status SegmentedWal::Impl::Recover() {
   flushed_lsn_ = last_lsn;
   if (!s.ok()) {
     if (segs.empty()) return s;  // nothing to read either
-    // A full or failing disk must not stop a restart (LESSONS: raft-engine
-    // #344): the log opens read-only. Readers see what recovery found (never a
+    // A full or failing disk must not stop a restart (docs/DURABILITY.md,
+    // section 3; tikv/raft-engine#344): the log opens read-only. Readers see what recovery found (never a
     // torn tail: they stop at the last good record); Append and Sync return
     // this error. durable_lsn() stays 0: this instance confirmed nothing.
     PoisonLocked(s);

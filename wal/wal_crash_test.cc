@@ -1286,7 +1286,8 @@ class FaultRunner {
       ADD_FAILURE() << "the record of an Append that returned an error ("
                     << Describe(failed_append_)
                     << ") was recovered: a failed Append must not assign an "
-                       "LSN visible to readers (LESSONS: nodedb-wal #164)";
+                       "LSN visible to readers (docs/DURABILITY.md, section 3; "
+                       "NodeDB-Lab/nodedb#164)";
       model_.Add(failed_append_);
     }
     const std::string err =
@@ -1401,7 +1402,8 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(OpName(info.param)).substr(3);  // "Open", ...
     });
 
-// A full disk must not stop a restart (LESSONS: raft-engine #344): Open of a
+// A full disk must not stop a restart (docs/DURABILITY.md, section 3;
+// tikv/raft-engine#344): Open of a
 // log with no torn tail must not need to write, and Replay works. Writes then
 // fail with the disk's error; nothing is lost once the disk has room again.
 class FullDiskTest : public ::testing::TestWithParam<int> {};
@@ -1982,7 +1984,8 @@ TEST(ConcurrencyTest, AppendersSyncersTailerAndTruncatorAgree) {
          secs);
 }
 
-// LESSONS (RocksDB #3096): when the sync of a group commit fails, every waiter
+// docs/DURABILITY.md, section 3 (facebook/rocksdb#3096): when the sync of a
+// group commit fails, every waiter
 // of that group gets the error; none is told OK for a record that is not
 // durable.
 TEST(ConcurrencyTest, FailedGroupSyncReachesEveryWaiter) {
