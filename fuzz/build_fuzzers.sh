@@ -4,7 +4,7 @@
 #
 # Bazel here builds with gcc, which has no libFuzzer, so this script compiles the
 # library sources the targets need directly (the list below mirrors the srcs of
-# //wal:wal, //crypto:{crc32c,key_ring,segment_cipher}, //env:{env,mem_env}: add a
+# //wal:{wal,segment_format,recovery_scan,wal_inspector}, //crypto:{crc32c,key_ring,segment_cipher}, //env:{env,mem_env}: add a
 # file here when one is added there) and links the system libraries the
 # third_party/system BUILD files name. Objects are rebuilt only when a source or
 # a header it includes changed.
@@ -28,12 +28,12 @@ fi
 
 LIB_SRCS=(
   wal/format.cc wal/payload_codec.cc wal/segment_reader.cc wal/segmented_wal.cc
-  wal/wal_stats.cc wal/kill_point.cc
+  wal/recovery_scan.cc wal/wal_inspector.cc wal/wal_stats.cc wal/kill_point.cc
   crypto/crc32c.cc crypto/key_ring.cc crypto/segment_cipher.cc
   env/env.cc env/posix_env.cc env/mem_env.cc
   fuzz/fuzz_targets.cc
 )
-TARGETS=(segment_reader footer_decoder open_directory key_file)
+TARGETS=(segment_reader footer_decoder open_directory key_file recovery_verdict)
 
 CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I. -I/usr/include/android
   -msse4.2 -mpclmul -DSEGWAL_CRC32C_HAVE_ISAL

@@ -14,6 +14,8 @@
 //   FooterDecoderTarget  options, footer offset (u64), then a footer payload.
 //   OpenDirectoryTarget  options, then files: (u16 length, bytes) each.
 //   KeyFileTarget        options (file mode), then the key file's bytes.
+//   RecoveryVerdictTarget  as OpenDirectoryTarget (its mode bits unused: every
+//                        recovery mode is run).
 //
 // Thread safety: each call is independent.
 
@@ -40,6 +42,11 @@ int SegmentReaderTarget(const uint8_t* data, size_t size);
 int FooterDecoderTarget(const uint8_t* data, size_t size);
 int OpenDirectoryTarget(const uint8_t* data, size_t size);
 int KeyFileTarget(const uint8_t* data, size_t size);
+// The differential check of the torn-tail/corruption rule: the inspector
+// (wal_inspector.h) and Open in each of the four recovery modes, each over a
+// fresh copy of the same directory, must name the same first damage (clean,
+// torn tail or corruption; same file and offset) where both look at it.
+int RecoveryVerdictTarget(const uint8_t* data, size_t size);
 
 // The fixed key the seed corpora's encrypted segments are written with.
 KeyRing FuzzKeyRing();

@@ -18,6 +18,7 @@
 #include "wal/format.h"
 #include "wal/kill_point.h"
 #include "wal/payload_codec.h"
+#include "wal/recovery_scan.h"
 #include "wal/segment_reader.h"
 
 namespace segwal {
@@ -82,16 +83,6 @@ void FillSalt(char* salt) {
     if (r > 0) got += static_cast<size_t>(r);
   }
 }
-
-// A span kSkipAnyCorruptedRecords recovery skipped: its scan found damage at
-// `offset` and resumed at the record frame at `resume_offset` (LSN
-// `resume_lsn`). Readers replay exactly these jumps, so they return exactly
-// the records recovery counted.
-struct SkipRange {
-  uint64_t offset;
-  uint64_t resume_offset;
-  uint64_t resume_lsn;
-};
 
 }  // namespace
 
@@ -456,26 +447,6 @@ class SegmentedWal::Impl {
   void SealerMain();
 
   // Recovery helpers.
-  struct ScanResult {
-    uint64_t end_offset = kSegmentHeaderSize;  // after the last kept frame
-    uint64_t last_lsn = 0;
-    uint64_t count = 0;
-    std::vector<IndexEntry> index;
-    bool sealed = false;  // ended with a valid footer
-    // The scan ended at damage (kSkipAny: damage it could not skip, after
-    // any it did; those are in skips and have their own report entries). The
-    // bad_* fields describe it.
-    bool damaged = false;
-    uint64_t bad_offset = 0;
-    uint64_t bad_lsn = 0;  // the LSN expected at bad_offset
-    std::string bad_reason;
-    bool corruption = false;  // damage proven to be of durable bytes
-    bool skipped = false;     // kSkipAny skipped records and went on
-    std::vector<SkipRange> skips;  // where it did
-    bool undecodable = false;  // the bad frame's CRCs matched (AEAD tag, Snappy)
-  };
-  absl::Status ScanSegment(SegmentReader* reader, bool is_last, bool skip_bad,
-                           ScanResult* result);
   absl::Status Quarantine(const std::vector<std::string>& names);
   absl::Status CreateSegmentFileNow(uint64_t first_lsn);
   absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg);
@@ -1866,96 +1837,6 @@ absl::StatusOr<std::vector<WalRecord>> ReplayRunsInParallel(
 // ---------------------------------------------------------------------------
 // Recovery (FORMAT.md, "Recovery").
 
-absl::Status SegmentedWal::Impl::ScanSegment(SegmentReader* reader,
-                                             bool is_last, bool skip_bad,
-                                             ScanResult* r) {
-  const uint64_t first = reader->header().first_lsn;
-  r->last_lsn = first - 1;
-  uint64_t next_index_offset = kSegmentHeaderSize;
-  WalRecord rec;
-  RecordHeader h;
-  while (true) {
-    const uint64_t offset = reader->position();
-    SegmentReader::Outcome o = reader->Next(&rec, &h, /*check_lsn=*/!r->skipped);
-    if (o == SegmentReader::Outcome::kRecord && rec.lsn <= r->last_lsn) {
-      o = SegmentReader::Outcome::kBad;  // out of order after a resync
-    }
-    if (o == SegmentReader::Outcome::kPadding) {
-      // Kept with the records before it: appends continue after it, on the
-      // block boundary it reaches (FORMAT.md, "Padding frames").
-      r->end_offset = reader->position();
-      continue;
-    }
-    if (o == SegmentReader::Outcome::kRecord) {
-      r->count++;
-      r->last_lsn = rec.lsn;
-      r->end_offset = reader->position();
-      if (offset >= next_index_offset) {
-        r->index.push_back({rec.lsn, offset});
-        next_index_offset = offset + wal_format::kIndexInterval;
-      }
-      continue;
-    }
-    if (o == SegmentReader::Outcome::kEnd) return absl::OkStatus();
-    if (o == SegmentReader::Outcome::kFooter) {
-      r->sealed = true;
-      return absl::OkStatus();
-    }
-    if (!reader->io_status().ok()) return reader->io_status();
-
-    // Damage at `offset`. Look at the valid frames after it: the first one
-    // that continues the log (for kSkipAny), and any whose durable LSN proves
-    // the damaged bytes had been acknowledged durable (FORMAT.md).
-    const uint64_t expected = r->last_lsn + 1;
-    const std::string reason = reader->bad_reason().empty()
-                                   ? "record out of LSN order"
-                                   : reader->bad_reason();
-    std::optional<uint64_t> resume_offset;
-    uint64_t resume_lsn = 0;
-    bool proof = false;
-    RecordHeader later;
-    uint64_t search_from = offset;
-    while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
-      const bool is_record = (later.flags & (wal_format::kFlagFooter |
-                                             wal_format::kFlagPadding)) == 0;
-      if (!resume_offset && is_record && later.lsn >= expected) {
-        resume_offset = off;
-        resume_lsn = later.lsn;
-      }
-      if (later.durable_lsn >= expected) proof = true;
-      if (resume_offset && proof) break;
-      search_from = *off;
-    }
-    if (!reader->io_status().ok()) return reader->io_status();
-    // A frame whose CRCs match but whose payload does not decode (AEAD tag,
-    // Snappy) is not a torn write.
-    const bool undecodable = reader->bad_after_checksums();
-    // A torn tail (no proof, last segment) is cut even by kSkipAny: valid
-    // records after it in the unsynced window were never acknowledged.
-    if (skip_bad && resume_offset && (proof || !is_last)) {
-      report_.drops.push_back(
-          {reader->path(), offset, *resume_offset - offset,
-           absl::StrCat("skipped damaged bytes (", reason, "), ",
-                        resume_lsn == expected
-                            ? std::string("no LSN missing")
-                            : absl::StrCat("LSNs ", expected, "..",
-                                           resume_lsn - 1, " missing"))});
-      r->skipped = true;
-      r->skips.push_back({offset, *resume_offset, resume_lsn});
-      reader->Seek(*resume_offset, resume_lsn);
-      continue;
-    }
-    // The scan ends at this damage (after any skipped before it).
-    r->damaged = true;
-    r->bad_offset = offset;
-    r->bad_lsn = expected;
-    r->bad_reason = reason;
-    r->undecodable = undecodable;
-    r->corruption = !is_last || proof || undecodable;
-    return absl::OkStatus();
-  }
-}
-
 absl::Status SegmentedWal::Impl::Quarantine(
     const std::vector<std::string>& names) {
   if (names.empty()) return absl::OkStatus();
@@ -2252,7 +2133,8 @@ absl::Status SegmentedWal::Impl::Recover() {
       break;
     }
 
-    ScanResult scan;
+    SegmentScan scan;
+    scan.end_offset = kSegmentHeaderSize;
     absl::StatusOr<Footer> footer = absl::NotFoundError("not read");
     if (!is_last && read_footers_only) {
       footer = reader->ReadFooter();
@@ -2270,54 +2152,58 @@ absl::Status SegmentedWal::Impl::Recover() {
       scan.index = std::move(footer->index);
       scan.end_offset = footer->footer_offset;
     } else {
-      absl::Status s = ScanSegment(reader, is_last, skip_bad, &scan);
+      ScanOptions scan_options;
+      scan_options.is_last = is_last;
+      scan_options.skip_damage = skip_bad;
+      absl::Status s = ScanSegment(reader, scan_options, &scan);
       if (!s.ok()) return s;
-      if (!is_last && !scan.damaged && !scan.sealed &&
-          scan.end_offset != *size) {
-        // A non-last segment is sealed, or was closed cleanly by an earlier
-        // recovery (FORMAT.md): anything after its last record is damage.
-        scan.damaged = true;
-        scan.corruption = true;
-        scan.bad_offset = scan.end_offset;
-        scan.bad_lsn = scan.last_lsn + 1;
-        scan.bad_reason = "bytes after the last record of a non-last segment";
+      for (const ScannedDamage& d : scan.skipped) {
+        report_.drops.push_back(
+            {path, d.offset, *d.resume_offset - d.offset,
+             absl::StrCat("skipped damaged bytes (", d.reason, "), ",
+                          d.resume_lsn == d.lsn
+                              ? std::string("no LSN missing")
+                              : absl::StrCat("LSNs ", d.lsn, "..",
+                                             d.resume_lsn - 1, " missing"))});
       }
     }
 
-    // Decide what the damage (if any) means in this mode.
+    // What the damage (if any) means in this mode (recovery_scan.h).
     bool cut = false;
-    if (scan.damaged) {
-      const std::string kind = scan.corruption ? "corruption" : "torn tail";
-      const std::string where = absl::StrCat(path, " offset ", scan.bad_offset,
-                                             " (LSN ", scan.bad_lsn, ")");
-      if (mode == RecoveryMode::kAbsoluteConsistency ||
-          (mode == RecoveryMode::kTolerateCorruptedTail && scan.corruption)) {
-        return absl::DataLossError(absl::StrCat(
-            kind, " at ", where, ": ", scan.bad_reason,
-            !scan.corruption  ? ""
-            : !is_last        ? " (the segment was sealed)"
-            : scan.undecodable ? " (its checksums match: not a torn write)"
-                               : " (a later record proves these bytes were durable)"));
-      }
-      if (skip_bad && !is_last) {
-        // Damage at the end of a non-last segment: keep it, readers skip.
-        if (scan.bad_offset < *size) {
-          report_.drops.push_back({path, scan.bad_offset,
-                                   *size - scan.bad_offset,
-                                   absl::StrCat("skipped ", kind, ": ",
-                                                scan.bad_reason)});
-        }
-        scan.skipped = true;
-      } else {
-        report_.drops.push_back({path, scan.bad_offset,
-                                 *size - scan.bad_offset,
-                                 absl::StrCat(kind, ": ", scan.bad_reason)});
-        cut = true;
-        if (pit && !is_last) {
-          absl::Status s = quarantine_rest(
-              i + 1, absl::StrCat("after the first bad record at ", where));
-          if (!s.ok()) return s;
-        }
+    bool keeps_damage = !scan.skipped.empty();  // readers must resynchronise
+    if (scan.damage.has_value()) {
+      const ScannedDamage& d = *scan.damage;
+      const std::string kind = DamageKindName(d);
+      const std::string where =
+          absl::StrCat(path, " offset ", d.offset, " (LSN ", d.lsn, ")");
+      switch (DecideDamage(mode, is_last, d)) {
+        case DamageAction::kFailOpen:
+          return absl::DataLossError(absl::StrCat(
+              kind, " at ", where, ": ", d.reason,
+              !d.corruption   ? ""
+              : !is_last      ? " (the segment was sealed)"
+              : d.undecodable ? " (its checksums match: not a torn write)"
+                              : " (a later record proves these bytes were "
+                                "durable)"));
+        case DamageAction::kKeep:
+          // Damage at the end of a non-last segment: kept, readers skip it.
+          if (d.offset < *size) {
+            report_.drops.push_back(
+                {path, d.offset, *size - d.offset,
+                 absl::StrCat("skipped ", kind, ": ", d.reason)});
+          }
+          keeps_damage = true;
+          break;
+        case DamageAction::kCut:
+          report_.drops.push_back({path, d.offset, *size - d.offset,
+                                   absl::StrCat(kind, ": ", d.reason)});
+          cut = true;
+          if (pit && !is_last) {
+            absl::Status s = quarantine_rest(
+                i + 1, absl::StrCat("after the first bad record at ", where));
+            if (!s.ok()) return s;
+          }
+          break;
       }
     } else if (!scan.sealed && scan.end_offset < *size) {
       // Zero fill after the last record: nothing lost, but cut it before
@@ -2350,8 +2236,8 @@ absl::Status SegmentedWal::Impl::Recover() {
     // A non-last segment is closed and durable even without a footer (an
     // earlier recovery ended it cleanly): TruncateBefore may delete it.
     seg->sealed = scan.sealed || (!cut && i + 1 < found.size());
-    seg->has_skipped_damage = scan.skipped;
-    seg->skips = std::move(scan.skips);
+    seg->has_skipped_damage = keeps_damage;
+    seg->skips = scan.SkipRanges();
     seg->encrypted = reader->encrypted();
     seg->padded = reader->padded();
     if (!seg->encrypted) seg->codec = std::make_unique<PayloadCodec>();

@@ -39,27 +39,9 @@
 #include "absl/strings/string_view.h"
 #include "crypto/key_ring.h"
 #include "env/env.h"
-#include "wal/wal_record.h"  // WalRecord, Compression
+#include "wal/wal_record.h"  // WalRecord, Compression, RecoveryMode
 
 namespace segwal {
-
-enum class RecoveryMode {
-  // Default. A torn or partial tail after the last good record of the last segment
-  // (bytes never acknowledged durable) is dropped, reported, and cut off the file.
-  // Damage anywhere else (a sealed segment, or bytes a later record proves were
-  // durable) fails Open with DataLoss naming file and offset. Open reads only the
-  // last segment and the footers of the others.
-  kTolerateCorruptedTail,
-  // Any torn or corrupt byte fails Open. Open verifies every record of every segment.
-  kAbsoluteConsistency,
-  // Recovery stops at the first bad record; everything after it is discarded and
-  // reported (the bad segment is cut there; later segments are moved to
-  // `<wal_dir>/quarantine/`, never deleted). Open verifies every segment.
-  kPointInTimeRecovery,
-  // Bad records are skipped and reported; the log continues after them (LSNs of
-  // skipped records are missing from replay). Open verifies every segment.
-  kSkipAnyCorruptedRecords,
-};
 
 struct SegmentedWalOptions {
   std::string wal_dir;
