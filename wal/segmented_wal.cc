@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <system_error>
@@ -341,9 +342,13 @@ class SegmentedWal::Impl {
   // bytes end on a block boundary (before a sync; FORMAT.md).
   void PadActiveSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes the I/O token, runs every queued op (releasing mu_ meanwhile),
-  // gives the token back and wakes waiters. REQUIRES: !io_busy_.
-  absl::Status RunQueuedLocked(bool sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The I/O-token protocol, the one place it is written: takes the token,
+  // takes the queued ops, releases mu_, runs `first` (if set) and then the
+  // ops (unless `first` failed), relocks, gives the token back and wakes
+  // waiters. REQUIRES: !io_busy_.
+  absl::Status RunQueuedLocked(
+      bool sync, const std::function<absl::Status()>& first = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs queued ops as the I/O token holder. REQUIRES: io_busy_ set by caller.
   absl::Status RunOps(std::deque<IoOp>& ops, bool sync,
                       std::shared_ptr<Segment> active);
@@ -702,14 +707,16 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
   return lsn;
 }
 
-absl::Status SegmentedWal::Impl::RunQueuedLocked(bool sync) {
+absl::Status SegmentedWal::Impl::RunQueuedLocked(
+    bool sync, const std::function<absl::Status()>& first) {
   io_busy_ = true;
   std::deque<IoOp> ops;
   ops.swap(ops_);
   queued_bytes_ = 0;
   std::shared_ptr<Segment> active = segments_.back();
   mu_.Unlock();
-  absl::Status s = RunOps(ops, sync, active);
+  absl::Status s = first ? first() : absl::OkStatus();
+  if (s.ok()) s = RunOps(ops, sync, active);
   mu_.Lock();
   ReleaseIoTokenLocked();
   return s;
@@ -1863,14 +1870,7 @@ absl::Status SegmentedWal::Impl::CreateSegmentFileNow(uint64_t first_lsn) {
   port::MutexLock l(&mu_);
   next_lsn_ = first_lsn;
   StartSegmentLocked();
-  std::deque<IoOp> ops;
-  ops.swap(ops_);
-  queued_bytes_ = 0;
-  std::shared_ptr<Segment> seg = segments_.back();
-  mu_.Unlock();
-  absl::Status s = RunOps(ops, /*sync=*/true, seg);
-  mu_.Lock();
-  return s;
+  return RunQueuedLocked(/*sync=*/true);
 }
 
 absl::Status SegmentedWal::Impl::OpenTailForAppend(std::shared_ptr<Segment> seg) {
@@ -1939,23 +1939,18 @@ absl::Status SegmentedWal::Impl::RetireRecoveredTail() {
     // Its footer could not describe the LSNs it lacks: leave it unsealed
     // (recovery reads such a segment in the middle of the log).
     tail->sealed = true;  // closed and durable: TruncateBefore may delete it
-    std::unique_ptr<WritableFile> file = std::move(tail->file);
-    mu_.Unlock();
-    s = Annotate(file->Close(), "closing recovered tail " + tail->path);
-    mu_.Lock();
+    // Nothing is queued: this only closes the file, as the token holder.
+    s = RunQueuedLocked(/*sync=*/false, [&tail] {
+      absl::Status st = tail->file->Close();
+      tail->file.reset();
+      return Annotate(st, "closing recovered tail " + tail->path);
+    });
     if (!s.ok()) return s;
     StartSegmentLocked();
   } else {
     RollLocked();  // footer (with the index from the scan), sync, next segment
   }
-  std::deque<IoOp> ops;
-  ops.swap(ops_);
-  queued_bytes_ = 0;
-  std::shared_ptr<Segment> active = segments_.back();
-  mu_.Unlock();
-  s = RunOps(ops, /*sync=*/true, active);
-  mu_.Lock();
-  return s;
+  return RunQueuedLocked(/*sync=*/true);
 }
 
 absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
@@ -1988,7 +1983,6 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
         "), which are never re-encrypted; use RotateEncryptionRing to encrypt "
         "from a new segment on"));
   }
-  io_busy_ = true;
   ring_ = shared;
   rings_.push_back(shared);
   if (replaced != nullptr) {
@@ -1996,19 +1990,14 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
   } else {
     RollLocked();  // seal the active segment; the next one uses the new key
   }
-  std::deque<IoOp> ops;
-  ops.swap(ops_);
-  queued_bytes_ = 0;
-  active = segments_.back();
-  mu_.Unlock();
-  absl::Status s;
-  if (replaced != nullptr && replaced->file != nullptr) {
-    s = Annotate(replaced->file->Close(), "closing " + replaced->path);
-    replaced->file.reset();
-  }
-  if (s.ok()) s = RunOps(ops, /*sync=*/true, active);
-  mu_.Lock();
-  ReleaseIoTokenLocked();
+  absl::Status s = RunQueuedLocked(/*sync=*/true, [&replaced] {
+    absl::Status st;
+    if (replaced != nullptr && replaced->file != nullptr) {
+      st = Annotate(replaced->file->Close(), "closing " + replaced->path);
+      replaced->file.reset();
+    }
+    return st;
+  });
   if (!s.ok()) PoisonLocked(s);
   return poisoned_;
 }
