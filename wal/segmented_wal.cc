@@ -87,6 +87,23 @@ void FillSalt(char* salt) {
 
 }  // namespace
 
+// The I/O token: the right to perform file operations on segment files (run
+// the queued IoOps; open, write, sync, close a segment's file), held by one
+// thread at a time. A thread takes it under the WAL's mu_ when it is free
+// (Impl::io_busy_), runs the operations with mu_ released, and gives it back
+// under mu_ (Impl::RunQueuedLocked). For the thread-safety analysis it is a
+// capability: what needs it says ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_),
+// and the per-segment file state it guards is reached only through
+// Segment::io(token). Taking it is bookkeeping (no lock of its own): the
+// flag under mu_ is what makes it exclusive.
+class ABSL_LOCKABLE IoToken {
+ public:
+  void Acquire() ABSL_EXCLUSIVE_LOCK_FUNCTION() {}
+  void Release() ABSL_UNLOCK_FUNCTION() {}
+  // For lambdas run by the holder (the analysis does not look into them).
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
+};
+
 // One segment file, as the WAL sees it. Fields not marked otherwise are
 // immutable after construction.
 struct Segment {
@@ -119,15 +136,26 @@ struct Segment {
   bool has_skipped_damage = false;
   std::vector<SkipRange> skips;  // in offset order; immutable after Open
 
-  // Touched only by the thread holding the I/O token (io_busy_).
-  std::unique_ptr<WritableFile> file;
-  bool unsynced = false;
-  uint64_t range_synced = 0;  // write-back started up to here (RangeSync)
-  // Written in place into a spare file, which may be longer than the segment's
-  // bytes: sealing cuts the file at the footer, Close at the last record.
-  bool in_spare = false;
-  // `file` is O_DIRECT: it may leave a zero-tailed block after its last byte.
-  bool direct = false;
+  // The segment's open file and its write state: only the I/O token holder
+  // touches them.
+  struct FileState {
+    std::unique_ptr<WritableFile> file;
+    bool unsynced = false;
+    uint64_t range_synced = 0;  // write-back started up to here (RangeSync)
+    // Written in place into a spare file, which may be longer than the
+    // segment's bytes: sealing cuts the file at the footer, Close at the last
+    // record.
+    bool in_spare = false;
+    // `file` is O_DIRECT: it may leave a zero-tailed block after its last
+    // byte.
+    bool direct = false;
+  };
+  FileState& io(const IoToken& token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(token) {
+    return io_;
+  }
+
+ private:
+  FileState io_;
 };
 
 // A queued file operation, executed in order by the I/O token holder.
@@ -165,51 +193,56 @@ class SegmentedWal::Impl {
   ~Impl();
 
   // SetEncryptionRing (rotate=false) and RotateEncryptionRing (rotate=true).
-  absl::Status InstallRing(KeyRing ring, bool rotate);
-  const KeyRing* ring() const {
+  absl::Status InstallRing(KeyRing ring, bool rotate) ABSL_LOCKS_EXCLUDED(mu_);
+  const KeyRing* ring() const ABSL_LOCKS_EXCLUDED(mu_) {
     port::MutexLock l(&mu_);
     return ring_.get();
   }
 
-  absl::Status Recover();
+  absl::Status Recover() ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<uint64_t> Append(uint32_t record_type, uint64_t tenant_id,
                                   uint32_t vshard_id, uint64_t database_id,
-                                  absl::string_view payload);
+                                  absl::string_view payload)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Sync() { return Drain(/*sync=*/true); }
   absl::Status Flush() { return Drain(/*sync=*/false); }
-  absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn);
+  absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn)
+      ABSL_LOCKS_EXCLUDED(mu_, truncate_mu_);
   // Views of the segments a read from *from_lsn needs. *from_lsn == 0 means
   // from the first retained record (and is replaced by its LSN). OutOfRange
   // below the retained floor.
   // *ring (if not null) gets the ring readers of these views must use.
   absl::StatusOr<std::vector<SegmentView>> Snapshot(
-      uint64_t* from_lsn, std::shared_ptr<const KeyRing>* ring = nullptr);
-  absl::StatusOr<std::vector<SegmentMeta>> ListSegments();
+      uint64_t* from_lsn, std::shared_ptr<const KeyRing>* ring = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<SegmentMeta>> ListSegments() ABSL_LOCKS_EXCLUDED(mu_);
   // from_lsn 0: from the first retained record.
-  absl::StatusOr<std::unique_ptr<WalIterator>> NewIterator(uint64_t from_lsn);
+  absl::StatusOr<std::unique_ptr<WalIterator>> NewIterator(uint64_t from_lsn)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // ReplayFromLimit; Replay and ReplayFrom with max_records = SIZE_MAX.
-  absl::StatusOr<ReplayPage> ReadPage(uint64_t from_lsn, size_t max_records);
+  absl::StatusOr<ReplayPage> ReadPage(uint64_t from_lsn, size_t max_records)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Threads a replay may use (SegmentedWalOptions::replay_threads resolved).
   size_t ReplayThreads() const;
 
-  uint64_t next_lsn() const {
+  uint64_t next_lsn() const ABSL_LOCKS_EXCLUDED(mu_) {
     port::MutexLock l(&mu_);
     return next_lsn_;
   }
-  uint64_t active_segment_first_lsn() const {
+  uint64_t active_segment_first_lsn() const ABSL_LOCKS_EXCLUDED(mu_) {
     port::MutexLock l(&mu_);
     return segments_.back()->first_lsn;
   }
-  uint64_t durable_lsn() const {
+  uint64_t durable_lsn() const ABSL_LOCKS_EXCLUDED(mu_) {
     port::MutexLock l(&mu_);
     return durable_lsn_;
   }
-  absl::Status poisoned_status() const {
+  absl::Status poisoned_status() const ABSL_LOCKS_EXCLUDED(mu_) {
     port::MutexLock l(&mu_);
     return poisoned_;
   }
-  WalStats GetStats() const;
+  WalStats GetStats() const ABSL_LOCKS_EXCLUDED(mu_);
   const RecoveryReport& report() const { return report_; }
   const SegmentedWalOptions& options() const { return options_; }
   Env* env() const { return env_; }
@@ -222,7 +255,7 @@ class SegmentedWal::Impl {
   // options_.use_io_uring and the Env can; plain writes otherwise.
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenSegmentForWrite(
       const std::string& path, std::optional<uint64_t> reopen_at,
-      bool* direct = nullptr) {
+      bool* direct = nullptr) ABSL_LOCKS_EXCLUDED(mu_) {
     auto f = OpenDirect(path, reopen_at);
     if (direct != nullptr) *direct = f.ok() && *f != nullptr;
     if (!f.ok() || *f != nullptr) return f;
@@ -240,7 +273,8 @@ class SegmentedWal::Impl {
   // off or the Env refuses direct I/O (InvalidArgument, Unimplemented: logged
   // once per process, and not tried again by this instance).
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenDirect(
-      const std::string& path, std::optional<uint64_t> reopen_at) {
+      const std::string& path, std::optional<uint64_t> reopen_at)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     {
       port::MutexLock l(&mu_);
       if (!options_.use_direct_io || !direct_io_fallback_.empty()) {
@@ -272,7 +306,7 @@ class SegmentedWal::Impl {
   }
   // Makes every record framed before the call readable (sync=false) or
   // durable (sync=true).
-  absl::Status Drain(bool sync);
+  absl::Status Drain(bool sync) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Group commit (SegmentedWalOptions::group_commit_wait_micros). A Sync that
   // finds the I/O token taken or others queued registers a SyncWaiter (on its
@@ -286,7 +320,7 @@ class SegmentedWal::Impl {
     // waking it) -> kReleased (the waiter may return and destroy it).
     static constexpr uint32_t kWaiting = 0, kReleasing = 1, kReleased = 2;
     std::atomic<uint32_t> state{kWaiting};
-    // REQUIRES: mu_ not held.
+    // Called without mu_ (Drain, ABSL_LOCKS_EXCLUDED(mu_)).
     void WaitUntilReleased() {
       uint32_t st;
       while ((st = state.load(std::memory_order_acquire)) != kReleased) {
@@ -305,7 +339,7 @@ class SegmentedWal::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes everything framed and syncs, as the I/O token taker. `self`: 1 if
   // the calling thread is itself a Sync caller that this round releases.
-  // REQUIRES: !io_busy_.
+  // REQUIRES: the token is free (!io_busy_).
   // With `defer`, the waiters this round releases are appended there, for the
   // caller to wake (FinishReleases) once it has let go of mu_.
   absl::Status SyncRoundLocked(uint64_t self,
@@ -327,13 +361,41 @@ class SegmentedWal::Impl {
     released->clear();
   }
   void StartSyncerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SyncerMain();
+  void SyncerMain() ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the I/O token. REQUIRES: !io_busy_.
+  void AcquireIoTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(io_token_) {
+    io_busy_ = true;
+    io_token_.Acquire();
+  }
   // Gives back the I/O token and wakes whoever waits for it.
-  void ReleaseIoTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void ReleaseIoTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
+      ABSL_UNLOCK_FUNCTION(io_token_) {
     io_busy_ = false;
+    io_token_.Release();
     cv_.SignalAll();
     syncer_cv_.Signal();
   }
+  // Holds the I/O token for a scope, for work outside the op queue
+  // (recovery's tail, Close): waits under mu_ until the token is free.
+  class ABSL_SCOPED_LOCKABLE IoTokenHold {
+   public:
+    explicit IoTokenHold(Impl* impl) ABSL_EXCLUSIVE_LOCK_FUNCTION(impl->io_token_)
+        : impl_(impl) {
+      port::MutexLock l(&impl_->mu_);
+      while (impl_->io_busy_) impl_->cv_.Wait(&impl_->mu_);
+      impl_->AcquireIoTokenLocked();
+    }
+    ~IoTokenHold() ABSL_UNLOCK_FUNCTION() {
+      port::MutexLock l(&impl_->mu_);
+      impl_->ReleaseIoTokenLocked();
+    }
+    IoTokenHold(const IoTokenHold&) = delete;
+    IoTokenHold& operator=(const IoTokenHold&) = delete;
+
+   private:
+    Impl* const impl_;
+  };
   // Frames a new segment starting at next_lsn_ and queues its creation.
   void StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the staged records (if any) as a write to the active segment.
@@ -345,13 +407,14 @@ class SegmentedWal::Impl {
   // The I/O-token protocol, the one place it is written: takes the token,
   // takes the queued ops, releases mu_, runs `first` (if set) and then the
   // ops (unless `first` failed), relocks, gives the token back and wakes
-  // waiters. REQUIRES: !io_busy_.
+  // waiters. REQUIRES: the token is free (!io_busy_).
   absl::Status RunQueuedLocked(
       bool sync, const std::function<absl::Status()>& first = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Runs queued ops as the I/O token holder. REQUIRES: io_busy_ set by caller.
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(io_token_);
+  // Runs queued ops as the I/O token holder.
   absl::Status RunOps(std::deque<IoOp>& ops, bool sync,
-                      std::shared_ptr<Segment> active);
+                      std::shared_ptr<Segment> active)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
   void PoisonLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (poisoned_.ok()) poisoned_ = s;
     syncer_cv_.Signal();  // its waiters get the error now
@@ -367,18 +430,19 @@ class SegmentedWal::Impl {
   }
   // Decides whether spares are used, adopts the spare files a previous
   // instance left (deleting extras). Called by Recover once reading is done.
-  void SetUpSpares(const std::vector<std::string>& children);
+  void SetUpSpares(const std::vector<std::string>& children)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Writes a zero-filled spare of about segment_target_size and adds it to
-  // spares_. On failure deletes what it wrote. REQUIRES: mu_ not held.
-  absl::Status PrepareSpare();
+  // spares_. On failure deletes what it wrote.
+  absl::Status PrepareSpare() ABSL_LOCKS_EXCLUDED(mu_);
   // PrepareSpare; on failure stops using spares (counted in stats). A full
   // disk (ResourceExhausted) only ends preallocation: records go on until
   // their own writes fail. Any other error is returned, and the caller
   // poisons the instance as for any failed write.
-  absl::Status PrepareSpareOrGiveUp();
-  std::optional<Spare> TakeSpare();
+  absl::Status PrepareSpareOrGiveUp() ABSL_LOCKS_EXCLUDED(mu_);
+  std::optional<Spare> TakeSpare() ABSL_LOCKS_EXCLUDED(mu_);
   // An empty file under a fresh spare name, for CreateInSpare to fill.
-  absl::StatusOr<Spare> NewEmptySpare();
+  absl::StatusOr<Spare> NewEmptySpare() ABSL_LOCKS_EXCLUDED(mu_);
   // Creates `seg` by writing `header` into `spare` (synced), renaming it to the
   // segment's name and syncing the directory. As the I/O token holder. If the
   // Env cannot write in place, sets *unsupported, stops using spares (deleting
@@ -390,9 +454,10 @@ class SegmentedWal::Impl {
   absl::Status CreateInSpare(Segment* seg, const Spare& spare,
                              const std::string& header,
                              std::vector<uint64_t>* sync_micros,
-                             bool* unsupported, bool publish = true);
-  void StartSpareThread();
-  void SpareThreadMain();
+                             bool* unsupported, bool publish = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
+  void StartSpareThread() ABSL_LOCKS_EXCLUDED(mu_);
+  void SpareThreadMain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Background sealing (SegmentedWalOptions::background_sealing and
   // max_seals_in_flight). At a roll whose next segment starts in a spare, the
@@ -449,15 +514,16 @@ class SegmentedWal::Impl {
     }
     return poisoned_;
   }
-  void SealerMain();
+  void SealerMain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Recovery helpers.
   absl::Status Quarantine(const std::vector<std::string>& names);
-  absl::Status CreateSegmentFileNow(uint64_t first_lsn);
-  absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg);
+  absl::Status CreateSegmentFileNow(uint64_t first_lsn) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the recovered last segment of an encrypted WAL (or of one that is
   // to become encrypted) and starts a new segment after it.
-  absl::Status RetireRecoveredTail();
+  absl::Status RetireRecoveredTail() ABSL_LOCKS_EXCLUDED(mu_);
 
   const SegmentedWalOptions options_;
   Env* const env_;
@@ -474,7 +540,10 @@ class SegmentedWal::Impl {
   uint64_t staged_last_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<IoOp> ops_ ABSL_GUARDED_BY(mu_);
   uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The I/O token (IoToken): io_busy_ says it is taken; io_token_ is the
+  // capability the analysis tracks.
   bool io_busy_ ABSL_GUARDED_BY(mu_) = false;
+  IoToken io_token_;
   absl::Status poisoned_ ABSL_GUARDED_BY(mu_);
   // Open could read the log but not prepare it for appending (see
   // RecoveryReport::read_only_reason): reads work, writes return poisoned_.
@@ -709,7 +778,7 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
 
 absl::Status SegmentedWal::Impl::RunQueuedLocked(
     bool sync, const std::function<absl::Status()>& first) {
-  io_busy_ = true;
+  AcquireIoTokenLocked();
   std::deque<IoOp> ops;
   ops.swap(ops_);
   queued_bytes_ = 0;
@@ -770,6 +839,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   };
   for (IoOp& op : ops) {
     Segment* seg = op.segment.get();
+    Segment::FileState& io = seg->io(io_token_);
     switch (op.kind) {
       case IoOp::kCreate: {
         if (handoff.has_value()) {
@@ -789,25 +859,25 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             }
             spare = Spare{SparePath(id), 0};
             auto file =
-                OpenSegmentForWrite(spare->path, std::nullopt, &seg->direct);
+                OpenSegmentForWrite(spare->path, std::nullopt, &io.direct);
             s = file.status();
             if (s.ok()) s = (*file)->Append(op.data);
             if (s.ok()) s = (*file)->Flush();
-            if (s.ok()) seg->file = *std::move(file);
+            if (s.ok()) io.file = *std::move(file);
             s = Annotate(s, "creating segment " + seg->path + " as " +
                                 spare->path);
           }
           if (!s.ok()) break;
           if (!unsupported) {
             // A second handle on the new file, for the sealer to sync its
-            // header with (the appends go on through seg->file meanwhile).
+            // header with (the appends go on through io.file meanwhile).
             // An Env that cannot reopen files: sync the header here.
             auto sync_handle =
                 env_->ReopenWritableFile(spare->path, op.data.size());
             if (sync_handle.ok()) {
               handoff->next_sync = *std::move(sync_handle);
             } else if (absl::IsUnimplemented(sync_handle.status())) {
-              s = timed_sync(seg->file.get());
+              s = timed_sync(io.file.get());
             } else {
               s = sync_handle.status();
             }
@@ -866,14 +936,14 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           s = CreateInSpare(seg, *empty, op.data, &sync_micros, &unsupported);
           if (!unsupported) break;
         }
-        auto file = OpenSegmentForWrite(seg->path, std::nullopt, &seg->direct);
+        auto file = OpenSegmentForWrite(seg->path, std::nullopt, &io.direct);
         if (!file.ok()) {
           s = Annotate(file.status(), "creating segment " + seg->path);
           break;
         }
-        seg->file = std::move(*file);
-        s = seg->file->Append(op.data);
-        if (s.ok()) s = timed_sync(seg->file.get());
+        io.file = std::move(*file);
+        s = io.file->Append(op.data);
+        if (s.ok()) s = timed_sync(io.file.get());
         if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
         if (s.ok()) s = env_->SyncDir(options_.wal_dir);
         if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
@@ -881,22 +951,22 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         break;
       }
       case IoOp::kWrite:
-        s = Annotate(seg->file->Append(op.data),
+        s = Annotate(io.file->Append(op.data),
                      "writing records to " + seg->path);
-        seg->unsynced = true;
+        io.unsynced = true;
         if (s.ok()) SEGWAL_KILL_POINT("Write:AfterAppend");
         // (O_DIRECT writes need no write-back.)
-        if (s.ok() && !seg->direct &&
+        if (s.ok() && !io.direct &&
             options_.bytes_per_sync > 0 &&
-            op.end_size - seg->range_synced >= options_.bytes_per_sync) {
+            op.end_size - io.range_synced >= options_.bytes_per_sync) {
           // Start write-back now, so the Sync that seals a 64 MiB segment
           // does not have to write it all at once.
-          s = Annotate(seg->file->Flush(), "flushing " + seg->path);
+          s = Annotate(io.file->Flush(), "flushing " + seg->path);
           if (s.ok()) {
-            s = Annotate(seg->file->RangeSync(seg->range_synced, 0),
+            s = Annotate(io.file->RangeSync(io.range_synced, 0),
                          "starting write-back of " + seg->path);
           }
-          seg->range_synced = op.end_size;
+          io.range_synced = op.end_size;
         }
         break;
       case IoOp::kSeal: {
@@ -911,18 +981,18 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
             port::MutexLock l(&mu_);
             s = WaitForSealRoomLocked();
           }
-          if (s.ok()) s = seg->file->Append(op.data);
+          if (s.ok()) s = io.file->Append(op.data);
           if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
-          if (s.ok()) s = seg->file->Flush();
+          if (s.ok()) s = io.file->Flush();
           s = Annotate(s, "sealing segment " + seg->path);
           if (s.ok()) {
-            seg->unsynced = false;
+            io.unsynced = false;
             handoff.emplace();
             handoff->sealed = op.segment;
-            handoff->file = std::move(seg->file);
+            handoff->file = std::move(io.file);
             handoff->end_size = op.end_size;
             handoff->last_lsn = op.last_lsn;
-            handoff->cut = seg->in_spare || seg->direct;
+            handoff->cut = io.in_spare || io.direct;
             handoff_done_index = done.size();
           }
           break;
@@ -932,29 +1002,29 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           s = WaitForSealLocked();
         }
         if (!s.ok()) break;
-        if (seg->in_spare) {
+        if (io.in_spare) {
           // The footer must end the file (readers find it from the end): cut
           // the rest of the spare first. The sync below covers the new size.
-          s = seg->file->Flush();
+          s = io.file->Flush();
           if (s.ok()) {
             s = env_->TruncateFile(seg->path, op.end_size - op.data.size());
           }
         }
-        if (s.ok()) s = seg->file->Append(op.data);
+        if (s.ok()) s = io.file->Append(op.data);
         if (s.ok()) SEGWAL_KILL_POINT("Seal:AfterFooterWrite");
-        if (s.ok() && seg->direct) {
+        if (s.ok() && io.direct) {
           // The footer's block went out zero-tailed: cut the file after the
           // footer; the sync makes the size durable with it.
-          s = seg->file->Flush();
+          s = io.file->Flush();
           if (s.ok()) s = env_->TruncateFile(seg->path, op.end_size);
         }
-        if (s.ok()) s = timed_sync(seg->file.get());
-        if (s.ok()) s = seg->file->Close();
+        if (s.ok()) s = timed_sync(io.file.get());
+        if (s.ok()) s = io.file->Close();
         if (s.ok()) SEGWAL_KILL_POINT("Roll:BetweenSealAndCreate");
         s = Annotate(s, "sealing segment " + seg->path);
         if (s.ok()) {
-          seg->file.reset();
-          seg->unsynced = false;
+          io.file.reset();
+          io.unsynced = false;
           sealed_durable = op.last_lsn;
         }
         break;
@@ -975,13 +1045,14 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
     port::MutexLock l(&mu_);
     s = WaitForSealLocked();
   }
-  if (s.ok() && active->file != nullptr) {
-    if (sync && active->unsynced) {
+  Segment::FileState& active_io = active->io(io_token_);
+  if (s.ok() && active_io.file != nullptr) {
+    if (sync && active_io.unsynced) {
       SEGWAL_KILL_POINT("Sync:BeforeFsync");
-      s = Annotate(timed_sync(active->file.get()), "syncing " + active->path);
-      if (s.ok()) active->unsynced = false;
+      s = Annotate(timed_sync(active_io.file.get()), "syncing " + active->path);
+      if (s.ok()) active_io.unsynced = false;
     } else if (!sync) {
-      s = Annotate(active->file->Flush(), "flushing " + active->path);
+      s = Annotate(active_io.file->Flush(), "flushing " + active->path);
     }
   }
   port::MutexLock l(&mu_);
@@ -1260,10 +1331,11 @@ absl::StatusOr<SegmentedWal::Impl::Spare> SegmentedWal::Impl::NewEmptySpare() {
 absl::Status SegmentedWal::Impl::CreateInSpare(
     Segment* seg, const Spare& spare, const std::string& header,
     std::vector<uint64_t>* sync_micros, bool* unsupported, bool publish) {
+  Segment::FileState& io = seg->io(io_token_);
   // The header is durable before the segment's name exists, so the name never
   // reaches stale bytes at offset 0 (FORMAT.md, "Spare files").
   auto file = publish ? env_->ReopenWritableFile(spare.path, 0)
-                      : OpenSegmentForWrite(spare.path, 0, &seg->direct);
+                      : OpenSegmentForWrite(spare.path, 0, &io.direct);
   if (absl::IsUnimplemented(file.status())) {
     *unsupported = true;
     std::deque<Spare> rest;
@@ -1283,8 +1355,8 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
     // The sealer syncs the header before it names the file (SealerMain).
     s = (*file)->Flush();
     if (s.ok()) {
-      seg->file = *std::move(file);
-      seg->in_spare = true;
+      io.file = *std::move(file);
+      io.in_spare = true;
       port::MutexLock l(&mu_);
       seg->spare_size = spare.size;
     }
@@ -1298,12 +1370,12 @@ absl::Status SegmentedWal::Impl::CreateInSpare(
   if (s.ok()) s = env_->SyncDir(options_.wal_dir);
   if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
   if (s.ok()) {
-    auto reopened = OpenSegmentForWrite(seg->path, header.size(), &seg->direct);
+    auto reopened = OpenSegmentForWrite(seg->path, header.size(), &io.direct);
     s = reopened.status();
-    if (s.ok()) seg->file = *std::move(reopened);
+    if (s.ok()) io.file = *std::move(reopened);
   }
   if (s.ok()) {
-    seg->in_spare = true;
+    io.in_spare = true;
     port::MutexLock l(&mu_);
     seg->spare_size = spare.size;
   }
@@ -1874,6 +1946,7 @@ absl::Status SegmentedWal::Impl::CreateSegmentFileNow(uint64_t first_lsn) {
 }
 
 absl::Status SegmentedWal::Impl::OpenTailForAppend(std::shared_ptr<Segment> seg) {
+  Segment::FileState& io = seg->io(io_token_);
   auto file = env_->NewAppendableFile(seg->path);
   if (!file.ok()) return Annotate(file.status(), "reopening " + seg->path);
   // use_direct_io: O_DIRECT appends start on a block boundary. A padded
@@ -1912,10 +1985,10 @@ absl::Status SegmentedWal::Impl::OpenTailForAppend(std::shared_ptr<Segment> seg)
       s = (*file)->Close();
       if (!s.ok()) return Annotate(s, "reopening recovered tail " + seg->path);
       *file = *std::move(reopened);
-      seg->direct = true;
+      io.direct = true;
     }
   }
-  seg->file = std::move(*file);
+  io.file = std::move(*file);
   return absl::OkStatus();
 }
 
@@ -1931,7 +2004,11 @@ absl::Status SegmentedWal::Impl::RetireRecoveredTail() {
     // subkey before the crash: rewrite the file with a fresh salt.
     return CreateSegmentFileNow(tail->first_lsn);
   }
-  absl::Status s = OpenTailForAppend(tail);  // makes the recovered bytes durable
+  absl::Status s;
+  {
+    IoTokenHold token(this);
+    s = OpenTailForAppend(tail);  // makes the recovered bytes durable
+  }
   if (!s.ok()) return s;
   port::MutexLock l(&mu_);
   durable_lsn_ = tail->framed_last_lsn;  // the footer frame carries it
@@ -1940,9 +2017,11 @@ absl::Status SegmentedWal::Impl::RetireRecoveredTail() {
     // (recovery reads such a segment in the middle of the log).
     tail->sealed = true;  // closed and durable: TruncateBefore may delete it
     // Nothing is queued: this only closes the file, as the token holder.
-    s = RunQueuedLocked(/*sync=*/false, [&tail] {
-      absl::Status st = tail->file->Close();
-      tail->file.reset();
+    s = RunQueuedLocked(/*sync=*/false, [this, &tail] {
+      io_token_.AssertHeld();
+      Segment::FileState& io = tail->io(io_token_);
+      absl::Status st = io.file->Close();
+      io.file.reset();
       return Annotate(st, "closing recovered tail " + tail->path);
     });
     if (!s.ok()) return s;
@@ -1990,11 +2069,15 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
   } else {
     RollLocked();  // seal the active segment; the next one uses the new key
   }
-  absl::Status s = RunQueuedLocked(/*sync=*/true, [&replaced] {
+  absl::Status s = RunQueuedLocked(/*sync=*/true, [this, &replaced] {
+    io_token_.AssertHeld();
     absl::Status st;
-    if (replaced != nullptr && replaced->file != nullptr) {
-      st = Annotate(replaced->file->Close(), "closing " + replaced->path);
-      replaced->file.reset();
+    if (replaced != nullptr) {
+      Segment::FileState& io = replaced->io(io_token_);
+      if (io.file != nullptr) {
+        st = Annotate(io.file->Close(), "closing " + replaced->path);
+        io.file.reset();
+      }
     }
     return st;
   });
@@ -2275,6 +2358,7 @@ absl::Status SegmentedWal::Impl::Recover() {
     // direct I/O, to one that cannot hold padding frames.
     s = RetireRecoveredTail();
   } else {
+    IoTokenHold token(this);
     s = OpenTailForAppend(segs.back());
   }
   port::MutexLock l(&mu_);
@@ -2313,18 +2397,20 @@ SegmentedWal::Impl::~Impl() {
   }
   sealer_cv_.SignalAll();
   if (sealer_thread_.joinable()) sealer_thread_.join();
+  IoTokenHold token(this);  // every thread that could hold it has ended
   port::MutexLock l(&mu_);
   for (auto& seg : segments_) {
-    if (seg->file != nullptr && seg->in_spare && poisoned_.ok() &&
-        seg->file->Flush().ok()) {
+    Segment::FileState& io = seg->io(io_token_);
+    if (io.file != nullptr && io.in_spare && poisoned_.ok() &&
+        io.file->Flush().ok()) {
       // Leave no spare bytes after the last record of a cleanly closed log
       // (not synced: Close is not a sync, and a crash leaves zeros or stale
       // bytes that recovery cuts as it always does).
       (void)env_->TruncateFile(seg->path, seg->readable_size);
     }
-    if (seg->file != nullptr) {
-      (void)seg->file->Close();
-      seg->file.reset();
+    if (io.file != nullptr) {
+      (void)io.file->Close();
+      io.file.reset();
     }
   }
   if (lock_ != nullptr) (void)env_->UnlockFile(std::move(lock_));
