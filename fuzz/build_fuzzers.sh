@@ -29,6 +29,7 @@ fi
 LIB_SRCS=(
   wal/format.cc wal/payload_codec.cc wal/segment_reader.cc wal/segmented_wal.cc
   wal/recovery_scan.cc wal/segment_iterator.cc wal/parallel_replay.cc
+  wal/io_token.cc wal/group_commit.cc wal/spare_files.cc wal/seal_queue.cc wal/recovery.cc
   wal/wal_inspector.cc wal/wal_stats.cc wal/kill_point.cc
   crypto/crc32c.cc crypto/key_ring.cc crypto/segment_cipher.cc
   env/env.cc env/posix_env.cc env/mem_env.cc

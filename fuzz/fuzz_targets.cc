@@ -503,7 +503,7 @@ Verdict RecordVerdict(Verdict::Kind kind, std::string file, uint64_t offset) {
 }
 
 // Parses "<kind> at <file> offset <n> (LSN ...": Open's DataLoss for damage
-// it will not repair (segmented_wal.cc, Recover). nullopt for other errors.
+// it will not repair (wal/recovery.cc, Recover). nullopt for other errors.
 std::optional<Verdict> ParseOpenError(absl::string_view msg) {
   Verdict::Kind kind;
   if (absl::ConsumePrefix(&msg, "torn tail at ")) {
