@@ -4,7 +4,7 @@
 #
 # Bazel here builds with gcc, which has no libFuzzer, so this script compiles the
 # library sources the targets need directly (the list below mirrors the srcs of
-# //wal:wal, //crypto:{crc32c,key_ring,segment_cipher}, //env:{env,mem_env},
+# //wal:{wal,segment_format,recovery_scan,wal_inspector}, //crypto:{crc32c,key_ring,segment_cipher}, //env:{env,mem_env},
 # //kv:resp: add a
 # file here when one is added there) and links the system libraries the
 # third_party/system BUILD files name. Objects are rebuilt only when a source or
@@ -29,13 +29,15 @@ fi
 
 LIB_SRCS=(
   wal/format.cc wal/payload_codec.cc wal/segment_reader.cc wal/segmented_wal.cc
-  wal/wal_stats.cc wal/kill_point.cc
+  wal/recovery_scan.cc wal/segment_iterator.cc wal/parallel_replay.cc
+  wal/io_token.cc wal/group_commit.cc wal/spare_files.cc wal/seal_queue.cc wal/recovery.cc
+  wal/wal_inspector.cc wal/wal_stats.cc wal/kill_point.cc
   crypto/crc32c.cc crypto/key_ring.cc crypto/segment_cipher.cc
   env/env.cc env/posix_env.cc env/mem_env.cc
   kv/resp.cc
   fuzz/fuzz_targets.cc fuzz/resp_parser_target.cc
 )
-TARGETS=(segment_reader footer_decoder open_directory key_file resp_parser)
+TARGETS=(segment_reader footer_decoder open_directory key_file recovery_verdict resp_parser)
 
 CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I. -I/usr/include/android
   -msse4.2 -mpclmul -DSEGWAL_CRC32C_HAVE_ISAL

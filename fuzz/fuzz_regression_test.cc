@@ -30,6 +30,7 @@ const Target kTargets[] = {
     {"footer_decoder", FooterDecoderTarget},
     {"open_directory", OpenDirectoryTarget},
     {"key_file", KeyFileTarget},
+    {"recovery_verdict", RecoveryVerdictTarget},
     {"resp_parser", RespParserTarget},
 };
 

@@ -11,12 +11,15 @@
 #include <optional>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "crypto/crc32c.h"
 #include "env/mem_env.h"
 #include "wal/format.h"
 #include "wal/segment_reader.h"
 #include "wal/segmented_wal.h"
+#include "wal/wal_inspector.h"
 
 // A broken promise: abort, so libFuzzer (and the regression test) report it.
 #define FUZZ_CHECK(cond, what)                                          \
@@ -74,6 +77,44 @@ void WriteFile(Env* env, const std::string& path, const std::string& bytes) {
   FUZZ_CHECK(f.ok(), f.status().ToString());
   FUZZ_CHECK((*f)->Append(bytes).ok(), "MemEnv append");
   FUZZ_CHECK((*f)->Close().ok(), "MemEnv close");
+}
+
+// Writes the segment files of an OpenDirectoryTarget input into dir.
+void WriteDirectoryInput(Env* env, const std::string& dir, const uint8_t* data,
+                         size_t size) {
+  const uint8_t options = data[0];
+  FUZZ_CHECK(env->CreateDirIfMissing(dir).ok(), "mkdir");
+  size_t pos = 1;
+  for (int i = 0; i < 8 && pos + 2 <= size; ++i) {
+    uint16_t n;
+    memcpy(&n, data + pos, 2);
+    pos += 2;
+    n = static_cast<uint16_t>(std::min<size_t>(n, size - pos));
+    std::string file(reinterpret_cast<const char*>(data + pos), n);
+    pos += n;
+    if (options & 4) FixChecksums(&file, true, true);
+    uint64_t lsn = static_cast<uint64_t>(i) * 1000 + 1;
+    if (file.size() >= 24) lsn = wal_format::DecodeFixed64(file.data() + 16);
+    WriteFile(env, dir + "/" + wal_format::SegmentFileName(lsn), file);
+  }
+}
+
+// The options an OpenDirectoryTarget input's options byte asks for.
+SegmentedWalOptions DirectoryOptions(Env* env, const std::string& dir,
+                                     uint8_t options, RecoveryMode mode) {
+  SegmentedWalOptions o;
+  o.wal_dir = dir;
+  o.env = env;
+  o.recovery_mode = mode;
+  o.segment_target_size = 2048;
+  o.write_buffer_size = 512;
+  o.background_preallocation = false;  // no thread per input
+  o.background_sealing = false;
+  o.max_record_size = kMaxRecordSize;
+  if (options & 8) o.encryption_ring = FuzzKeyRing();
+  if (options & 16) o.compression = Compression::kSnappy;
+  if (options & 32) o.use_direct_io = true;
+  return o;
 }
 
 }  // namespace
@@ -295,32 +336,8 @@ int OpenDirectoryTarget(const uint8_t* data, size_t size) {
   }
   std::unique_ptr<Env> env = NewMemEnv();
   const std::string dir = "/w";
-  FUZZ_CHECK(env->CreateDirIfMissing(dir).ok(), "mkdir");
-  size_t pos = 1;
-  for (int i = 0; i < 8 && pos + 2 <= size; ++i) {
-    uint16_t n;
-    memcpy(&n, data + pos, 2);
-    pos += 2;
-    n = static_cast<uint16_t>(std::min<size_t>(n, size - pos));
-    std::string file(reinterpret_cast<const char*>(data + pos), n);
-    pos += n;
-    if (options & 4) FixChecksums(&file, true, true);
-    uint64_t lsn = static_cast<uint64_t>(i) * 1000 + 1;
-    if (file.size() >= 24) lsn = wal_format::DecodeFixed64(file.data() + 16);
-    WriteFile(env.get(), dir + "/" + wal_format::SegmentFileName(lsn), file);
-  }
-  SegmentedWalOptions o;
-  o.wal_dir = dir;
-  o.env = env.get();
-  o.recovery_mode = mode;
-  o.segment_target_size = 2048;
-  o.write_buffer_size = 512;
-  o.background_preallocation = false;  // no thread per input
-  o.background_sealing = false;
-  o.max_record_size = kMaxRecordSize;
-  if (options & 8) o.encryption_ring = FuzzKeyRing();
-  if (options & 16) o.compression = Compression::kSnappy;
-  if (options & 32) o.use_direct_io = true;
+  WriteDirectoryInput(env.get(), dir, data, size);
+  SegmentedWalOptions o = DirectoryOptions(env.get(), dir, options, mode);
 
   const auto before = Snapshot(env.get(), dir);
   auto wal = SegmentedWal::Open(o);
@@ -442,6 +459,177 @@ int KeyFileTarget(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!private_file || !from_bytes.ok(),
                absl::StrCat("refused a private 32-byte key file: ",
                             from_file.status().ToString()));
+  }
+  return 0;
+}
+
+
+// ---------------------------------------------------------------------------
+// The differential check of recovery's rule (wal/recovery_scan.h): the
+// inspector's first problem and Open's verdict in each mode agree.
+
+namespace {
+
+// The first damage one side found.
+struct Verdict {
+  enum Kind {
+    kClean,
+    kTornTail,
+    kCorruption,
+    // Damage outside the records (segment header, name, chain, footer read
+    // ahead): both sides must see *something*; where and what is theirs.
+    kOther,
+  };
+  Kind kind = kClean;
+  std::string file;
+  uint64_t offset = 0;
+
+  std::string ToString() const {
+    static const char* const kNames[] = {"clean", "torn tail", "corruption",
+                                         "other damage"};
+    if (kind == kClean) return kNames[kind];
+    return absl::StrCat(kNames[kind], " at ", file, " offset ", offset);
+  }
+};
+
+// A verdict on the records of a segment: a kind at an offset past the
+// header. Header-level findings are kOther on both sides.
+Verdict RecordVerdict(Verdict::Kind kind, std::string file, uint64_t offset) {
+  Verdict v;
+  v.kind = offset < kSegmentHeaderSize ? Verdict::kOther : kind;
+  v.file = std::move(file);
+  v.offset = offset;
+  return v;
+}
+
+// Parses "<kind> at <file> offset <n> (LSN ...": Open's DataLoss for damage
+// it will not repair (wal/recovery.cc, Recover). nullopt for other errors.
+std::optional<Verdict> ParseOpenError(absl::string_view msg) {
+  Verdict::Kind kind;
+  if (absl::ConsumePrefix(&msg, "torn tail at ")) {
+    kind = Verdict::kTornTail;
+  } else if (absl::ConsumePrefix(&msg, "corruption at ")) {
+    kind = Verdict::kCorruption;
+  } else {
+    return std::nullopt;
+  }
+  const size_t at = msg.find(" offset ");
+  if (at == absl::string_view::npos) return std::nullopt;
+  const std::string file(msg.substr(0, at));
+  msg.remove_prefix(at + 8);
+  uint64_t offset = 0;
+  size_t digits = 0;
+  while (digits < msg.size() && msg[digits] >= '0' && msg[digits] <= '9') {
+    offset = offset * 10 + static_cast<uint64_t>(msg[digits] - '0');
+    ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  return RecordVerdict(kind, file, offset);
+}
+
+// Open's verdict from what it reported (its first damage drop).
+Verdict OpenVerdict(const RecoveryReport& report) {
+  for (const RecoveryDrop& d : report.drops) {
+    const absl::string_view r = d.reason;
+    if (absl::StartsWith(r, "zero fill")) continue;  // a clean end
+    if (absl::StartsWith(r, "torn tail: ")) {
+      return RecordVerdict(Verdict::kTornTail, d.file, d.offset);
+    }
+    if (absl::StartsWith(r, "corruption: ") ||
+        absl::StartsWith(r, "skipped damaged bytes") ||
+        absl::StartsWith(r, "skipped corruption: ")) {
+      return RecordVerdict(Verdict::kCorruption, d.file, d.offset);
+    }
+    if (absl::StartsWith(r, "skipped torn tail: ")) {
+      return RecordVerdict(Verdict::kTornTail, d.file, d.offset);
+    }
+    Verdict v;  // torn creation, quarantined segments
+    v.kind = Verdict::kOther;
+    v.file = d.file;
+    v.offset = d.offset;
+    return v;
+  }
+  return Verdict();
+}
+
+Verdict InspectorVerdict(const WalProblem& p) {
+  switch (p.kind) {
+    case WalProblem::Kind::kTornTail:
+      return RecordVerdict(Verdict::kTornTail, p.file, p.offset);
+    case WalProblem::Kind::kCorruption:
+      return RecordVerdict(Verdict::kCorruption, p.file, p.offset);
+    default: {
+      Verdict v;
+      v.kind = Verdict::kOther;
+      v.file = p.file;
+      v.offset = p.offset;
+      return v;
+    }
+  }
+}
+
+bool Agree(const Verdict& a, const Verdict& b) {
+  if (a.kind == Verdict::kOther || b.kind == Verdict::kOther) {
+    return (a.kind == Verdict::kClean) == (b.kind == Verdict::kClean);
+  }
+  if (a.kind != b.kind) return false;
+  return a.kind == Verdict::kClean || (a.file == b.file && a.offset == b.offset);
+}
+
+}  // namespace
+
+int RecoveryVerdictTarget(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const uint8_t options = data[0];
+  const std::string dir = "/w";
+
+  std::unique_ptr<Env> pristine = NewMemEnv();
+  WriteDirectoryInput(pristine.get(), dir, data, size);
+  InspectOptions io;
+  io.env = pristine.get();
+  io.max_record_size = kMaxRecordSize;
+  std::vector<WalEncryptionKey> keys;
+  if (options & 8) keys.push_back(FuzzKeyRing().current());
+  io.keys = &keys;
+  auto inspection = InspectWal(dir, io);
+  if (!inspection.ok()) return 0;  // no segment file: nothing to compare
+  const WalInspection& in = *inspection;
+  const Verdict inspected = in.problems.empty()
+                                ? Verdict()
+                                : InspectorVerdict(in.problems.front());
+  // kTolerateCorruptedTail reads only the footers of the segments before the
+  // last: compare there only when the inspector found nothing before it.
+  bool only_in_last = true;
+  for (const WalProblem& p : in.problems) {
+    if (p.file != in.segments.back().path) only_in_last = false;
+  }
+
+  static constexpr RecoveryMode kModes[] = {
+      RecoveryMode::kTolerateCorruptedTail, RecoveryMode::kAbsoluteConsistency,
+      RecoveryMode::kPointInTimeRecovery,
+      RecoveryMode::kSkipAnyCorruptedRecords};
+  for (RecoveryMode mode : kModes) {
+    if (mode == RecoveryMode::kTolerateCorruptedTail && !only_in_last) {
+      continue;
+    }
+    std::unique_ptr<Env> env = NewMemEnv();
+    WriteDirectoryInput(env.get(), dir, data, size);
+    auto wal = SegmentedWal::Open(DirectoryOptions(env.get(), dir, options, mode));
+    Verdict opened;
+    if (wal.ok()) {
+      opened = OpenVerdict((*wal)->recovery_report());
+    } else if (!absl::IsDataLoss(wal.status())) {
+      continue;  // a missing key, an unsupported version: not a verdict
+    } else if (auto v = ParseOpenError(wal.status().message())) {
+      opened = *v;
+    } else {
+      opened.kind = Verdict::kOther;
+    }
+    FUZZ_CHECK(Agree(inspected, opened),
+               absl::StrCat("recovery mode ", static_cast<int>(mode),
+                            ": the inspector says ", inspected.ToString(),
+                            ", Open says ", opened.ToString(),
+                            wal.ok() ? "" : absl::StrCat(" (", wal.status().ToString(), ")")));
   }
   return 0;
 }

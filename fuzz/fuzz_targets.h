@@ -16,6 +16,8 @@
 //   KeyFileTarget        options (file mode), then the key file's bytes.
 //   RespParserTarget     options (limits, chunking), then a client's byte
 //                        stream to segkv_server (fuzz/resp_parser_target.cc).
+//   RecoveryVerdictTarget  as OpenDirectoryTarget (its mode bits unused: every
+//                        recovery mode is run).
 //
 // Thread safety: each call is independent.
 
@@ -43,6 +45,11 @@ int FooterDecoderTarget(const uint8_t* data, size_t size);
 int OpenDirectoryTarget(const uint8_t* data, size_t size);
 int KeyFileTarget(const uint8_t* data, size_t size);
 int RespParserTarget(const uint8_t* data, size_t size);
+// The differential check of the torn-tail/corruption rule: the inspector
+// (wal_inspector.h) and Open in each of the four recovery modes, each over a
+// fresh copy of the same directory, must name the same first damage (clean,
+// torn tail or corruption; same file and offset) where both look at it.
+int RecoveryVerdictTarget(const uint8_t* data, size_t size);
 
 // The fixed key the seed corpora's encrypted segments are written with.
 KeyRing FuzzKeyRing();

@@ -24,12 +24,13 @@ fuzz/build_fuzzers.sh || exit 1
 
 total=0
 crashes=0
-for t in segment_reader footer_decoder open_directory key_file resp_parser; do
+for t in segment_reader footer_decoder open_directory key_file recovery_verdict resp_parser; do
   rm -rf "$OUT/crashes/$t"
   mkdir -p "$OUT/corpus/$t" "$OUT/crashes/$t"
   log="$OUT/$t.log"
   max_len=4096
   [ "$t" = open_directory ] && max_len=32768
+  [ "$t" = recovery_verdict ] && max_len=32768
   [ "$t" = segment_reader ] && max_len=8192
   "$OUT/${t}_fuzzer" "${SEED_FLAG[@]}" -max_total_time="$SECONDS_EACH" -max_len="$max_len" \
     -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \

@@ -73,7 +73,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr bool kSanitized = SEGWAL_DRIVER_SANITIZED != 0;
 
-// The kill points of wal/segmented_wal.cc, for runs restricted to one.
+// The kill points of the WAL (SEGWAL_KILL_POINT in wal/*.cc), for runs
+// restricted to one.
 const char* const kKillPoints[] = {
     "Create:BeforeSyncDir", "Create:AfterSyncDir",   "Write:AfterAppend",
     "Seal:BeforeFooter",    "Seal:AfterFooterWrite", "Roll:BetweenSealAndCreate",

@@ -423,7 +423,9 @@ TEST(CompressionTest, UnknownCompressionValueIsInvalidArgument) {
 // ---------------------------------------------------------------------------
 // Rings: set, rotate, keep across rolls and reopen.
 
-// LESSONS.md: the previous key must survive size-triggered rolls and reopen.
+// The ring (and its previous key) is kept across size-triggered rolls and
+// passed again at reopen (wal/FORMAT.md, "Keys: the ring, rotation, missing
+// keys"): every record stays readable.
 TEST(RotationTest, RotateRollTwiceReopenReplaysAll) {
   auto env = NewMemEnv();
   Random rnd(3);

@@ -26,7 +26,7 @@
 #include "crypto/key_ring.h"
 #include "crypto/segment_cipher.h"
 #include "wal/format.h"
-#include "wal/segmented_wal.h"
+#include "wal/wal_record.h"
 
 namespace segwal {
 

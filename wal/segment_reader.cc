@@ -22,11 +22,10 @@ bool IsReadError(const absl::Status& s) {
   return !s.ok() && s.GetPayload(kReadErrorPayload).has_value();
 }
 
-SegmentReader::SegmentReader(Env* env, std::string path,
+SegmentReader::SegmentReader(std::string path,
                              std::unique_ptr<RandomAccessFile> f,
                              uint64_t limit, uint64_t max_record_size)
-    : env_(env),
-      path_(std::move(path)),
+    : path_(std::move(path)),
       file_(std::move(f)),
       limit_(limit),
       max_record_size_(max_record_size),
@@ -42,7 +41,7 @@ absl::StatusOr<std::unique_ptr<SegmentReader>> SegmentReader::Open(
   auto file = env->NewRandomAccessFile(path);
   if (!file.ok()) return file.status();
   std::unique_ptr<SegmentReader> r(new SegmentReader(
-      env, path, std::move(*file), limit, max_record_size));
+      path, std::move(*file), limit, max_record_size));
   absl::string_view head;
   absl::Status s = r->Fetch(0, kSegmentHeaderSize, &head);
   if (!s.ok()) return s;

@@ -21,7 +21,7 @@
 #include "env/env.h"
 #include "wal/format.h"
 #include "wal/payload_codec.h"
-#include "wal/segmented_wal.h"
+#include "wal/wal_record.h"
 
 namespace segwal {
 
@@ -109,7 +109,7 @@ class SegmentReader {
                                              wal_format::RecordHeader* header);
 
  private:
-  SegmentReader(Env* env, std::string path, std::unique_ptr<RandomAccessFile> f,
+  SegmentReader(std::string path, std::unique_ptr<RandomAccessFile> f,
                 uint64_t limit, uint64_t max_record_size);
   // Returns up to n bytes at offset (fewer only at `limit`); the view stays
   // valid until the next Fetch.
@@ -120,7 +120,6 @@ class SegmentReader {
   bool ValidFrameAt(uint64_t offset, wal_format::RecordHeader* header,
                     absl::string_view* payload);
 
-  Env* env_;
   std::string path_;
   std::unique_ptr<RandomAccessFile> file_;
   uint64_t limit_;

@@ -39,28 +39,9 @@
 #include "absl/strings/string_view.h"
 #include "crypto/key_ring.h"
 #include "env/env.h"
+#include "wal/wal_record.h"  // WalRecord, Compression, RecoveryMode
 
 namespace segwal {
-
-enum class Compression { kNone, kSnappy };
-
-enum class RecoveryMode {
-  // Default. A torn or partial tail after the last good record of the last segment
-  // (bytes never acknowledged durable) is dropped, reported, and cut off the file.
-  // Damage anywhere else (a sealed segment, or bytes a later record proves were
-  // durable) fails Open with DataLoss naming file and offset. Open reads only the
-  // last segment and the footers of the others.
-  kTolerateCorruptedTail,
-  // Any torn or corrupt byte fails Open. Open verifies every record of every segment.
-  kAbsoluteConsistency,
-  // Recovery stops at the first bad record; everything after it is discarded and
-  // reported (the bad segment is cut there; later segments are moved to
-  // `<wal_dir>/quarantine/`, never deleted). Open verifies every segment.
-  kPointInTimeRecovery,
-  // Bad records are skipped and reported; the log continues after them (LSNs of
-  // skipped records are missing from replay). Open verifies every segment.
-  kSkipAnyCorruptedRecords,
-};
 
 struct SegmentedWalOptions {
   std::string wal_dir;
@@ -78,141 +59,93 @@ struct SegmentedWalOptions {
 
   // ---- Beyond the seed API. ----
   // Largest payload Append accepts (InvalidArgument above it). Readers treat a
-  // stored length above this (plus framing overhead) as corruption, so a corrupt
-  // length never causes a huge allocation.
+  // stored length above this (plus framing overhead) as corruption, so a
+  // corrupt length never causes a huge allocation.
   uint64_t max_record_size = 64 << 20;
-  // Framed records are staged in memory and written in chunks of about this size
-  // (no syscall per record). Sync writes whatever is staged.
+  // Framed records are staged in memory and written in chunks of about this
+  // size (no syscall per record). Sync writes whatever is staged. Costs up to
+  // this much memory (and four times it queued behind a slow write before
+  // Append waits).
   size_t write_buffer_size = 1 << 20;
 
-  // Spare segment files (FORMAT.md, "Spare files"). A spare is a file of about
-  // segment_target_size bytes that already exists on the device, so writing a
-  // segment into it overwrites allocated blocks instead of growing the file
-  // (each fdatasync then has no size change to commit). A roll renames a spare
-  // to the new segment's name (header written and synced first); with no spare
-  // ready it creates the segment file as usual. Spares are only an
-  // optimisation: failing to prepare one is counted in WalStats and ends
-  // preallocation for this instance, never fails a write.
-  //
-  // Keep one zero-filled spare (segment_target_size rounded up to 4 KiB, at
-  // most 256 MiB) ready ahead of the next roll. Needs an Env with
-  // ReopenWritableFile (POSIX, MemEnv, FaultInjectionEnv); without it the
-  // first roll finds out and spares stop.
+  // Start segments in spare files: files of about segment_target_size whose
+  // blocks already exist, so a segment's fdatasyncs commit no size change
+  // (FORMAT.md, "Spare files"). Same durability either way; a spare that
+  // cannot be prepared is counted in WalStats and ends preallocation for this
+  // instance, never fails a write. Costs one spare file on disk (zero-filled,
+  // segment_target_size rounded up to 4 KiB, at most 256 MiB). Needs an Env
+  // with ReopenWritableFile (POSIX, MemEnv, FaultInjectionEnv).
   bool preallocate_segments = true;
-  // Prepare spares on a background thread (true), starting once the active
-  // segment is a quarter full, or, for tests that need file operations in a
-  // fixed order (FaultInjectionEnv crash loops from a seed), on the thread
-  // that performs the roll, just before creating the segment (false).
+  // Prepare spares on a background thread (true), or on the thread that
+  // rolls, just before it creates the segment (false: file operations in a
+  // fixed order, for seeded crash tests).
   bool background_preallocation = true;
-  // Segments freed by TruncateBefore that are kept (renamed) as spares instead
-  // of deleted, up to this many; 0 deletes them. Stale bytes of a recycled
-  // segment after its last record read as a torn tail, so recycling is off in
-  // kAbsoluteConsistency (which refuses any torn tail).
+  // Keep up to this many segments freed by TruncateBefore as spares instead
+  // of deleting them; 0 deletes them. Off in kAbsoluteConsistency (a recycled
+  // file's stale bytes read as a torn tail, which that mode refuses).
   size_t recycle_segments = 2;
-  // Write and fdatasync segment files through io_uring (a Sync is then one
-  // linked write+fsync submission), when the Env can (the POSIX Env probes the
-  // kernel once and otherwise falls back to write()/fdatasync(), logging one
-  // line; see env/posix_env.h). Same durability either way. Off by default:
-  // it measured no faster on the machines we have (README, Benchmarks).
+  // Write and fdatasync segment files through io_uring when the Env can (the
+  // POSIX Env probes the kernel once and otherwise falls back to
+  // write()/fdatasync(), logging one line; env/posix_env.h). Same durability
+  // either way. Off by default: no faster on the machines benchmarked
+  // (README, "Benchmarks").
   bool use_io_uring = false;
-  // Group commit under contention. A Sync() that finds no sync running and
-  // nobody waiting writes and syncs on its own thread. Otherwise it queues,
-  // and a group-commit thread (started at the first such Sync) runs one sync
-  // at a time for everyone queued. After each sync it waits up to this long
-  // (and never longer than that sync took) for the callers it just released
-  // to come back with their next records, so that one fsync carries them too
-  // instead of the callers splitting into groups that alternate. It stops
-  // waiting as soon as as many Sync calls arrived as it released. 0: no wait.
+  // Group commit: concurrent Sync() calls share fsyncs; an uncontended Sync
+  // syncs on its own thread. After each shared sync, a group-commit thread
+  // waits up to this long (never longer than that sync took) for the callers
+  // it released to come back, so that one fsync carries their next records
+  // too (wal/README.md). Costs up to this much latency for a contended Sync;
+  // 0: no wait.
   uint64_t group_commit_wait_micros = 100;
-  // Seal full segments off the appending thread. A roll writes the footer and
-  // goes on appending into the next segment, which starts under a spare's
-  // name (a ready spare, or a new file named like one; header synced), while
-  // a sealer thread fdatasyncs the full segment; only after that does it
-  // rename the spare to the new segment's name and sync the directory, so no
-  // segment's name is ever durable before its predecessor is sealed. Sync,
-  // reads and listings wait for a seal in flight. false: the thread that
-  // rolls seals in line (file operations in a fixed order, for seeded crash
+  // Seal full segments on a sealer thread: a roll does not wait for the full
+  // segment's fdatasync (FORMAT.md, "Background sealing"). Same durability:
+  // no segment's name is durable before its predecessor is sealed, and Sync,
+  // reads and listings wait for the seals in flight. false: the rolling
+  // thread seals in line (file operations in a fixed order, for seeded crash
   // tests).
   bool background_sealing = true;
   // With background_sealing: how many full segments may wait for their seal
-  // at once (queued, or the one being sealed) before a roll waits for the
-  // oldest. This is how far unsynced appends may run ahead of the device, in
-  // segments: the appending thread never waits for a seal while the queue has
-  // room, and a seal is a sync of up to segment_target_size bytes. Records of
-  // those segments are no less safe than any unsynced record: a Sync waits for
-  // the whole queue. Each queued seal holds two open files. 1 to 64 (Open
-  // rejects other values with InvalidArgument).
+  // (queued or being sealed) before a roll waits: how far unsynced appends may
+  // run ahead of the device, in segments. Costs two open files per queued
+  // seal; their records are no less safe than any unsynced record (a Sync
+  // waits for the whole queue). 1 to 64 (Open rejects other values with
+  // InvalidArgument).
   size_t max_seals_in_flight = 4;
   // Start write-back (WritableFile::RangeSync: sync_file_range on POSIX) of
   // the active segment after every this many bytes written, as RocksDB's
-  // wal_bytes_per_sync does: a Sync after a long run of unsynced appends then
-  // has less to write at once. 0 (default, as in RocksDB): never; the kernel
-  // writes back on its own schedule. Off by default because sync_file_range
-  // blocks the appending thread whenever the device queue is full (measured:
-  // 13-15 ms stalls, fillseq at half speed; README, Benchmarks).
+  // wal_bytes_per_sync does, so that a Sync after a long run of unsynced
+  // appends has less to write. Same durability. Costs appending-thread stalls
+  // whenever the device queue is full (README, "Benchmarks"). 0 (default, as
+  // in RocksDB): never.
   uint64_t bytes_per_sync = 0;
 
   // Parallel replay. Replay and ReplayFrom (and ReplayFromLimit when
-  // max_records is at least the number of LSNs in the range) split a range of
-  // several segments into contiguous runs of segments balanced by bytes and
-  // decode each run on its own thread, the calling thread taking the first;
-  // the runs are joined in LSN order. Each thread allocates the payloads it
-  // decodes, so faulting in the result memory (what a large replay mostly
-  // spends its time on) is shared out too. The result is exactly that of a
-  // sequential read: the same records in the same order, or, if any run fails,
-  // the error of the earliest failing run (where a sequential read would have
-  // stopped) and no records. Iterators are always sequential.
+  // max_records covers the range) decode a range of several segments on
+  // several threads, in contiguous runs balanced by bytes (wal/README.md).
+  // The result is exactly that of a sequential read: the same records in the
+  // same order, or the error of the earliest failing run and no records.
+  // Iterators are always sequential.
   //
   // Threads a replay may use: 0 = min(hardware threads, 8); 1 = always on
   // the calling thread. At most 64 (Open rejects more with InvalidArgument).
   size_t replay_threads = 0;
-  // A replay uses at most one thread per this many bytes of segments to
-  // decode, so small replays stay on the calling thread: there malloc mostly
-  // hands back memory the previous replay freed, and a second thread measured
-  // no faster below about 16 MiB (README, Benchmarks). 0: as many threads as
-  // there are segments in the range (up to replay_threads), however small.
+  // A replay uses at most one thread per this many bytes of segments, so
+  // small replays stay on the calling thread (where a second thread is no
+  // faster: README, "Benchmarks"). 0: up to one thread per segment.
   uint64_t replay_min_bytes_per_thread = 8 << 20;
 
-  // Write segment files with O_DIRECT (FileOptions::use_direct_io), never
-  // rewriting a block that held a record a Sync acknowledged: every Sync first
-  // frames a *padding frame* (FORMAT.md, "Padding frames") so the synced bytes
-  // end on a 4 KiB boundary, and the next write starts a fresh block. New
-  // segments are marked padded and begin with their header block written
-  // whole (header + padding, 4 KiB). Writes without a sync (an Append that
-  // fills write_buffer_size, Flush, reads, which flush, Close) may end with a
-  // zero-tailed partial block: it holds only unacknowledged records and is
-  // written again as it fills. Sealing cuts the file after the footer and
-  // syncs that.
-  // Costs: up to 4 KiB of padding per Sync (WalStats::padding_bytes: group
-  // commit shares it) plus 4 KiB per segment, and no page cache for the log
-  // (reads go to the device). Reopening: a recovered padded last segment is
-  // padded to its next block boundary (one buffered write, before the sync
-  // that makes its records durable) and appended to with O_DIRECT; an
-  // unpadded one (written without this option) is sealed and a new segment
-  // started. Segments written with this option cannot be read by a segwal
-  // that predates it (FailedPrecondition: unknown segment flags).
-  // If the Env or file system refuses direct I/O (tmpfs, an Env without it:
-  // InvalidArgument or Unimplemented), segments are written through the page
-  // cache instead and stderr gets one line per process saying so;
-  // padding frames are written either way (so the format is the same on
-  // MemEnv and FaultInjectionEnv). WalStats::direct_io says which path is
-  // active. With use_io_uring: direct I/O wins where it is granted.
+  // Write segment files with O_DIRECT, never rewriting a block that held a
+  // record a Sync acknowledged (FORMAT.md, "Padding frames" and "Direct
+  // I/O"). Same durability. Costs up to 4 KiB of padding per Sync
+  // (WalStats::padding_bytes; group commit shares it) plus 4 KiB per
+  // segment, and no page cache for the log (reads go to the device).
+  // Segments written with it cannot be read by a segwal that predates it
+  // (FailedPrecondition: unknown segment flags). If the Env or file system
+  // refuses direct I/O (tmpfs; InvalidArgument or Unimplemented), segments
+  // are written through the page cache, with the same padding, and stderr
+  // gets one line per process; WalStats::direct_io says which path is active.
+  // With use_io_uring: direct I/O wins where it is granted.
   bool use_direct_io = false;
-};
-
-struct WalRecord {
-  uint64_t lsn = 0;
-  uint32_t record_type = 0;
-  uint64_t tenant_id = 0;
-  uint32_t vshard_id = 0;
-  uint64_t database_id = 0;  // 0 = default database
-  std::string payload;
-
-  friend bool operator==(const WalRecord& a, const WalRecord& b) {
-    return a.lsn == b.lsn && a.record_type == b.record_type &&
-           a.tenant_id == b.tenant_id && a.vshard_id == b.vshard_id &&
-           a.database_id == b.database_id && a.payload == b.payload;
-  }
 };
 
 struct TruncateResult {

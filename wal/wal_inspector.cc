@@ -8,11 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/segment_cipher.h"
 #include "wal/payload_codec.h"
+#include "wal/recovery_scan.h"
 #include "wal/segment_reader.h"
 
 namespace segwal {
 
-using wal_format::kRecordHeaderSize;
 using wal_format::kSegmentHeaderSize;
 using wal_format::RecordHeader;
 
@@ -111,6 +111,15 @@ class Inspector {
       return false;
     }
     seg->file_size = *size;
+    // As for Open: no segwal wrote a name outside [1, 2^63] (FORMAT.md,
+    // "Directory").
+    if (seg->name_lsn == 0 || seg->name_lsn > wal_format::kMaxFirstLsn) {
+      AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption, 0, 0,
+                              absl::StrCat("a segment cannot start at LSN ",
+                                           seg->name_lsn,
+                                           " (first LSNs are in [1, 2^63])")));
+      return false;
+    }
     seg->last_lsn = seg->name_lsn - 1;
     seg->end_offset = kSegmentHeaderSize;
     auto reader_or = SegmentReader::Open(env_, seg->path, seg->file_size,
@@ -210,160 +219,84 @@ class Inspector {
     return ReadRecords(seg, reader);
   }
 
+  // Reads the records with recovery's own scan (recovery_scan.h), decoding
+  // each payload (when the key is known) as Open would, and reports the
+  // damage the scan ends at as Open classifies it.
   bool ReadRecords(InspectedSegment* seg, SegmentReader* reader) {
-    std::vector<wal_format::IndexEntry> index;  // as the writer would build it
-    uint64_t next_index_offset = kSegmentHeaderSize;
-    WalRecord rec;
-    RecordHeader h;
-    while (true) {
-      const uint64_t offset = reader->position();
-      const SegmentReader::Outcome o = reader->Next(&rec, &h);
-      switch (o) {
-        case SegmentReader::Outcome::kRecord: {
-          const std::string* payload = nullptr;
-          if (codec_ != nullptr) {
-            absl::Status s =
-                codec_->Decode(h, rec.payload, options_.max_record_size,
-                               &decoded_, &decode_scratch_);
-            if (!s.ok()) {
-              // Its CRCs matched, so this is no torn write (as for Open).
-              reader->Seek(offset, rec.lsn);
-              ClassifyDamage(
-                  seg, reader, offset,
-                  absl::StrCat("record payload does not decode: ", s.message()),
-                  /*decoded_badly=*/true);
-              return false;
-            }
-            payload = &decoded_;
-          }
-          seg->records++;
-          seg->last_lsn = rec.lsn;
-          seg->end_offset = reader->position();
-          seg->stored_payload_bytes += h.payload_length;
-          if (offset >= next_index_offset) {
-            index.push_back({rec.lsn, offset});
-            next_index_offset = offset + wal_format::kIndexInterval;
-          }
-          out_->records++;
-          if (out_->first_lsn == 0 || rec.lsn < out_->first_lsn) {
-            out_->first_lsn = rec.lsn;
-          }
-          out_->last_lsn = std::max(out_->last_lsn, rec.lsn);
-          if (visit_ && rec.lsn >= options_.from_lsn) {
-            const InspectedRecord r{seg, offset, h, &rec, payload};
-            if (!visit_(r)) {
-              out_->stopped = true;
-              return true;
-            }
-          }
-          continue;
+    ScanOptions scan_options;
+    scan_options.is_last = seg->is_last;
+    scan_options.search_whole_tail = true;  // for max_lsn_after_damage
+    scan_options.check_record = [&](uint64_t offset, const RecordHeader& h,
+                                    WalRecord* rec) {
+      RecordCheck check;
+      const std::string* payload = nullptr;
+      if (codec_ != nullptr) {
+        absl::Status s = codec_->Decode(h, rec->payload,
+                                        options_.max_record_size, &decoded_,
+                                        &decode_scratch_);
+        if (!s.ok()) {
+          // Its CRCs matched, so this is no torn write (as for Open).
+          check.verdict = RecordCheck::kUndecodable;
+          check.reason =
+              absl::StrCat("record payload does not decode: ", s.message());
+          return check;
         }
-        case SegmentReader::Outcome::kPadding:
-          // Kept like a record: a cut goes after it (FORMAT.md).
-          seg->end_offset = reader->position();
-          seg->padding_frames++;
-          seg->padding_bytes += reader->position() - offset;
-          continue;
-        case SegmentReader::Outcome::kEnd:
-          if (offset < seg->file_size) {
-            seg->zero_tail = true;
-            if (!seg->is_last) {
-              // Open: a non-last segment ends with its footer or its last
-              // record.
-              AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption,
-                                      offset, seg->last_lsn + 1,
-                                      "zero bytes after the last record of a "
-                                      "non-last segment"));
-              return false;
-            }
-          }
-          return true;
-        case SegmentReader::Outcome::kFooter:
-          return CheckFooter(seg, reader, offset, index);
-        case SegmentReader::Outcome::kBad:
-          break;
+        payload = &decoded_;
       }
-      if (!reader->io_status().ok()) {
-        AddProblem(seg, Problem(*seg, WalProblem::Kind::kIo, offset,
-                                reader->expected_lsn(),
-                                std::string(reader->io_status().message())));
-        return false;
+      seg->records++;
+      seg->last_lsn = rec->lsn;
+      seg->stored_payload_bytes += h.payload_length;
+      out_->records++;
+      if (out_->first_lsn == 0 || rec->lsn < out_->first_lsn) {
+        out_->first_lsn = rec->lsn;
       }
-      // A padding frame of the wrong shape has matching CRCs: no torn write.
-      ClassifyDamage(seg, reader, offset, reader->bad_reason(),
-                     /*decoded_badly=*/reader->bad_after_checksums());
+      out_->last_lsn = std::max(out_->last_lsn, rec->lsn);
+      if (visit_ && rec->lsn >= options_.from_lsn) {
+        const InspectedRecord r{seg, offset, h, rec, payload};
+        if (!visit_(r)) {
+          out_->stopped = true;
+          check.verdict = RecordCheck::kStop;
+        }
+      }
+      return check;
+    };
+    SegmentScan scan;
+    absl::Status s = ScanSegment(reader, scan_options, &scan);
+    seg->end_offset = scan.end_offset;
+    seg->padding_frames = scan.padding_frames;
+    seg->padding_bytes = scan.padding_bytes;
+    seg->zero_tail = scan.zero_tail;
+    if (!s.ok()) {
+      AddProblem(seg, Problem(*seg, WalProblem::Kind::kIo, reader->position(),
+                              reader->expected_lsn(),
+                              std::string(s.message())));
       return false;
     }
-  }
-
-  bool CheckFooter(InspectedSegment* seg, SegmentReader* reader,
-                   uint64_t offset,
-                   const std::vector<wal_format::IndexEntry>& index) {
-    auto footer = reader->ReadFooter();
-    std::string why;
-    if (!footer.ok()) {
-      why = StripLocation(footer.status().message(), seg->path);
-    } else if (footer->footer_offset != offset) {
-      why = absl::StrCat("footer trailer points to offset ",
-                         footer->footer_offset);
-    } else if (seg->read_from_start && footer->record_count != seg->records) {
-      why = absl::StrCat("footer counts ", footer->record_count,
-                         " records, the segment holds ", seg->records);
-    } else if (footer->record_count != 0 && footer->last_lsn != seg->last_lsn) {
-      why = absl::StrCat("footer says last LSN ", footer->last_lsn,
-                         ", the last record has LSN ", seg->last_lsn);
-    } else if (seg->read_from_start &&
-               (footer->index.size() != index.size() ||
-                !std::equal(index.begin(), index.end(), footer->index.begin(),
-                            [](const wal_format::IndexEntry& a,
-                               const wal_format::IndexEntry& b) {
-                              return a.lsn == b.lsn && a.offset == b.offset;
-                            }))) {
-      why = "footer index does not match the records";
+    if (scan.stopped) return true;
+    if (scan.sealed) {
+      seg->sealed = true;
+      return true;
     }
-    if (!why.empty()) {
-      AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption, offset,
-                              seg->last_lsn + 1, why));
+    if (!scan.damage.has_value()) return true;
+    const ScannedDamage& d = *scan.damage;
+    if (scan.zero_tail) {
+      // Open: a non-last segment ends with its footer or its last record.
+      AddProblem(seg, Problem(*seg, WalProblem::Kind::kCorruption, d.offset,
+                              d.lsn, d.reason));
       return false;
     }
-    seg->sealed = true;
-    return true;
-  }
-
-  // FORMAT.md: damage in a sealed (non-last) segment is corruption; in the last
-  // segment it is corruption iff a later valid frame carries a durable LSN at
-  // or above the LSN expected at the damage, else a torn tail. A record whose
-  // CRCs matched but whose payload did not decode (decoded_badly) is corruption
-  // wherever it is: a torn write cannot do that.
-  void ClassifyDamage(InspectedSegment* seg, SegmentReader* reader,
-                      uint64_t offset, const std::string& reason,
-                      bool decoded_badly) {
-    const uint64_t expected = reader->expected_lsn();
-    bool proof = false;
-    RecordHeader later;
-    uint64_t search_from = offset;
-    while (auto off = reader->FindNextValidFrame(search_from, 0, &later)) {
-      if ((later.flags &
-           (wal_format::kFlagFooter | wal_format::kFlagPadding)) == 0) {
-        seg->max_lsn_after_damage =
-            std::max(seg->max_lsn_after_damage, later.lsn);
-      }
-      if (later.durable_lsn >= expected) proof = true;
-      // Valid frames do not overlap: continue after this one.
-      search_from = *off + kRecordHeaderSize + later.payload_length - 1;
-    }
-    WalProblem::Kind kind = WalProblem::Kind::kTornTail;
-    std::string why = reason;
+    seg->max_lsn_after_damage = d.max_lsn_after;
+    std::string why = d.reason;
     if (!seg->is_last) {
-      kind = WalProblem::Kind::kCorruption;
       why += " (in a non-last segment: it was sealed and synced)";
-    } else if (proof) {
-      kind = WalProblem::Kind::kCorruption;
+    } else if (d.proof) {
       why += " (a later record proves these bytes were durable)";
-    } else if (decoded_badly) {
-      kind = WalProblem::Kind::kCorruption;
     }
-    AddProblem(seg, Problem(*seg, kind, offset, expected, why));
+    AddProblem(seg, Problem(*seg,
+                            d.corruption ? WalProblem::Kind::kCorruption
+                                         : WalProblem::Kind::kTornTail,
+                            d.offset, d.lsn, why));
+    return false;
   }
 
   absl::Status ReadHeaderBytes(const std::string& path, std::string* out) {

@@ -6,8 +6,9 @@
 // It checks what Open in kAbsoluteConsistency checks — every segment header,
 // every record's two CRCs, LSN continuity within and across segments, every
 // footer (trailer, CRCs, record count, last LSN, index) — and classifies damage
-// with FORMAT.md's rule ("Recovery: telling a torn tail from corruption"), so
-// its verdict matches what Open would do:
+// with FORMAT.md's rule ("Recovery: telling a torn tail from corruption"),
+// reading each segment with recovery's own scan (wal/recovery_scan.h), so its
+// verdict matches what Open would do (fuzz/recovery_verdict checks it):
 //   - torn tail: in the last segment, bytes no later valid frame proves durable
 //     (Open in kTolerateCorruptedTail drops them);
 //   - corruption: damage in any other segment, or bytes a later frame of the
