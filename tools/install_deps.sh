@@ -9,6 +9,7 @@ PACKAGES=(
   libabsl-dev android-libboringssl-dev libsnappy-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev libisal-dev liburing-dev
   clang libclang-rt-14-dev
+  libraft-dev libuv1-dev
 )
 
 missing=()
