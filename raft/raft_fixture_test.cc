@@ -8,6 +8,7 @@
 // follower, a freshly reopened store's Load() must equal the raft log that
 // server holds in memory, with its term and vote.
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -247,6 +248,8 @@ class RaftFixtureTest : public ::testing::Test {
       io->append = &TeeAppend;
       io->truncate = &TeeTruncate;
       io->snapshot_put = &TeeSnapshotPut;
+      // SEGWAL_RAFT_TRACE=1: libraft's trace of every server on stderr.
+      f_.servers[i].tracer.enabled = std::getenv("SEGWAL_RAFT_TRACE") != nullptr;
       raft* r = raft_fixture_get(&f_, i);
       raft_set_snapshot_threshold(r, 16);
       raft_set_snapshot_trailing(r, 6);
@@ -317,6 +320,72 @@ class RaftFixtureTest : public ::testing::Test {
       if (raft_state(raft_fixture_get(&f_, i)) == RAFT_LEADER) return static_cast<int>(i);
     }
     return -1;
+  }
+
+  std::string Describe() {
+    std::string out;
+    for (unsigned i = 0; i < kServers; ++i) {
+      raft* r = raft_fixture_get(&f_, i);
+      absl::StrAppend(&out, "server ", i, ": state ", raft_state(r), " term ",
+                      r->current_term, " vote ", r->voted_for, " last ",
+                      raft_last_index(r), " applied ", raft_last_applied(r),
+                      " commit ", r->commit_index, "\n");
+    }
+    return out;
+  }
+
+  struct PartitionRounds {
+    int rounds = 0;  // completed
+    bool libraft_shut_down = false;
+    int truncations = 0, snapshots_taken = 0, snapshots_installed = 0;
+  };
+  bool AnyUnavailable() {
+    for (unsigned i = 0; i < kServers; ++i) {
+      if (raft_state(raft_fixture_get(&f_, i)) == RAFT_UNAVAILABLE) return true;
+    }
+    return false;
+  }
+  // Seeded rounds: apply on the leader, cut one server off (often the
+  // leader, which then appends entries that never commit), heal; the stores
+  // must equal the raft logs after every phase. Stops early when libraft
+  // shuts a server down (Libraft015CommitsOldTermEntriesByCountingSeed14).
+  PartitionRounds RunPartitionRounds(uint64_t seed, int rounds) {
+    testutil::Random rnd(seed);
+    PartitionRounds out;
+    raft_fixture_elect(&f_, 0);
+    for (int round = 0; round < rounds; ++round) {
+      SCOPED_TRACE(absl::StrCat("round ", round));
+      int leader = -1;
+      const bool elected =
+          StepUntil([&] { return (leader = LeaderAmong({0, 1, 2})) >= 0; }, 30000);
+      ExpectAllStoresEqualRaftLogs();
+      if (!elected && AnyUnavailable()) {
+        out.libraft_shut_down = true;
+        break;
+      }
+      EXPECT_TRUE(elected) << Describe();
+      if (!elected) break;
+      Apply(static_cast<unsigned>(leader), 1 + static_cast<int>(rnd.Uniform(8)));
+      const unsigned victim = rnd.OneIn(2) ? static_cast<unsigned>(leader)
+                                           : static_cast<unsigned>(rnd.Uniform(kServers));
+      Partition(victim);
+      raft_fixture_step_until_elapsed(&f_, 500 + static_cast<unsigned>(rnd.Uniform(3000)));
+      if (raft_state(raft_fixture_get(&f_, victim)) == RAFT_LEADER) {
+        Apply(victim, 1 + static_cast<int>(rnd.Uniform(4)));  // never commits
+      }
+      raft_fixture_step_until_elapsed(&f_, 200 + static_cast<unsigned>(rnd.Uniform(2000)));
+      ExpectAllStoresEqualRaftLogs();
+      Heal();
+      raft_fixture_step_until_elapsed(&f_, 3000);
+      ExpectAllStoresEqualRaftLogs();
+      out.rounds = round + 1;
+    }
+    for (const Tee& t : tees_) {
+      out.truncations += t.truncations;
+      out.snapshots_taken += t.snapshots_taken;
+      out.snapshots_installed += t.snapshots_installed;
+    }
+    return out;
   }
 
   // Reopens server i's store and compares its Load() with the raft log.
@@ -435,39 +504,34 @@ TEST_F(RaftFixtureTest, SnapshotsAndAnInstallOnALaggingFollowerMatch) {
 }
 
 TEST_F(RaftFixtureTest, RepeatedPartitionsAndHealsKeepStoresEqualToRaftLogs) {
-  const uint64_t seed = testutil::TestSeed(14);
-  testutil::Random rnd(seed);
+  const uint64_t seed = testutil::TestSeed(5);
   SCOPED_TRACE(absl::StrCat("seed ", seed));
-  raft_fixture_elect(&f_, 0);
-  for (int round = 0; round < 40; ++round) {
-    SCOPED_TRACE(absl::StrCat("round ", round));
-    int leader = -1;
-    ASSERT_TRUE(StepUntil([&] { return (leader = LeaderAmong({0, 1, 2})) >= 0; }, 30000));
-    Apply(static_cast<unsigned>(leader), 1 + static_cast<int>(rnd.Uniform(8)));
-    // Cut one server off (often the leader), let time pass, heal.
-    const unsigned victim = rnd.OneIn(2) ? static_cast<unsigned>(leader)
-                                         : static_cast<unsigned>(rnd.Uniform(kServers));
-    Partition(victim);
-    raft_fixture_step_until_elapsed(&f_, 500 + static_cast<unsigned>(rnd.Uniform(3000)));
-    if (raft_state(raft_fixture_get(&f_, victim)) == RAFT_LEADER) {
-      Apply(victim, 1 + static_cast<int>(rnd.Uniform(4)));  // never commits
-    }
-    raft_fixture_step_until_elapsed(&f_, 200 + static_cast<unsigned>(rnd.Uniform(2000)));
-    ExpectAllStoresEqualRaftLogs();
-    Heal();
-    raft_fixture_step_until_elapsed(&f_, 3000);
-    ExpectAllStoresEqualRaftLogs();
-  }
-  int truncations = 0, taken = 0, installed = 0;
-  for (const Tee& t : tees_) {
-    truncations += t.truncations;
-    taken += t.snapshots_taken;
-    installed += t.snapshots_installed;
-  }
-  std::printf("partition rounds: %d truncations, %d snapshots taken, %d installed\n",
-              truncations, taken, installed);
-  EXPECT_GT(truncations, 0);
-  EXPECT_GT(taken, 0);
+  const PartitionRounds r = RunPartitionRounds(seed, 40);
+  std::printf("seed %llu: %d rounds, %d truncations, %d snapshots taken, %d "
+              "installed, libraft shut a server down: %s\n",
+              static_cast<unsigned long long>(seed), r.rounds, r.truncations,
+              r.snapshots_taken, r.snapshots_installed,
+              r.libraft_shut_down ? "yes (see Libraft015...)" : "no");
+  EXPECT_GT(r.truncations, 0);
+  EXPECT_GT(r.snapshots_taken, 0);
+}
+
+// libraft 0.15 (Debian bookworm's) commits entries of earlier terms by
+// counting replicas, which the raft paper forbids (its Figure 8): fixed
+// upstream by canonical/raft PR #336 ("replication: Don't commit entries
+// from old terms by counting", in 0.17.1). With seed 14 a leader of term 111
+// commits index 121 of term 107 on two servers; a server holding 121 of term
+// 109 then wins an election (its last term is higher), and the two servers
+// that had committed 121 find the conflict and shut down ("conflicting
+// terms 107 and 109 for entry 121 (commit index 121) -> shutdown"). Not a
+// store bug: the stores match the in-memory logs throughout. This pins the
+// library's behaviour: when Debian ships a fixed libraft, this test fails,
+// and docs/DURABILITY.md's raft section can drop its warning.
+TEST_F(RaftFixtureTest, Libraft015CommitsOldTermEntriesByCountingSeed14) {
+  const PartitionRounds r = RunPartitionRounds(14, 40);
+  EXPECT_TRUE(r.libraft_shut_down)
+      << "libraft no longer commits old-term entries by counting?";
+  EXPECT_EQ(r.rounds, 36);
 }
 
 }  // namespace
