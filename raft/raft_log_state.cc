@@ -74,6 +74,19 @@ std::string EncodeSnapshotRefRecord(const SnapshotRefRecord& r) {
   return out;
 }
 
+std::string EncodeLogStartRecord(const LogStartRecord& r) {
+  std::string out;
+  PutFixed64(&out, r.floor_lsn);
+  PutFixed64(&out, r.start_index);
+  return out;
+}
+
+absl::StatusOr<LogStartRecord> DecodeLogStartRecord(uint64_t lsn,
+                                                    absl::string_view payload) {
+  if (payload.size() != 16) return BadSize(lsn, "log start", payload.size(), 16);
+  return LogStartRecord{Fixed64(payload.data()), Fixed64(payload.data() + 8)};
+}
+
 absl::StatusOr<EntryRecord> DecodeEntryRecord(uint64_t lsn,
                                               absl::string_view payload) {
   if (payload.size() < kEntryHeaderSize) {
@@ -166,9 +179,14 @@ void RaftLogState::ApplySnapshotRef(uint64_t lsn, const SnapshotRefRecord& r) {
   has_snapshot_ = true;
   snapshot_ = r;
   snapshot_ref_lsn_ = lsn;
-  const bool log_covers_snapshot =
-      started_ && start_ <= r.index + 1 && next_index() > r.index;
-  if (r.trailing == 0 || !log_covers_snapshot) {
+  // An installed snapshot (trailing 0) replaces the log; so does one the log
+  // does not reach (raft never takes one past its last entry: defensive).
+  // Entries below start_ are not "missing" here: a replay that begins in the
+  // middle of the log (segments behind an older snapshot were removed) knows
+  // only the entries whose records it has seen, and those are all the ones
+  // this snapshot keeps (raft/FORMAT.md, "Removing the log behind a
+  // snapshot").
+  if (r.trailing == 0 || !started_ || next_index() <= r.index) {
     ResetLog(r.index + 1);
     return;
   }
@@ -181,6 +199,33 @@ void RaftLogState::ApplySnapshotRef(uint64_t lsn, const SnapshotRefRecord& r) {
 
 absl::Status RaftLogState::ApplyRecord(uint64_t lsn, uint32_t record_type,
                                        absl::string_view payload) {
+  const bool below_floor = lsn < floor_.floor_lsn;
+  if (floor_.floor_lsn != 0 && !below_floor && !started_) {
+    ResetLog(floor_.start_index);
+  }
+  if (below_floor) {
+    // Only values survive from below the floor: term/vote, and which
+    // snapshot is in force (a later reference, at or past the floor, decides
+    // what the log keeps).
+    switch (static_cast<RaftRecordType>(record_type)) {
+      case RaftRecordType::kTermVote: {
+        absl::StatusOr<TermVoteRecord> r = DecodeTermVoteRecord(lsn, payload);
+        if (!r.ok()) return r.status();
+        ApplyTermVote(lsn, *r);
+        return absl::OkStatus();
+      }
+      case RaftRecordType::kSnapshotRef: {
+        absl::StatusOr<SnapshotRefRecord> r = DecodeSnapshotRefRecord(lsn, payload);
+        if (!r.ok()) return r.status();
+        has_snapshot_ = true;
+        snapshot_ = *r;
+        snapshot_ref_lsn_ = lsn;
+        return absl::OkStatus();
+      }
+      default:
+        return absl::OkStatus();
+    }
+  }
   switch (static_cast<RaftRecordType>(record_type)) {
     case RaftRecordType::kEntry: {
       absl::StatusOr<EntryRecord> e = DecodeEntryRecord(lsn, payload);
@@ -203,6 +248,10 @@ absl::Status RaftLogState::ApplyRecord(uint64_t lsn, uint32_t record_type,
       if (!r.ok()) return r.status();
       ApplySnapshotRef(lsn, *r);
       return absl::OkStatus();
+    }
+    case RaftRecordType::kLogStart: {
+      absl::StatusOr<LogStartRecord> r = DecodeLogStartRecord(lsn, payload);
+      return r.status();  // used by the first pass of a replay (SetFloor)
     }
   }
   return absl::DataLossError(absl::StrCat("raft store: record at LSN ", lsn,

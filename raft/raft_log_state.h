@@ -30,6 +30,13 @@ struct TermVoteRecord {
   uint64_t term = 0;
   uint64_t vote = 0;
 };
+// Written (and synced) before segments are removed behind a snapshot: the
+// live log starts at raft index `start_index`, whose record (or, with no
+// entry kept, the snapshot reference) has LSN `floor_lsn`.
+struct LogStartRecord {
+  uint64_t floor_lsn = 0;
+  uint64_t start_index = 0;
+};
 struct SnapshotRefRecord {
   uint64_t index = 0;
   uint64_t term = 0;
@@ -42,6 +49,7 @@ std::string EncodeEntryRecord(uint64_t index, uint64_t term, uint16_t type,
 std::string EncodeTruncateRecord(uint64_t index);
 std::string EncodeTermVoteRecord(const TermVoteRecord& r);
 std::string EncodeSnapshotRefRecord(const SnapshotRefRecord& r);
+std::string EncodeLogStartRecord(const LogStartRecord& r);
 // DataLoss naming the LSN if the payload has the wrong size or entry type.
 absl::StatusOr<EntryRecord> DecodeEntryRecord(uint64_t lsn,
                                               absl::string_view payload);
@@ -51,6 +59,8 @@ absl::StatusOr<TermVoteRecord> DecodeTermVoteRecord(uint64_t lsn,
                                                     absl::string_view payload);
 absl::StatusOr<SnapshotRefRecord> DecodeSnapshotRefRecord(
     uint64_t lsn, absl::string_view payload);
+absl::StatusOr<LogStartRecord> DecodeLogStartRecord(uint64_t lsn,
+                                                    absl::string_view payload);
 
 class RaftLogState {
  public:
@@ -69,6 +79,13 @@ class RaftLogState {
   absl::Status ApplyTruncate(uint64_t lsn, uint64_t index);
   void ApplyTermVote(uint64_t lsn, const TermVoteRecord& r);
   void ApplySnapshotRef(uint64_t lsn, const SnapshotRefRecord& r);
+  // Before a replay: the latest LogStartRecord of the log (found by a first
+  // pass). Entry and truncate records below floor_lsn are skipped (the log
+  // they describe was let go), term/vote and snapshot references below it
+  // count for their values only, and the log starts at start_index at the
+  // first record at or after floor_lsn.
+  void SetFloor(const LogStartRecord& floor) { floor_ = floor; }
+
   // Dispatches on the WAL record type (RaftRecordType); DataLoss for an
   // unknown type or a malformed payload.
   absl::Status ApplyRecord(uint64_t lsn, uint32_t record_type,
@@ -105,6 +122,7 @@ class RaftLogState {
   // False until a record fixes where the log starts: a replay may begin in
   // the middle of the log (segments behind a snapshot are removed).
   bool started_ = false;
+  LogStartRecord floor_;  // floor_lsn 0: none
   uint64_t start_ = 1;
   std::deque<LiveEntry> log_;
 };

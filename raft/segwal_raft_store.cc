@@ -245,6 +245,19 @@ absl::StatusOr<RaftLogState> SegwalRaftStore::Replay(bool keep_data) const {
   if (!segments.ok()) return segments.status();
   const uint64_t from = segments->empty() ? wal_->next_lsn()
                                           : segments->front().first_lsn;
+  // First pass: the latest log-start record, if segments were removed.
+  {
+    absl::StatusOr<std::unique_ptr<WalIterator>> it = wal_->NewIterator(from);
+    if (!it.ok()) return it.status();
+    for (; (*it)->Valid(); (*it)->Next()) {
+      const WalRecord& r = (*it)->record();
+      if (r.record_type != static_cast<uint32_t>(RaftRecordType::kLogStart)) continue;
+      absl::StatusOr<LogStartRecord> floor = DecodeLogStartRecord(r.lsn, r.payload);
+      if (!floor.ok()) return floor.status();
+      state.SetFloor(*floor);
+    }
+    if (!(*it)->status().ok()) return (*it)->status();
+  }
   absl::StatusOr<std::unique_ptr<WalIterator>> it = wal_->NewIterator(from);
   if (!it.ok()) return it.status();
   for (; (*it)->Valid(); (*it)->Next()) {
@@ -441,17 +454,30 @@ absl::Status SegwalRaftStore::PutSnapshot(const RaftSnapshot& snapshot,
 }
 
 absl::Status SegwalRaftStore::ReleaseLogBehindSnapshotLocked() {
-  // Replay must still see the snapshot reference, the first live entry, and
-  // the latest term/vote: segments before the oldest of those may go.
-  uint64_t cutoff = state_.snapshot_ref_lsn();
-  if (!state_.log().empty()) cutoff = std::min(cutoff, state_.log().front().lsn);
-  if (state_.term_vote_lsn() != 0 && state_.term_vote_lsn() < cutoff) {
+  // The live log now starts at state_.start_index(), whose record is the
+  // oldest one replay needs for the log (the snapshot reference when no entry
+  // is kept). Segments wholly before it may go once a durable log-start
+  // record says where replay must begin (raft/FORMAT.md, "Removing the log
+  // behind a snapshot"): the records left in front of it in the first kept
+  // segment describe a log that is gone.
+  const LogStartRecord floor{
+      state_.log().empty() ? state_.snapshot_ref_lsn() : state_.log().front().lsn,
+      state_.start_index()};
+  if (state_.term_vote_lsn() != 0 && state_.term_vote_lsn() < floor.floor_lsn) {
     // Write term and vote again so that their record is not the one holding
-    // the old segments back (synced: it replaces a durable record).
-    absl::Status s = WriteTermVoteLocked(state_.term(), state_.vote());
-    if (!s.ok()) return s;
+    // the old segments back (synced below).
+    const TermVoteRecord tv{state_.term(), state_.vote()};
+    absl::StatusOr<uint64_t> lsn =
+        AppendRecordLocked(RaftRecordType::kTermVote, EncodeTermVoteRecord(tv));
+    if (!lsn.ok()) return lsn.status();
+    state_.ApplyTermVote(*lsn, tv);
   }
-  absl::StatusOr<TruncateResult> r = wal_->TruncateBefore(cutoff);
+  absl::StatusOr<uint64_t> lsn =
+      AppendRecordLocked(RaftRecordType::kLogStart, EncodeLogStartRecord(floor));
+  if (!lsn.ok()) return lsn.status();
+  absl::Status s = wal_->Sync();
+  if (!s.ok()) return s;
+  absl::StatusOr<TruncateResult> r = wal_->TruncateBefore(floor.floor_lsn);
   return r.status();
 }
 

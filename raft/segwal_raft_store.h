@@ -55,6 +55,7 @@ enum class RaftRecordType : uint32_t {
   kTruncate = 2,     // tombstone: every entry with index >= i is dropped
   kTermVote = 3,     // current term and vote
   kSnapshotRef = 4,  // the snapshot file now in force, and its trailing count
+  kLogStart = 5,     // replay may skip the log records before this LSN
 };
 
 // A log entry to append: its index is the store's next_index().
