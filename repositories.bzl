@@ -49,6 +49,7 @@ _SYSTEM_LIBRARIES = [
     "gtest",
     "isal",
     "liburing",
+    "libraft",
     "libuv",
     "snappy",
 ]

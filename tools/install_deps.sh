@@ -14,6 +14,8 @@ PACKAGES=(
   # segkv_server's event loop; redis-cli/redis-benchmark for its end-to-end
   # test; redis-server (AOF, appendfsync always) as make bench's baseline.
   libuv1-dev redis-tools redis-server
+  # libraft (canonical raft 0.15): raft/, segwal as its log store.
+  libraft-dev
 )
 
 # Only the benchmark suite uses these: rocksdb-tools is RocksDB's db_bench

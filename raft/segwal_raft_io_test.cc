@@ -1,0 +1,298 @@
+// SegwalRaftIo under real libraft: clusters over 127.0.0.1 TCP in one process,
+// one libuv loop, stores on the POSIX file system.
+//
+// This pins undocumented libraft 0.15 behaviour the io depends on: raft_uv
+// hands its own raft_io to the tick and receive callbacks, and libraft reads
+// the raft instance from that io's `data` (SegwalRaftIo copies it before
+// starting the inner io). If that changed, no tick would reach raft: no
+// election, and these tests fail (or crash on a null raft).
+
+#include "raft/segwal_raft_io.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "testutil/testutil.h"
+
+namespace segwal {
+namespace raftstore {
+namespace {
+
+// A free TCP port on 127.0.0.1 (the kernel's pick; released before use).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// An FSM that records the commands it applies.
+struct RecordingFsm {
+  raft_fsm fsm{};
+  std::vector<std::string> applied;
+
+  RecordingFsm() {
+    fsm.version = 1;
+    fsm.data = this;
+    fsm.apply = &Apply;
+    fsm.snapshot = &Snapshot;
+    fsm.restore = &Restore;
+  }
+  static int Apply(raft_fsm* f, const raft_buffer* buf, void** result) {
+    static_cast<RecordingFsm*>(f->data)->applied.emplace_back(
+        static_cast<const char*>(buf->base), buf->len);
+    *result = nullptr;
+    return 0;
+  }
+  static int Snapshot(raft_fsm* f, raft_buffer* bufs[], unsigned* n) {
+    auto* self = static_cast<RecordingFsm*>(f->data);
+    std::string all;
+    for (const std::string& a : self->applied) absl::StrAppend(&all, a, "\n");
+    *bufs = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+    (*bufs)[0].base = raft_malloc(all.size() + 1);
+    std::memcpy((*bufs)[0].base, all.data(), all.size());
+    (*bufs)[0].len = all.size();
+    *n = 1;
+    return 0;
+  }
+  static int Restore(raft_fsm* f, raft_buffer* buf) {
+    auto* self = static_cast<RecordingFsm*>(f->data);
+    self->applied.clear();
+    std::string all(static_cast<const char*>(buf->base), buf->len);
+    size_t pos = 0;
+    while (pos < all.size()) {
+      size_t nl = all.find('\n', pos);
+      self->applied.push_back(all.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    raft_free(buf->base);
+    return 0;
+  }
+};
+
+struct Node {
+  raft_id id = 0;
+  std::string address;
+  std::string dir;
+  std::unique_ptr<SegwalRaftIo> io;
+  raft r{};
+  RecordingFsm fsm;
+  bool closed = false;
+};
+
+class SegwalRaftIoTcpTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(uv_loop_init(&loop_), 0); }
+  void TearDown() override {
+    for (auto& n : nodes_) {
+      if (n->io != nullptr) CloseNode(n.get());
+    }
+    RunUntil([&] { return AllClosed(); }, 10000);
+    nodes_.clear();
+    // Every handle (timers, sockets, async) is closed: the loop closes.
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  void MakeNodes(int n) {
+    for (int i = 0; i < n; ++i) {
+      auto node = std::make_unique<Node>();
+      node->id = i + 1;
+      node->address = absl::StrCat("127.0.0.1:", FreePort());
+      node->dir = tmp_.Join(absl::StrCat("node", i + 1));
+      nodes_.push_back(std::move(node));
+    }
+  }
+
+  // Creates the io and the raft instance of a node (its store reopens).
+  void StartIo(Node* n) {
+    SegwalRaftIoOptions o;
+    o.store.dir = n->dir;
+    o.loop = &loop_;
+    auto io = NewSegwalRaftIo(o);
+    ASSERT_OK(io.status());
+    n->io = std::move(*io);
+    n->closed = false;
+    n->r = raft{};
+    n->fsm.applied.clear();
+    ASSERT_EQ(raft_init(&n->r, n->io->io(), &n->fsm.fsm, n->id, n->address.c_str()), 0);
+    n->r.data = n;
+    raft_set_election_timeout(&n->r, 300);
+    raft_set_heartbeat_timeout(&n->r, 50);
+    raft_set_snapshot_threshold(&n->r, 1000000);
+  }
+
+  raft_configuration Configuration() {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (auto& n : nodes_) {
+      EXPECT_EQ(raft_configuration_add(&conf, n->id, n->address.c_str(), RAFT_VOTER), 0);
+    }
+    return conf;
+  }
+
+  void CloseNode(Node* n) {
+    raft_close(&n->r, [](raft* r) { static_cast<Node*>(r->data)->closed = true; });
+  }
+  bool AllClosed() {
+    for (auto& n : nodes_) {
+      if (n->io != nullptr && !n->closed) return false;
+    }
+    return true;
+  }
+
+  // Runs the loop until `done` or the deadline; false on timeout.
+  bool RunUntil(const std::function<bool()>& done, int max_ms) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      uv_run(&loop_, UV_RUN_NOWAIT);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+  }
+
+  Node* Leader() {
+    for (auto& n : nodes_) {
+      if (n->io != nullptr && raft_state(&n->r) == RAFT_LEADER) return n.get();
+    }
+    return nullptr;
+  }
+
+  // Applies `commands` through the leader; true once every callback said 0.
+  bool ApplyAll(const std::vector<std::string>& commands) {
+    struct Req {
+      struct raft_apply apply{};
+      int status = -1;
+    };
+    Node* leader = nullptr;
+    if (!RunUntil([&] { return (leader = Leader()) != nullptr; }, 30000)) return false;
+    std::vector<std::unique_ptr<Req>> reqs;
+    for (const std::string& c : commands) {
+      auto req = std::make_unique<Req>();
+      req->apply.data = req.get();
+      raft_buffer buf;
+      buf.len = c.size();
+      buf.base = raft_malloc(c.size() + 1);
+      std::memcpy(buf.base, c.data(), c.size());
+      int rv = raft_apply(&leader->r, &req->apply, &buf, 1,
+                          [](struct raft_apply* a, int status, void*) {
+                            static_cast<Req*>(a->data)->status = status;
+                          });
+      EXPECT_EQ(rv, 0) << raft_errmsg(&leader->r);
+      if (rv != 0) return false;
+      reqs.push_back(std::move(req));
+    }
+    bool done = RunUntil(
+        [&] {
+          for (auto& r : reqs) {
+            if (r->status == -1) return false;
+          }
+          return true;
+        },
+        30000);
+    for (auto& r : reqs) EXPECT_EQ(r->status, 0);
+    return done;
+  }
+
+  bool AllApplied(const std::vector<std::string>& commands) {
+    for (auto& n : nodes_) {
+      if (n->fsm.applied.size() < commands.size()) return false;
+    }
+    return true;
+  }
+
+  testutil::TempDir tmp_;
+  uv_loop_t loop_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+};
+
+TEST_F(SegwalRaftIoTcpTest, ThreeNodesElectApplyAndRestartFromTheSameDirs) {
+  MakeNodes(3);
+  raft_configuration conf = Configuration();
+  for (auto& n : nodes_) {
+    StartIo(n.get());
+    ASSERT_EQ(raft_bootstrap(&n->r, &conf), 0) << raft_errmsg(&n->r);
+  }
+  for (auto& n : nodes_) ASSERT_EQ(raft_start(&n->r), 0) << raft_errmsg(&n->r);
+  // Sizes are multiples of 8: libraft 0.15's TCP transport sends entry data
+  // unpadded while its decoder skips padding to 8 bytes, so a batch of
+  // odd-sized entries reaches followers garbled (the same rule #305 later
+  // enforced in raft_uv's append). That is the transport's limit, not the
+  // store's: SingleNodeSelfElectsAndKeepsEntriesAcrossRestart and
+  // SegwalRaftStoreTest.OddSizedEntriesSurviveReopen use odd sizes.
+  const std::vector<std::string> first = {"aaaaaaaa", "0123456789abcdef",
+                                          std::string(24, 'x'), "zzzzzzzz"};
+  ASSERT_TRUE(ApplyAll(first));
+  ASSERT_TRUE(RunUntil([&] { return AllApplied(first); }, 30000));
+  for (auto& n : nodes_) EXPECT_EQ(n->fsm.applied, first);
+
+  for (auto& n : nodes_) CloseNode(n.get());
+  ASSERT_TRUE(RunUntil([&] { return AllClosed(); }, 10000));
+  for (auto& n : nodes_) n->io.reset();
+
+  // Restart from the same directories: no bootstrap, the log is loaded.
+  for (auto& n : nodes_) {
+    StartIo(n.get());
+    EXPECT_EQ(raft_bootstrap(&n->r, &conf), RAFT_CANTBOOTSTRAP);
+    absl::StatusOr<LoadedRaftLog> log = n->io->store()->Load();
+    ASSERT_OK(log.status());
+    std::vector<std::string> commands;
+    for (const RaftEntry& e : log->entries) {
+      if (e.type == RAFT_COMMAND) commands.push_back(e.data);
+    }
+    EXPECT_EQ(commands, first) << "node " << n->id;
+    EXPECT_GE(log->term, 2u);
+  }
+  raft_configuration_close(&conf);
+  for (auto& n : nodes_) ASSERT_EQ(raft_start(&n->r), 0) << raft_errmsg(&n->r);
+  const std::vector<std::string> second = {"restart!"};
+  ASSERT_TRUE(ApplyAll(second));
+  std::vector<std::string> all = first;
+  all.push_back(second[0]);
+  ASSERT_TRUE(RunUntil([&] { return AllApplied(all); }, 30000));
+  for (auto& n : nodes_) EXPECT_EQ(n->fsm.applied, all) << "node " << n->id;
+}
+
+TEST_F(SegwalRaftIoTcpTest, SingleNodeSelfElectsAndKeepsEntriesAcrossRestart) {
+  MakeNodes(1);
+  raft_configuration conf = Configuration();
+  StartIo(nodes_[0].get());
+  ASSERT_EQ(raft_bootstrap(&nodes_[0]->r, &conf), 0);
+  raft_configuration_close(&conf);
+  ASSERT_EQ(raft_start(&nodes_[0]->r), 0);
+  std::vector<std::string> commands;
+  // Odd sizes: no transport is involved with one node, and the store keeps
+  // any size (canonical/raft #304 lost such entries in raft_uv at restart).
+  for (int i = 0; i < 50; ++i) commands.push_back(std::string(i % 13 + 1, 'a' + i % 26));
+  ASSERT_TRUE(ApplyAll(commands));
+  CloseNode(nodes_[0].get());
+  ASSERT_TRUE(RunUntil([&] { return AllClosed(); }, 10000));
+  nodes_[0]->io.reset();
+
+  StartIo(nodes_[0].get());
+  ASSERT_EQ(raft_start(&nodes_[0]->r), 0);
+  ASSERT_TRUE(RunUntil([&] { return AllApplied(commands); }, 30000));
+  EXPECT_EQ(nodes_[0]->fsm.applied, commands);
+}
+
+}  // namespace
+}  // namespace raftstore
+}  // namespace segwal
