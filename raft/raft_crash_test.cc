@@ -138,6 +138,47 @@ struct AppendReq {
   int status = -1;
 };
 
+// SEGWAL_RAFT_DUMP=1: when a reopen fails, print every record of the WAL
+// and its segments (a failing seed's history, for debugging).
+void DumpWal(Env* env, const SegwalRaftStoreOptions& so) {
+  SegmentedWalOptions wo = so.wal;
+  wo.env = env;
+  wo.wal_dir = SegwalRaftStore::WalDir(so.dir);
+  auto wal = SegmentedWal::Open(wo);
+  if (!wal.ok()) return;
+  auto records = (*wal)->Replay();
+  if (!records.ok()) return;
+  for (const WalRecord& r : *records) {
+    const std::string& p = r.payload;
+    auto f64 = [&](size_t off) {
+      uint64_t v = 0;
+      for (int i = 0; i < 8 && off + i < p.size(); ++i) {
+        v |= uint64_t{static_cast<unsigned char>(p[off + i])} << (8 * i);
+      }
+      return v;
+    };
+    std::string desc;
+    switch (static_cast<RaftRecordType>(r.record_type)) {
+      case RaftRecordType::kEntry: desc = absl::StrCat("entry ", f64(0), "@", f64(8)); break;
+      case RaftRecordType::kTruncate: desc = absl::StrCat("truncate ", f64(0)); break;
+      case RaftRecordType::kTermVote: desc = absl::StrCat("term/vote ", f64(0), " ", f64(8)); break;
+      case RaftRecordType::kSnapshotRef:
+        desc = absl::StrCat("snapshot ", f64(0), "@", f64(8), " trailing ", f64(16));
+        break;
+      case RaftRecordType::kLogStart:
+        desc = absl::StrCat("log start: floor LSN ", f64(0), " index ", f64(8));
+        break;
+    }
+    std::printf("lsn %llu %s\n", static_cast<unsigned long long>(r.lsn), desc.c_str());
+  }
+  auto segments = (*wal)->ListSegments();
+  if (!segments.ok()) return;
+  for (const SegmentMeta& seg : *segments) {
+    std::printf("segment %s first LSN %llu\n", seg.path.c_str(),
+                static_cast<unsigned long long>(seg.first_lsn));
+  }
+}
+
 class RaftCrashTest : public ::testing::TestWithParam<CrashMode> {
  protected:
   void SetUp() override { ASSERT_EQ(uv_loop_init(&loop_), 0); }
@@ -335,32 +376,7 @@ TEST_P(RaftCrashTest, AcknowledgedEntriesTermAndVoteSurviveEveryPowerCut) {
 
     SegwalRaftStoreOptions so = o.store;
     auto reopened = SegwalRaftStore::Open(so);
-    if (!reopened.ok() && std::getenv("SEGWAL_RAFT_DUMP") != nullptr) {
-      SegmentedWalOptions wo = so.wal;
-      wo.env = &fi;
-      wo.wal_dir = "/raft/wal";
-      auto wal = SegmentedWal::Open(wo);
-      ASSERT_OK(wal.status());
-      auto recs = (*wal)->Replay();
-      ASSERT_OK(recs.status());
-      for (const WalRecord& r : *recs) {
-        std::string desc;
-        const std::string& p = r.payload;
-        auto f64 = [&](size_t off) {
-          uint64_t v = 0;
-          for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(p[off + i])} << (8 * i);
-          return v;
-        };
-        if (r.record_type == 1) desc = absl::StrCat("entry ", f64(0), "@", f64(8));
-        if (r.record_type == 2) desc = absl::StrCat("truncate ", f64(0));
-        if (r.record_type == 3) desc = absl::StrCat("termvote ", f64(0), " ", f64(8));
-        if (r.record_type == 4) desc = absl::StrCat("snapshot ", f64(0), "@", f64(8), " trailing ", f64(16));
-        std::printf("lsn %llu %s\n", static_cast<unsigned long long>(r.lsn), desc.c_str());
-      }
-      auto segs = (*wal)->ListSegments();
-      ASSERT_OK(segs.status());
-      for (const auto& seg : *segs) std::printf("segment %s first %llu\n", seg.path.c_str(), static_cast<unsigned long long>(seg.first_lsn));
-    }
+    if (!reopened.ok() && std::getenv("SEGWAL_RAFT_DUMP") != nullptr) DumpWal(&fi, so);
     ASSERT_OK(reopened.status());
     absl::StatusOr<LoadedRaftLog> loaded = (*reopened)->Load();
     ASSERT_OK(loaded.status());

@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "env/fault_injection_env.h"
+#include "env/mem_env.h"
 #include "gtest/gtest.h"
 #include "testutil/testutil.h"
 
@@ -291,6 +293,208 @@ TEST_F(SegwalRaftIoTcpTest, SingleNodeSelfElectsAndKeepsEntriesAcrossRestart) {
   ASSERT_EQ(raft_start(&nodes_[0]->r), 0);
   ASSERT_TRUE(RunUntil([&] { return AllApplied(commands); }, 30000));
   EXPECT_EQ(nodes_[0]->fsm.applied, commands);
+}
+
+
+// ---- The storage methods alone, over FaultInjectionEnv, with a transport
+// that does nothing (no network): errors, order of callbacks, load. ----
+
+raft_io* NewStubTransport() {
+  auto* io = new raft_io{};
+  io->version = 1;
+  io->init = [](raft_io*, raft_id, const char*) { return 0; };
+  io->close = [](raft_io* self, raft_io_close_cb cb) {
+    if (cb != nullptr) cb(self);
+  };
+  io->time = [](raft_io*) -> raft_time { return 0; };
+  io->random = [](raft_io*, int min, int) { return min; };
+  return io;
+}
+
+class SegwalRaftIoStorageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(uv_loop_init(&loop_), 0);
+    SegwalRaftIoOptions o;
+    o.store.dir = "/raft";
+    o.store.env = &fi_;
+    o.store.wal.segment_target_size = 4096;  // no 64 MiB spare to zero-fill
+    o.store.wal.background_sealing = false;
+    o.store.wal.background_preallocation = false;
+    o.loop = &loop_;
+    o.transport = transport_.get();
+    auto io = NewSegwalRaftIo(o);
+    ASSERT_OK(io.status());
+    io_ = std::move(*io);
+    rio_ = io_->io();
+    ASSERT_EQ(rio_->init(rio_, 1, "1"), 0);
+  }
+  void TearDown() override {
+    bool closed = false;
+    rio_->data = &closed;
+    rio_->close(rio_, [](raft_io* r) { *static_cast<bool*>(r->data) = true; });
+    while (!closed) uv_run(&loop_, UV_RUN_ONCE);
+    io_.reset();
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  struct Append {
+    raft_io_append req{};
+    std::string data;
+    raft_entry entry{};
+    int status = -1;
+    int order = -1;
+  };
+  // Submits one entry of `data`; `order` records when its callback ran.
+  std::unique_ptr<Append> SubmitAppend(std::string data, int* fired) {
+    auto a = std::make_unique<Append>();
+    a->data = std::move(data);
+    a->entry.term = 1;
+    a->entry.type = RAFT_COMMAND;
+    a->entry.buf.base = a->data.data();
+    a->entry.buf.len = a->data.size();
+    a->req.data = a.get();
+    fired_ = fired;
+    int rv = rio_->append(rio_, &a->req, &a->entry, 1, [](raft_io_append* r, int status) {
+      auto* self = static_cast<Append*>(r->data);
+      self->status = status;
+      self->order = (*fired_)++;
+    });
+    EXPECT_EQ(rv, 0) << rio_->errmsg;
+    return a;
+  }
+  void Bootstrap() {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    raft_configuration_add(&conf, 1, "1", RAFT_VOTER);
+    ASSERT_EQ(rio_->bootstrap(rio_, &conf), 0) << rio_->errmsg;
+    EXPECT_EQ(rio_->bootstrap(rio_, &conf), RAFT_CANTBOOTSTRAP);
+    raft_configuration_close(&conf);
+  }
+
+  static int* fired_;
+  std::unique_ptr<Env> mem_ = NewMemEnv();
+  FaultInjectionEnv fi_{mem_.get()};
+  std::unique_ptr<raft_io> transport_{NewStubTransport()};
+  uv_loop_t loop_;
+  std::unique_ptr<SegwalRaftIo> io_;
+  raft_io* rio_ = nullptr;
+};
+int* SegwalRaftIoStorageTest::fired_ = nullptr;
+
+TEST_F(SegwalRaftIoStorageTest, AppendCallbacksFireInOrderOnceDurable) {
+  Bootstrap();
+  int fired = 0;
+  std::vector<std::unique_ptr<Append>> appends;
+  for (int i = 0; i < 20; ++i) appends.push_back(SubmitAppend(std::string(i, 'x'), &fired));
+  EXPECT_EQ(fired, 0);  // never inside the call
+  while (fired < 20) uv_run(&loop_, UV_RUN_ONCE);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(appends[i]->status, 0);
+    EXPECT_EQ(appends[i]->order, i);
+  }
+  EXPECT_GE(io_->store()->durable_lsn(), io_->store()->wal()->next_lsn() - 1);
+}
+
+TEST_F(SegwalRaftIoStorageTest, SnapshotPutCallbackComesAfterEarlierAppends) {
+  Bootstrap();
+  int fired = 0;
+  auto a = SubmitAppend("abc", &fired);
+  raft_snapshot s{};
+  s.index = 2;
+  s.term = 1;
+  raft_configuration_init(&s.configuration);
+  raft_configuration_add(&s.configuration, 1, "1", RAFT_VOTER);
+  s.configuration_index = 1;
+  std::string bytes = "fsm state";
+  raft_buffer buf{bytes.data(), bytes.size()};
+  s.bufs = &buf;
+  s.n_bufs = 1;
+  raft_io_snapshot_put put{};
+  put.data = &fired;
+  int put_order = -1;
+  static int* put_order_ptr;
+  put_order_ptr = &put_order;
+  ASSERT_EQ(rio_->snapshot_put(rio_, 1, &put, &s,
+                               [](raft_io_snapshot_put* p, int status) {
+                                 EXPECT_EQ(status, 0);
+                                 *put_order_ptr = (*static_cast<int*>(p->data))++;
+                               }),
+            0);
+  raft_configuration_close(&s.configuration);
+  while (put_order == -1) uv_run(&loop_, UV_RUN_ONCE);
+  EXPECT_EQ(a->order, 0);
+  EXPECT_EQ(put_order, 1);
+
+  // snapshot_get hands back what was put, in raft's memory.
+  raft_io_snapshot_get get{};
+  static raft_snapshot* got;
+  got = nullptr;
+  ASSERT_EQ(rio_->snapshot_get(rio_, &get,
+                               [](raft_io_snapshot_get*, raft_snapshot* snap, int status) {
+                                 EXPECT_EQ(status, 0);
+                                 got = snap;
+                               }),
+            0);
+  while (got == nullptr) uv_run(&loop_, UV_RUN_ONCE);
+  EXPECT_EQ(got->index, 2u);
+  ASSERT_EQ(got->n_bufs, 1u);
+  EXPECT_EQ(std::string(static_cast<char*>(got->bufs[0].base), got->bufs[0].len), "fsm state");
+  ASSERT_EQ(got->configuration.n, 1u);
+  EXPECT_EQ(got->configuration.servers[0].id, 1u);
+  raft_configuration_close(&got->configuration);
+  raft_free(got->bufs[0].base);
+  raft_free(got->bufs);
+  raft_free(got);
+}
+
+TEST_F(SegwalRaftIoStorageTest, LoadReturnsTermVoteSnapshotAndEntriesInRaftMemory) {
+  Bootstrap();
+  ASSERT_EQ(rio_->set_term(rio_, 3), 0);
+  ASSERT_EQ(rio_->set_vote(rio_, 1), 0);
+  int fired = 0;
+  auto a = SubmitAppend("a", &fired);
+  auto b = SubmitAppend("", &fired);
+  auto c = SubmitAppend("0123456789abc", &fired);
+  while (fired < 3) uv_run(&loop_, UV_RUN_ONCE);
+  raft_term term;
+  raft_id vote;
+  raft_snapshot* snapshot;
+  raft_index start;
+  raft_entry* entries;
+  size_t n;
+  ASSERT_EQ(rio_->load(rio_, &term, &vote, &snapshot, &start, &entries, &n), 0);
+  EXPECT_EQ(term, 3u);
+  EXPECT_EQ(vote, 1u);
+  EXPECT_EQ(snapshot, nullptr);
+  EXPECT_EQ(start, 1u);
+  ASSERT_EQ(n, 4u);
+  EXPECT_EQ(entries[0].type, RAFT_CHANGE);
+  EXPECT_EQ(std::string(static_cast<char*>(entries[1].buf.base), entries[1].buf.len), "a");
+  EXPECT_EQ(entries[2].buf.len, 0u);
+  EXPECT_EQ(std::string(static_cast<char*>(entries[3].buf.base), entries[3].buf.len),
+            "0123456789abc");
+  raft_free(entries[0].batch);  // one batch for all: raft frees it so
+  raft_free(entries);
+}
+
+TEST_F(SegwalRaftIoStorageTest, PoisonedWalIsRaftIoErrWithErrmsg) {
+  Bootstrap();
+  int fired = 0;
+  fi_.InjectError(kOpSync, absl::DataLossError("injected sync failure"), "", 0, -1);
+  auto a = SubmitAppend("lost", &fired);
+  while (fired < 1) uv_run(&loop_, UV_RUN_ONCE);
+  EXPECT_EQ(a->status, RAFT_IOERR);
+  EXPECT_THAT(std::string(rio_->errmsg), ::testing::HasSubstr("injected sync failure"));
+  rio_->errmsg[0] = '\0';
+  EXPECT_EQ(rio_->set_term(rio_, 9), RAFT_IOERR);
+  EXPECT_THAT(std::string(rio_->errmsg), ::testing::HasSubstr("injected sync failure"));
+  raft_entry e{};
+  e.term = 1;
+  e.type = RAFT_COMMAND;
+  raft_io_append req{};
+  EXPECT_EQ(rio_->append(rio_, &req, &e, 1, nullptr), RAFT_IOERR);
+  EXPECT_EQ(rio_->truncate(rio_, 2), RAFT_IOERR);
 }
 
 }  // namespace
