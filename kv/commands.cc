@@ -388,11 +388,12 @@ CommandReply Config(const Context&, const Args& args) {
       {"databases", "1"}};
   std::vector<std::pair<std::string, std::string>> found;
   for (size_t i = 2; i < args.size(); ++i) {
-    for (const auto& [name, value] : kParams) {
+    for (const auto& param : kParams) {
+      const char* name = param.first;  // (clang 14 cannot capture a structured binding)
       if (GlobMatch(absl::AsciiStrToLower(args[i]), name) &&
           std::none_of(found.begin(), found.end(),
                        [&](const auto& f) { return f.first == name; })) {
-        found.emplace_back(name, value);
+        found.emplace_back(name, param.second);
       }
     }
   }
