@@ -43,6 +43,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -83,6 +84,14 @@ namespace raftstore {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// CPU seconds (user + system) of the calling thread, or of the process.
+double CpuSeconds(int who) {
+  struct rusage ru;
+  if (getrusage(who, &ru) != 0) return 0;
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -158,6 +167,10 @@ struct RunResult {
   double election_seconds = 0;
   uint64_t failed_applies = 0;  // status != 0 before shutdown
   int leader_changes = 0;
+  // CPU seconds per measured second: the loop thread (all nodes' raft work
+  // and this bench's), and the whole process (sync threads, libuv's pool).
+  double loop_cpu = 0;
+  double process_cpu = 0;
   std::string wal_stats;
 };
 
@@ -177,6 +190,7 @@ struct Run {
   int inflight = 0;
   uint64_t committed = 0;
   uint64_t committed_at_start = 0;
+  double loop_cpu_at_start = 0, process_cpu_at_start = 0;
   uint64_t failed = 0;
   int leader_changes = 0;
   RunResult result;
@@ -259,6 +273,8 @@ struct Run {
           phase = kMeasuring;
           phase_at = now;
           committed_at_start = committed;
+          loop_cpu_at_start = CpuSeconds(RUSAGE_THREAD);
+          process_cpu_at_start = CpuSeconds(RUSAGE_SELF);
         }
         break;
       case kMeasuring: {
@@ -267,6 +283,8 @@ struct Run {
           result.commits = committed - committed_at_start;
           result.seconds = elapsed;
           result.commits_per_sec = result.commits / elapsed;
+          result.loop_cpu = (CpuSeconds(RUSAGE_THREAD) - loop_cpu_at_start) / elapsed;
+          result.process_cpu = (CpuSeconds(RUSAGE_SELF) - process_cpu_at_start) / elapsed;
           result.ok = true;
           Finish();
           return;
@@ -501,11 +519,13 @@ int Main(int argc, char** argv) {
           failures++;
         } else {
           std::printf("run %d/%d window %d %s: %.0f commits/s (%llu in %.3f s; leader after "
-                      "%.2f s, %d leader changes, %llu failed applies)\n",
+                      "%.2f s, %d leader changes, %llu failed applies; CPU per second: loop %.2f, "
+                      "process %.2f)\n",
                       pair, FLAGS_pairs, window, StoreName(store), r.commits_per_sec,
                       static_cast<unsigned long long>(r.commits), r.seconds,
                       r.election_seconds, r.leader_changes,
-                      static_cast<unsigned long long>(r.failed_applies));
+                      static_cast<unsigned long long>(r.failed_applies), r.loop_cpu,
+                      r.process_cpu);
           std::fputs(r.wal_stats.c_str(), stdout);
           rates[static_cast<int>(store)].push_back(r.commits_per_sec);
           pair_rate[static_cast<int>(store)] = r.commits_per_sec;
