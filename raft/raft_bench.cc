@@ -93,6 +93,17 @@ double CpuSeconds(int who) {
          ru.ru_stime.tv_usec / 1e6;
 }
 
+// Seconds the calling thread has waited on a run queue (runnable, not
+// running): the second field of /proc/thread-self/schedstat; 0 if unknown.
+double RunQueueWaitSeconds() {
+  FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+  if (f == nullptr) return 0;
+  unsigned long long run_ns = 0, wait_ns = 0;
+  const int n = std::fscanf(f, "%llu %llu", &run_ns, &wait_ns);
+  std::fclose(f);
+  return n == 2 ? wait_ns / 1e9 : 0;
+}
+
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -171,6 +182,9 @@ struct RunResult {
   // and this bench's), and the whole process (sync threads, libuv's pool).
   double loop_cpu = 0;
   double process_cpu = 0;
+  // Seconds per measured second the loop thread was runnable but waiting for
+  // a CPU (a shared machine's other work).
+  double loop_wait = 0;
   std::string wal_stats;
 };
 
@@ -190,7 +204,7 @@ struct Run {
   int inflight = 0;
   uint64_t committed = 0;
   uint64_t committed_at_start = 0;
-  double loop_cpu_at_start = 0, process_cpu_at_start = 0;
+  double loop_cpu_at_start = 0, process_cpu_at_start = 0, loop_wait_at_start = 0;
   uint64_t failed = 0;
   int leader_changes = 0;
   RunResult result;
@@ -275,6 +289,7 @@ struct Run {
           committed_at_start = committed;
           loop_cpu_at_start = CpuSeconds(RUSAGE_THREAD);
           process_cpu_at_start = CpuSeconds(RUSAGE_SELF);
+          loop_wait_at_start = RunQueueWaitSeconds();
         }
         break;
       case kMeasuring: {
@@ -285,6 +300,7 @@ struct Run {
           result.commits_per_sec = result.commits / elapsed;
           result.loop_cpu = (CpuSeconds(RUSAGE_THREAD) - loop_cpu_at_start) / elapsed;
           result.process_cpu = (CpuSeconds(RUSAGE_SELF) - process_cpu_at_start) / elapsed;
+          result.loop_wait = (RunQueueWaitSeconds() - loop_wait_at_start) / elapsed;
           result.ok = true;
           // Let the applies in flight finish before raft_close: closing a
           // raft_uv leader with appends in flight crashed libraft 0.15 inside
@@ -528,13 +544,13 @@ int Main(int argc, char** argv) {
           failures++;
         } else {
           std::printf("run %d/%d window %d %s: %.0f commits/s (%llu in %.3f s; leader after "
-                      "%.2f s, %d leader changes, %llu failed applies; CPU per second: loop %.2f, "
-                      "process %.2f)\n",
+                      "%.2f s, %d leader changes, %llu failed applies; per second: loop CPU %.2f, "
+                      "loop waiting for a CPU %.2f, process CPU %.2f)\n",
                       pair, FLAGS_pairs, window, StoreName(store), r.commits_per_sec,
                       static_cast<unsigned long long>(r.commits), r.seconds,
                       r.election_seconds, r.leader_changes,
                       static_cast<unsigned long long>(r.failed_applies), r.loop_cpu,
-                      r.process_cpu);
+                      r.loop_wait, r.process_cpu);
           std::fputs(r.wal_stats.c_str(), stdout);
           rates[static_cast<int>(store)].push_back(r.commits_per_sec);
           pair_rate[static_cast<int>(store)] = r.commits_per_sec;
