@@ -34,7 +34,28 @@
 //
 // --dir: where the run directories go (default: $TMPDIR, /var/tmp or /tmp,
 // the first that is not tmpfs, as db_bench_wal picks); a raft_bench.XXXXXX
-// directory is made there and removed at exit.
+// directory is made there and removed at exit. Other flags: --nodes,
+// --windows, --entry_size, --seconds, --warmup, --pairs, --wal_stats.
+// In `make bench`, db_bench_wal/bench_suite.sh runs it with no flags (plus
+// $SEGWAL_RAFT_BENCH_ARGS; SEGWAL_RAFT_BENCH=0 skips it) and turns each
+// complete pair into the rows "raft commits segwal/raft_uv, window N".
+//
+// Reading a run line. After the rate: when the leader was elected, leader
+// changes and failed applies during the run (both should be 0), and per
+// measured second: the loop thread's CPU, how long the loop thread was
+// runnable but waiting for a CPU (/proc/thread-self/schedstat), and the
+// process's CPU (segwal's sync threads, raft_uv's kernel AIO or thread pool).
+// With --wal_stats, each segwal node's WAL counters since Open: records,
+// fsyncs, records per fsync (the group commit: about 1 at window 1, tens at
+// 64 and 256), fsync latency. On a 2-vCPU VM shared with other builds the
+// loop thread waited for a CPU 0.4-0.7 s of every second (2026-12-04): the
+// rates are then bound by the scheduler's share for the one loop thread that
+// runs all three nodes, not by the disk, and swing 2x from run to run; only
+// the interleaved ratios mean much. Each segwal commit also crosses threads
+// three times (loop -> sync thread, fdatasync's return, sync thread -> loop
+// via uv_async) where raft_uv's kernel AIO (in use here: one aio ring per
+// node in /proc/PID/maps during its runs) wakes only the loop, through an
+// eventfd; that costs segwal most when CPUs are scarce.
 //
 // Threads: everything here runs on the main thread (the loop); SegwalRaftIo
 // has one sync thread per node, raft_uv its own libuv thread pool or kernel
