@@ -7,10 +7,12 @@
 # runs each micro-benchmark binary briefly (their usual Google Benchmark output
 # scrolls by), then db_bench_wal in three blocks (100-byte records, 4 KiB
 # records on a 1 GiB log, synced appends), then db_bench_wal alternating with
-# RocksDB's db_bench (rocksdb-tools) on the same disk, and prints ONE summary
+# RocksDB's db_bench (rocksdb-tools) on the same disk, then segkv against
+# Redis (kv/segkv_bench.sh) and raft_bench (a 3-node libraft cluster on segwal
+# against libraft's raft_uv, raft/raft_bench.cc), and prints ONE summary
 # table whose ratios all come from this run, so they compare like with like on
 # this machine. WAL figures are medians of five runs, interleaved with their
-# baselines; rows with a target (issues 6 and 16) say whether this run meets
+# baselines; rows with a target (issues 6, 13, 14 and 16) say whether this run meets
 # it.
 #
 # Extra arguments are passed to every Google Benchmark binary, e.g.
