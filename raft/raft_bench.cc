@@ -493,7 +493,8 @@ struct Run {
         absl::StrAppend(&result.wal_stats, "    node ", n->id,
                         n.get() == leader ? " (leader)" : "", ": ", s.appends,
                         " records, ", s.syncs, " fsyncs, records/fsync avg ",
-                        absl::StrFormat("%.1f", s.records_per_sync.Average()),
+                        absl::StrFormat("%.1f", s.records_per_sync.Average()), " p50<=",
+                        s.records_per_sync.Percentile(50),
                         ", fsync us avg ",
                         absl::StrFormat("%.0f", s.sync_latency_micros.Average()),
                         " p99<=", s.sync_latency_micros.Percentile(99), "\n");
