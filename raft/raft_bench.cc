@@ -46,8 +46,9 @@
 // runnable but waiting for a CPU (/proc/thread-self/schedstat), and the
 // process's CPU (segwal's sync threads, raft_uv's kernel AIO or thread pool).
 // With --wal_stats, each segwal node's WAL counters since Open: records,
-// fsyncs, records per fsync (the group commit: about 1 at window 1, tens at
-// 64 and 256), fsync latency. On a 2-vCPU VM shared with other builds the
+// fsyncs, records per fsync (the group commit: 1 at window 1; at 64 and 256
+// the leader syncs about a whole window per fsync, followers tens), fsync
+// latency. On a 2-vCPU VM shared with other builds the
 // loop thread waited for a CPU 0.4-0.7 s of every second (2026-12-04): the
 // rates are then bound by the scheduler's share for the one loop thread that
 // runs all three nodes, not by the disk, and swing 2x from run to run; only
