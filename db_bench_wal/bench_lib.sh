@@ -91,3 +91,26 @@ threads_flag() {
   done
   echo "$t"
 }
+
+# parse_raft_bench < raft_bench output
+# raft_bench (raft/raft_bench.cc) prints one line per run:
+#   run 2/3 window 64 segwal: 20512 commits/s (41030 in 2.000 s; ...)
+#   run 2/3 window 64 raft_uv: 18734 commits/s (37470 in 2.001 s; ...)
+# Prints each COMPLETE pair (a segwal run and the raft_uv run after it, same
+# pair and window) as two result lines
+#   raft/segwal_w64<TAB>micros_per_commit<TAB>commits_per_sec<TAB>seconds<TAB>
+#   raft/raft_uv_w64<TAB>...
+# so that the k-th runs of the two labels are neighbours (the summary's
+# median of neighbouring ratios); a pair with a failed run is left out.
+parse_raft_bench() {
+  awk '
+    $1 == "run" && $3 == "window" && $7 == "commits/s" && $6 + 0 > 0 {
+      store = $5; sub(/:$/, "", store)
+      key = $2 " " $4
+      line = sprintf("raft/%s_w%s\t%.3f\t%s\t%s\t", store, $4, 1e6 / $6, $6, $10)
+      if (store == "segwal") { pending[key] = line }
+      else if (store == "raft_uv" && (key in pending)) {
+        print pending[key]; print line; delete pending[key]
+      }
+    }'
+}

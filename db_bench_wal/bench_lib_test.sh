@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark suite's parsers (db_bench_wal/bench_lib.sh) on canned output:
 # db_bench_wal result and [MEDIAN] lines, RocksDB 7.8.3 db_bench's header and
-# result lines, the WAL cost computed run by run, the cold/warm class and the
-# choice of a disk-backed directory.
+# result lines, raft_bench's run lines (complete pairs only), the WAL cost
+# computed run by run, the cold/warm class and the choice of a disk-backed
+# directory.
 #
 #   bazel test //db_bench_wal:bench_lib_test
 #   db_bench_wal/bench_lib_test.sh        # by hand, from the workspace root
@@ -97,6 +98,28 @@ expect_eq "sized, fast" "$(sized_num 1 1 <<<"rocks/x${T}1${T}900000${T}1${T}0")"
 expect_eq "threads_flag" "$(threads_flag --sync=1 --threads=16 --num=5)" 16
 expect_eq "threads_flag, last wins" "$(threads_flag --threads=4 --threads=8)" 8
 expect_eq "threads_flag, none" "$(threads_flag --sync=1)" 1
+
+# --- raft_bench: complete pairs only, segwal then raft_uv; a pair with a
+# failed run is left out; the summary lines are not runs.
+got="$(parse_raft_bench <<'EOF'
+raft_bench: 3 nodes on 127.0.0.1, entries of 104 B, 2.00 s measured after 0.50 s warm-up, 3 pairs per window, in /var/tmp/raft_bench.x
+run 1/3 window 64 segwal: 20000 commits/s (40000 in 2.000 s; leader after 1.03 s, 0 leader changes, 0 failed applies; CPU per second: loop 0.59, process 0.70)
+    node 1: 14600 records, 433 fsyncs, records/fsync avg 33.8, fsync us avg 2573 p99<=128084
+run 1/3 window 64 raft_uv: 16000 commits/s (32032 in 2.002 s; leader after 1.17 s, 0 leader changes, 0 failed applies; CPU per second: loop 0.38, process 0.43)
+run 2/3 window 64 segwal: FAILED: no leader elected
+run 2/3 window 64 raft_uv: 15000 commits/s (30000 in 2.000 s; leader after 1.17 s)
+run 3/3 window 64 segwal: 25000 commits/s (50000 in 2.000 s; leader after 1.03 s)
+run 3/3 window 64 raft_uv: FAILED: raft_start: x
+run 1/3 window 256 segwal: 500 commits/s (1000 in 2.000 s; leader after 1.03 s)
+run 1/3 window 256 raft_uv: 400 commits/s (800 in 2.000 s; leader after 1.03 s)
+window 64: segwal 20000 commits/s, raft_uv 16000 commits/s, ratio 1.25x
+EOF
+)"
+expect_eq "raft_bench pairs" "$got" \
+"raft/segwal_w64${T}50.000${T}20000${T}2.000${T}
+raft/raft_uv_w64${T}62.500${T}16000${T}2.002${T}
+raft/segwal_w256${T}2000.000${T}500${T}2.000${T}
+raft/raft_uv_w256${T}2500.000${T}400${T}2.000${T}"
 
 # --- Cold or warm.
 expect_eq "cold" "$(memory_class 0.41 1)" cold

@@ -7,10 +7,12 @@
 # runs each micro-benchmark binary briefly (their usual Google Benchmark output
 # scrolls by), then db_bench_wal in three blocks (100-byte records, 4 KiB
 # records on a 1 GiB log, synced appends), then db_bench_wal alternating with
-# RocksDB's db_bench (rocksdb-tools) on the same disk, and prints ONE summary
+# RocksDB's db_bench (rocksdb-tools) on the same disk, then segkv against
+# Redis (kv/segkv_bench.sh) and raft_bench (a 3-node libraft cluster on segwal
+# against libraft's raft_uv, raft/raft_bench.cc), and prints ONE summary
 # table whose ratios all come from this run, so they compare like with like on
 # this machine. WAL figures are medians of five runs, interleaved with their
-# baselines; rows with a target (issues 6 and 16) say whether this run meets
+# baselines; rows with a target (issues 6, 13, 14 and 16) say whether this run meets
 # it.
 #
 # Extra arguments are passed to every Google Benchmark binary, e.g.
@@ -22,7 +24,9 @@
 # SEGWAL_BENCH_RUNS (runs of each db_bench_wal measurement, default 5),
 # SEGWAL_ROCKSDB=0 (skip RocksDB), SEGWAL_ROCKSDB_DB_BENCH (RocksDB's db_bench,
 # default db_bench on PATH), SEGWAL_SEGKV_BENCH=0 (skip segkv_server against
-# redis-server and segkv's recovery, kv/segkv_bench.sh).
+# redis-server and segkv's recovery, kv/segkv_bench.sh), SEGWAL_RAFT_BENCH=0
+# (skip raft_bench: a 3-node libraft cluster on segwal against raft_uv,
+# raft/raft_bench.cc), SEGWAL_RAFT_BENCH_ARGS (extra raft_bench flags).
 #
 # To add a benchmark: add the binary to `data` in db_bench_wal/BUILD.bazel and
 # to BENCHMARKS below (or a db_bench_wal run to DB_BENCH_BLOCKS), and the rows
@@ -169,6 +173,12 @@ SUMMARY=(
   "segkv/Redis AOF SET, 50 clients|segkv/set_c50|redis_aof/set_c50|ops|>=1.3"
   "segkv/Redis AOF GET, 1 client|segkv/get_c1|redis_aof/get_c1|ops|"
   "segkv/Redis AOF GET, 50 clients|segkv/get_c50|redis_aof/get_c50|ops|>=0.8"
+  # Commits/s of a 3-node libraft cluster (one process, 127.0.0.1) with segwal
+  # as its log store against libraft's raft_uv, 104 B entries, a window of
+  # raft_apply calls in flight (raft/raft_bench.cc; issue 14 targets).
+  "raft commits segwal/raft_uv, window 1|raft/segwal_w1|raft/raft_uv_w1|ops|>=1.0"
+  "raft commits segwal/raft_uv, window 64|raft/segwal_w64|raft/raft_uv_w64|ops|>=1.3"
+  "raft commits segwal/raft_uv, window 256|raft/segwal_w256|raft/raft_uv_w256|ops|>=1.0"
 )
 
 # Finds a binary (or with -f, any file) among this script's runfiles. `bazel
@@ -350,6 +360,27 @@ if [ "${SEGWAL_SEGKV_BENCH:-1}" != 0 ]; then
   echo
 fi
 
+# libraft on segwal against libraft's raft_uv (raft/raft_bench.cc): its
+# complete pairs of runs join dbb.tsv as raft/segwal_wN and raft/raft_uv_wN.
+if [ "${SEGWAL_RAFT_BENCH:-1}" != 0 ]; then
+  echo "=== raft_bench (libraft on segwal vs raft_uv)"
+  block_start=$SECONDS
+  if rb="$(runfile raft/raft_bench)"; then
+    split_flags "${SEGWAL_RAFT_BENCH_ARGS:-}"
+    if "$rb" --dir="$(bench_root "$bench_dir")" ${args[@]+"${args[@]}"} |
+        tee "$results/raft_bench.txt"; then
+      :
+    else
+      failed+=(raft_bench)
+    fi
+    parse_raft_bench <"$results/raft_bench.txt" >>"$results/dbb.tsv"
+  else
+    failed+=(raft_bench)
+  fi
+  echo "=== raft_bench took $((SECONDS - block_start)) s"
+  echo
+fi
+
 machine="$(cat "$results/cpu.txt" 2>/dev/null || true)"
 [ -n "$machine" ] || machine="$(nproc) CPUs"
 fsdir="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
@@ -444,7 +475,7 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
   }
   { rows[NR] = $0 }
   END {
-    fmt = "%-34s %13s %13s %9s %8s %5s\n"
+    fmt = "%-40s %13s %13s %9s %8s %5s\n"
     print "==================== segwal benchmark summary ===================="
     print "machine: " machine
     if (memory == "unknown") {
@@ -488,7 +519,7 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
         status = "n/a"
       }
       if (rocksdb_note != "" && rows[i] ~ /\|rocks\//) {
-        printf "%-34s %s\n", r[1], rocksdb_note
+        printf "%-40s %s\n", r[1], rocksdb_note
         continue
       }
       printf fmt, r[1], numtxt, dentxt, value, target, status
@@ -504,7 +535,9 @@ printf '%s\n' "${SUMMARY[@]}" | awk -F'|' -v tsv="$results/all.tsv" \
     print "one record per sync can be much faster than RocksDB on it."
     print "segkv/Redis AOF: redis-benchmark -d 100 against segkv_server and redis-server"
     print "--appendfsync always, 3 interleaved runs each (kv/segkv_bench.sh)."
-    print "Targets are issue 6, 13 and 16 goals: " (checked - misses) " of " checked " met in this run" \
+    print "raft commits: raft_bench, 3 libraft nodes in one process on 127.0.0.1, commits/s"
+    print "with segwal as the log store vs libraft raft_uv, 3 interleaved pairs per window."
+    print "Targets are issue 6, 13, 14 and 16 goals: " (checked - misses) " of " checked " met in this run" \
       (memory == "unknown" ? "." : " (" memory " machine).")
   }'
 cat "$results/segkv_recovery.txt" 2>/dev/null || true

@@ -95,6 +95,9 @@ class SegwalRaftIo::Methods {
     }
     uv_async_init(self->options_.loop, &self->async_, &Methods::AsyncCb);
     self->async_.data = self;
+    uv_prepare_init(self->options_.loop, &self->prepare_);
+    self->prepare_.data = self;
+    uv_prepare_start(&self->prepare_, &Methods::PrepareCb);
     self->sync_thread_ = std::thread([self] { self->SyncThreadMain(); });
     self->initialized_ = true;
     return 0;
@@ -108,9 +111,11 @@ class SegwalRaftIo::Methods {
       if (cb != nullptr) cb(io);
       return;
     }
-    // The sync thread finishes the sync it was asked for, then exits; the
+    // Appends not yet handed over are synced too; the sync thread finishes
+    // the sync it was asked for, then exits; the
     // callbacks and the handle closes run on the next loop iteration, not
     // inside raft_close.
+    self->FlushSyncRequest();
     self->StopSyncThread();
     uv_async_send(&self->async_);
   }
@@ -256,7 +261,8 @@ class SegwalRaftIo::Methods {
     if (!lsn.ok()) return self->Fail(lsn.status());
     req->cb = cb;
     self->completions_.push_back({Completion::kAppend, req, *lsn, nullptr});
-    self->RequestSync(*lsn);
+    // Handed to the sync thread by PrepareCb, before the loop next polls.
+    self->unrequested_lsn_ = *lsn;
     return 0;
   }
 
@@ -304,12 +310,17 @@ class SegwalRaftIo::Methods {
     return self->transport_->random(self->transport_, min, max);
   }
 
+  static void PrepareCb(uv_prepare_t* handle) {
+    static_cast<SegwalRaftIo*>(handle->data)->FlushSyncRequest();
+  }
+
   static void AsyncCb(uv_async_t* handle) {
     auto* self = static_cast<SegwalRaftIo*>(handle->data);
     self->FireCompletions();
     if (!self->closing_ || self->close_started_) return;
     self->close_started_ = true;
-    self->closes_pending_ = 2;
+    self->closes_pending_ = 3;
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->prepare_), &Methods::AsyncClosed);
     uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), &Methods::AsyncClosed);
     self->transport_->close(self->transport_, &Methods::TransportClosed);
   }
@@ -333,6 +344,7 @@ SegwalRaftIo::SegwalRaftIo(const SegwalRaftIoOptions& options,
     : options_(options), store_(std::move(store)) {
   std::memset(&io_, 0, sizeof(io_));
   std::memset(&async_, 0, sizeof(async_));
+  std::memset(&prepare_, 0, sizeof(prepare_));
   io_.version = 1;
   io_.impl = this;
   io_.init = &Methods::Init;
@@ -422,6 +434,13 @@ void SegwalRaftIo::RequestSync(uint64_t lsn) {
     sync_target_ = lsn;
     cv_.Signal();
   }
+}
+
+void SegwalRaftIo::FlushSyncRequest() {
+  if (unrequested_lsn_ == 0) return;
+  const uint64_t lsn = unrequested_lsn_;
+  unrequested_lsn_ = 0;
+  RequestSync(lsn);
 }
 
 void SegwalRaftIo::SyncThreadMain() {

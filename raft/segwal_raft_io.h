@@ -20,6 +20,12 @@
 // Threads and hand-offs:
 //   - The loop thread (the one running `loop`) calls every raft_io method and
 //     runs every callback. Loop-thread-only state has no lock.
+//   - Append only records the LSN it needs synced; a uv_prepare handle hands
+//     the highest such LSN to the sync thread once per loop iteration, just
+//     before the loop polls (so before it can sleep: no completion waits for
+//     a tick). Every append made while the loop handled one batch of
+//     messages thus shares one fsync, where signalling on the first append
+//     split the batch into a sync of one record and a sync of the rest.
 //   - One sync thread per io waits for appended LSNs, calls
 //     SegwalRaftStore::Sync() and publishes the durable LSN (or the error)
 //     under mu_, then wakes the loop with uv_async_send; the loop thread reads
@@ -103,6 +109,8 @@ class SegwalRaftIo {
 
   void SyncThreadMain() ABSL_LOCKS_EXCLUDED(mu_);
   void RequestSync(uint64_t lsn) ABSL_LOCKS_EXCLUDED(mu_);
+  // Loop thread: RequestSync(unrequested_lsn_) if an append is waiting.
+  void FlushSyncRequest() ABSL_LOCKS_EXCLUDED(mu_);
   void StopSyncThread() ABSL_LOCKS_EXCLUDED(mu_);
   // Loop thread: fires the callbacks whose requests are done, in order.
   void FireCompletions() ABSL_LOCKS_EXCLUDED(mu_);
@@ -119,7 +127,9 @@ class SegwalRaftIo {
   std::unique_ptr<raft_io> owned_uv_io_;
   std::unique_ptr<raft_uv_transport> owned_tcp_;
   uv_async_t async_;
-  bool initialized_ = false;  // async_ and the sync thread exist
+  uv_prepare_t prepare_;  // runs FlushSyncRequest before each poll
+  uint64_t unrequested_lsn_ = 0;  // appended, not yet handed to the sync thread
+  bool initialized_ = false;  // async_, prepare_ and the sync thread exist
   bool closing_ = false;        // close was called
   bool close_started_ = false;  // async_ and the transport are closing
   int closes_pending_ = 0;
