@@ -19,7 +19,7 @@ namespace segwal {
 namespace kv {
 
 struct ClusterNode::ApplyRequest {
-  raft_apply req{};
+  struct raft_apply req{};
   ClusterNode* node = nullptr;
   std::shared_ptr<DeferredReply> reply;
   bool integer_reply = false;
@@ -31,7 +31,7 @@ struct ClusterNode::ReadRequest {
 };
 
 struct ClusterNode::BarrierRequest {
-  raft_barrier req{};
+  struct raft_barrier req{};
   ClusterNode* node = nullptr;
   bool leader_barrier = false;  // the first of a term (else: for reads)
   uint64_t term = 0;
@@ -245,7 +245,7 @@ CommandReply ClusterNode::SubmitWrite(const Mutation& m, bool integer_reply) {
   return r;
 }
 
-void ClusterNode::OnApplied(raft_apply* raw, int status, void* result) {
+void ClusterNode::OnApplied(struct raft_apply* raw, int status, void* result) {
   std::unique_ptr<ApplyRequest> req(static_cast<ApplyRequest*>(raw->data));
   std::string out;
   if (status != 0) {
@@ -308,7 +308,7 @@ void ClusterNode::KickReads() {
   read_barrier_in_flight_ = true;
 }
 
-void ClusterNode::OnBarrier(raft_barrier* raw, int status) {
+void ClusterNode::OnBarrier(struct raft_barrier* raw, int status) {
   std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(raw->data));
   ClusterNode* self = b->node;
   if (b->leader_barrier) {
@@ -515,6 +515,8 @@ std::string ClusterNode::ReplicationInfo() {
   line("raft_snapshot_threshold", options_.snapshot_threshold);
   line("raft_snapshot_trailing", options_.snapshot_trailing);
   line("raft_bootstrapped_this_start", bootstrapped_ ? 1 : 0);
+  line("fsm_snapshots_taken", fsm_.snapshots_taken());
+  line("fsm_snapshots_restored", fsm_.snapshots_restored());
   line("raft_pending_reads", pending_reads_.size());
   return out;
 }

@@ -84,8 +84,8 @@ class ClusterNode : public CommandHandler {
   struct BarrierRequest;
 
   static void OnTick(uv_timer_t* timer);
-  static void OnApplied(raft_apply* req, int status, void* result);
-  static void OnBarrier(raft_barrier* req, int status);
+  static void OnApplied(struct raft_apply* req, int status, void* result);
+  static void OnBarrier(struct raft_barrier* req, int status);
   static void OnClosed(raft* r);
 
   bool LeaderReady();

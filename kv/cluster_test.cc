@@ -191,7 +191,7 @@ void ExpectBad(int64_t id, absl::string_view addr, absl::string_view peers,
   EXPECT_TRUE(absl::IsInvalidArgument(c.status()));
   const std::string msg(c.status().message());
   EXPECT_EQ(msg.rfind(absl::StrCat(flag, ": "), 0), 0u) << msg;
-  EXPECT_NE(msg.find(names), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::string(names)), std::string::npos) << msg;
 }
 
 TEST(ClusterConfigTest, BadFlagsNameTheFlagAndTheEntry) {

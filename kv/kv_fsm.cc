@@ -205,6 +205,7 @@ int KvFsm::FsmSnapshot(raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) {
   std::memcpy((*bufs)[0].base, bytes->data(), bytes->size());
   (*bufs)[0].len = bytes->size();
   *n_bufs = 1;
+  ++self->snapshots_taken_;
   return 0;
 }
 
@@ -217,6 +218,7 @@ int KvFsm::FsmRestore(raft_fsm* fsm, raft_buffer* buf) {
     return RAFT_CORRUPT;
   }
   raft_free(buf->base);  // restore owns the buffer on success (libraft 0.15)
+  ++self->snapshots_restored_;
   return 0;
 }
 

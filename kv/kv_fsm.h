@@ -62,6 +62,9 @@ class KvFsm {
   // indexes and LSNs are not part of it.
   std::string Digest() const;
   uint64_t last_applied() const { return last_applied_; }
+  // Snapshots taken and restored through the libraft FSM (INFO replication).
+  uint64_t snapshots_taken() const { return snapshots_taken_; }
+  uint64_t snapshots_restored() const { return snapshots_restored_; }
 
   // The libraft FSM (version 1) over this object: apply hands back a
   // pointer to a Result owned here, valid until the next apply (libraft
@@ -79,6 +82,8 @@ class KvFsm {
   KvMap map_;
   uint64_t last_applied_ = 0;  // raft index of the last entry applied
   Result last_result_;
+  uint64_t snapshots_taken_ = 0;
+  uint64_t snapshots_restored_ = 0;
   raft_fsm fsm_{};
   const raft* raft_ = nullptr;
 };
