@@ -169,6 +169,9 @@ SUMMARY=(
   "segkv/Redis AOF SET, 50 clients|segkv/set_c50|redis_aof/set_c50|ops|>=1.3"
   "segkv/Redis AOF GET, 1 client|segkv/get_c1|redis_aof/get_c1|ops|"
   "segkv/Redis AOF GET, 50 clients|segkv/get_c50|redis_aof/get_c50|ops|>=0.8"
+  # A 3-member segkv cluster (raft, segwal as its log) over the single node
+  # (kv/segkv_bench.sh; issue 14).
+  "segkv 3-node/1-node SET, 50 clients|segkv_cluster/set_c50|segkv/set_c50|ops|"
 )
 
 # Finds a binary (or with -f, any file) among this script's runfiles. `bazel
