@@ -97,12 +97,12 @@ absl::StatusOr<ClusterConfig> ParseClusterConfig(int64_t raft_id, absl::string_v
     return Bad("--raft_peers", absl::StrCat("does not list --raft_id ", config.self_id,
                                             " (list every member, this one included)"));
   }
-  if (raft_addr.empty()) raft_addr = self->raft_address();
-  if (raft_addr != self->raft_address()) {
-    return Bad("--raft_addr", absl::StrCat("'", raft_addr, "' is not ", self->raft_address(),
-                                           ", member ", self->id, "'s in --raft_peers"));
+  const std::string own = self->raft_address();
+  if (!raft_addr.empty() && raft_addr != own) {
+    return Bad("--raft_addr", absl::StrCat("'", raft_addr, "' is not ", own, ", member ",
+                                           self->id, "'s in --raft_peers"));
   }
-  config.raft_address = std::string(raft_addr);
+  config.raft_address = own;
   return config;
 }
 
