@@ -111,7 +111,6 @@ class ClusterNode : public CommandHandler {
   bool started_ = false;
   bool bootstrapped_ = false;
   bool shutting_down_ = false;
-  int closes_pending_ = 0;
 
   uint64_t ready_term_ = 0;           // term whose first barrier is applied
   uint64_t leader_barrier_term_ = 0;  // term of the first barrier in flight
