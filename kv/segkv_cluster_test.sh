@@ -9,6 +9,9 @@
 # from the leader (linearizable MGET), and all three members' states are equal
 # (DEBUG DIGEST: digest, key count, last applied index).
 #
+# Before the kill, both followers are stopped for a second: no SET may be
+# acknowledged while no majority can commit it.
+#
 # Also: a bad --raft_peers is one line naming the flag and exit 2; followers
 # answer -MOVED naming the leader (and redis-cli -c follows it); ROLE and
 # INFO replication; a raft snapshot threshold small enough that snapshots
@@ -129,6 +132,23 @@ grep -q "^raft_leader_id:$leader$" <<<"$info" || fail "INFO replication leader i
 "$CLIENT" --mode=cluster_load --ports="${CPORT[1]},${CPORT[2]},${CPORT[3]}" --window=16 \
   --prefix="c:" --acked_file="$TMP/acked" --stop_file="$TMP/stop" >"$TMP/load.out" 2>&1 &
 LOADER=$!
+wait_acked 1000 || fail "load: fewer than 1000 acknowledged SETs"
+# No acknowledgment without a majority: with both followers stopped
+# (SIGSTOP) the leader cannot commit, so once what was committed before has
+# been answered (0.5 s), no SET may be acknowledged (0.5 s more). A server
+# that answered at raft_apply, before commit, fails here.
+for i in 1 2 3; do [ "$i" -ne "$leader" ] && kill -STOP "${PIDS[$i]}"; done
+sleep 0.5
+paused_from=$(acked)
+sleep 0.5
+paused_to=$(acked)
+for i in 1 2 3; do [ "$i" -ne "$leader" ] && kill -CONT "${PIDS[$i]}"; done
+echo "followers stopped: $paused_from -> $paused_to acknowledged SETs"
+[ "$paused_to" -eq "$paused_from" ] ||
+  fail "$(( paused_to - paused_from )) SETs acknowledged while no majority could commit them"
+wait_acked $(( $(acked) + 500 )) || fail "load did not go on after the followers resumed"
+# The leader may have changed meanwhile (libraft steps down without a quorum).
+leader=$(wait_leader) || fail "no leader before the kill"
 wait_acked 1500 || fail "load: fewer than 1500 acknowledged SETs before the kill"
 before_kill=$(acked)
 kill -KILL "${PIDS[$leader]}"
