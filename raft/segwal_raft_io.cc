@@ -4,6 +4,7 @@
 
 #include "raft/segwal_raft_io.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "raft/commit_guard.h"
 
 namespace segwal {
 namespace raftstore {
@@ -162,7 +164,11 @@ class SegwalRaftIo::Methods {
     // read the raft instance from io->data (pinned by
     // SegwalRaftIoTcpTest.ThreeNodesElectApplyAndRestartFromTheSameDirs).
     self->transport_->data = io->data;
-    int rv = self->transport_->start(self->transport_, msecs, tick, recv);
+    // The commit guard sees every message before libraft does: the
+    // transport calls Recv, which finds this io in the registry.
+    self->recv_cb_ = recv;
+    int rv = self->transport_->start(self->transport_, msecs, tick,
+                                     self->options_.commit_guard ? &Methods::Recv : recv);
     if (rv != 0) CopyErrmsg(io->errmsg, self->transport_->errmsg);
     return rv;
   }
@@ -200,9 +206,36 @@ class SegwalRaftIo::Methods {
     return s.ok() ? 0 : Self(io)->Fail(s);
   }
 
+  // Loop thread (the transport's receive path), with the commit guard on.
+  static void Recv(raft_io* transport, raft_message* message) {
+    SegwalRaftIo* self;
+    {
+      port::MutexLock l(&registry_mu);
+      self = Registry().at(transport);
+    }
+    if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
+      const SegwalRaftStore::LogPosition pos = self->store_->Position();
+      CommitGuardView view;
+      view.current_term = self->store_->term();
+      view.committed_floor = std::max(pos.snapshot_index, self->committed_floor_);
+      view.last_index = pos.last_index;
+      view.durable_index = pos.durable_index;
+      SegwalRaftStore* store = self->store_.get();
+      GuardAppendEntriesResult(message, view,
+                               [store](uint64_t index) { return store->TermOf(index); });
+    }
+    self->recv_cb_(transport, message);
+  }
+
   static int Send(raft_io* io, raft_io_send* req, const raft_message* message,
                   raft_io_send_cb cb) {
     SegwalRaftIo* self = Self(io);
+    // A leader_commit this server sends is committed here: the commit
+    // guard's floor (raft/commit_guard.h).
+    if (message->type == RAFT_IO_APPEND_ENTRIES) {
+      self->committed_floor_ =
+          std::max(self->committed_floor_, uint64_t{message->append_entries.leader_commit});
+    }
     int rv = self->transport_->send(self->transport_, req, message, cb);
     if (rv != 0) CopyErrmsg(io->errmsg, self->transport_->errmsg);
     return rv;

@@ -32,6 +32,12 @@
 // io->data; so `start` copies the outer io's data (set by raft_init) into the
 // inner io before starting it. That is undocumented libraft behaviour (0.15);
 // segwal_raft_io_test pins it with a cluster over TCP.
+//
+// The commit guard (on by default; SegwalRaftIoOptions::commit_guard): the
+// io starts the transport with its own receive callback, which lowers the
+// last_log_index of successful AppendEntries results (raft/commit_guard.h)
+// before handing each message to libraft, so that libraft 0.15 never
+// commits an entry of an earlier term by counting replicas.
 
 #ifndef SEGWAL_RAFT_SEGWAL_RAFT_IO_H_
 #define SEGWAL_RAFT_SEGWAL_RAFT_IO_H_
@@ -63,6 +69,14 @@ struct SegwalRaftIoOptions {
   // storage methods. Not owned; must outlive the SegwalRaftIo.
   raft_io* transport = nullptr;
   std::string transport_dir;
+  // The commit guard (raft/commit_guard.h, docs/DURABILITY.md section 6):
+  // successful AppendEntries results are rewritten before libraft sees them
+  // so that libraft 0.15 commits no entry of an earlier term by counting
+  // replicas (raft paper Figure 8; canonical/raft PR #336, fixed in 0.17.1).
+  // Needs a leader to append an entry of its term before older entries
+  // commit (segkv issues raft_barrier on election). false: libraft 0.15's
+  // own behaviour, which can commit an entry a later leader overwrites.
+  bool commit_guard = true;
 };
 
 class SegwalRaftIo {
@@ -110,6 +124,8 @@ class SegwalRaftIo {
   bool close_started_ = false;  // async_ and the transport are closing
   int closes_pending_ = 0;
   raft_io_close_cb close_cb_ = nullptr;
+  raft_io_recv_cb recv_cb_ = nullptr;  // libraft's, set by start
+  uint64_t committed_floor_ = 0;       // highest leader_commit sent
   std::deque<Completion> completions_;
   std::thread sync_thread_;
 

@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -299,6 +301,11 @@ TEST_F(SegwalRaftIoTcpTest, SingleNodeSelfElectsAndKeepsEntriesAcrossRestart) {
 // ---- The storage methods alone, over FaultInjectionEnv, with a transport
 // that does nothing (no network): errors, order of callbacks, load. ----
 
+std::map<raft_io*, raft_io_recv_cb>& StubStarted() {
+  static auto* started = new std::map<raft_io*, raft_io_recv_cb>;
+  return *started;
+}
+
 raft_io* NewStubTransport() {
   auto* io = new raft_io{};
   io->version = 1;
@@ -308,6 +315,15 @@ raft_io* NewStubTransport() {
   };
   io->time = [](raft_io*) -> raft_time { return 0; };
   io->random = [](raft_io*, int min, int) { return min; };
+  // start keeps the receive callback it is given (the io's own, with the
+  // commit guard on), so a test can deliver messages; send drops them.
+  io->start = [](raft_io* self, unsigned, raft_io_tick_cb, raft_io_recv_cb recv) {
+    StubStarted()[self] = recv;
+    return 0;
+  };
+  io->send = [](raft_io*, raft_io_send*, const raft_message*, raft_io_send_cb) {
+    return 0;
+  };
   return io;
 }
 
@@ -346,10 +362,11 @@ class SegwalRaftIoStorageTest : public ::testing::Test {
     int order = -1;
   };
   // Submits one entry of `data`; `order` records when its callback ran.
-  std::unique_ptr<Append> SubmitAppend(std::string data, int* fired) {
+  std::unique_ptr<Append> SubmitAppend(std::string data, int* fired,
+                                       raft_term term = 1) {
     auto a = std::make_unique<Append>();
     a->data = std::move(data);
-    a->entry.term = 1;
+    a->entry.term = term;
     a->entry.type = RAFT_COMMAND;
     a->entry.buf.base = a->data.data();
     a->entry.buf.len = a->data.size();
@@ -495,6 +512,104 @@ TEST_F(SegwalRaftIoStorageTest, PoisonedWalIsRaftIoErrWithErrmsg) {
   raft_io_append req{};
   EXPECT_EQ(rio_->append(rio_, &req, &e, 1, nullptr), RAFT_IOERR);
   EXPECT_EQ(rio_->truncate(rio_, 2), RAFT_IOERR);
+}
+
+// What libraft's receive callback is handed, through the io's start.
+uint64_t delivered_last_log_index = 0;
+void RecordResult(raft_io*, raft_message* m) {
+  delivered_last_log_index = m->append_entries_result.last_log_index;
+}
+
+raft_message AppendEntriesResult(raft_term term, raft_index last_log_index) {
+  raft_message m{};
+  m.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+  m.server_id = 2;
+  m.server_address = "2";
+  m.append_entries_result.term = term;
+  m.append_entries_result.last_log_index = last_log_index;
+  return m;
+}
+
+// The commit guard (raft/commit_guard.h) sits between the transport and
+// libraft: with the log 1 (term 1), 2 (term 2) and the current term 3, a
+// follower's success at 2 reaches libraft as 0 until an entry of term 3 is
+// durable here, and then as itself only for term-3 indexes; a leader_commit
+// this io sent is the floor results are lowered to.
+TEST_F(SegwalRaftIoStorageTest, CommitGuardLowersOldTermResultsBeforeLibraft) {
+  Bootstrap();
+  ASSERT_EQ(rio_->set_term(rio_, 3), 0);
+  ASSERT_EQ(rio_->start(rio_, 100, [](raft_io*) {}, &RecordResult), 0);
+  raft_io_recv_cb transport_recv = StubStarted().at(transport_.get());
+  ASSERT_NE(transport_recv, &RecordResult);  // the io's own callback
+
+  int fired = 0;
+  auto old_term = SubmitAppend("old", &fired, /*term=*/2);
+  while (fired < 1) uv_run(&loop_, UV_RUN_ONCE);
+  raft_message m = AppendEntriesResult(3, 2);
+  transport_recv(transport_.get(), &m);
+  EXPECT_EQ(delivered_last_log_index, 0u);
+
+  auto current = SubmitAppend("new", &fired, /*term=*/3);
+  while (fired < 2) uv_run(&loop_, UV_RUN_ONCE);
+  m = AppendEntriesResult(3, 3);
+  transport_recv(transport_.get(), &m);
+  EXPECT_EQ(delivered_last_log_index, 3u);
+  m = AppendEntriesResult(3, 9);  // beyond the log: capped at its end
+  transport_recv(transport_.get(), &m);
+  EXPECT_EQ(delivered_last_log_index, 3u);
+  m = AppendEntriesResult(3, 2);
+  transport_recv(transport_.get(), &m);
+  EXPECT_EQ(delivered_last_log_index, 0u);
+
+  // An AppendEntries this io sends with leader_commit 1 makes 1 the floor.
+  raft_message ae{};
+  ae.type = RAFT_IO_APPEND_ENTRIES;
+  ae.server_id = 2;
+  ae.server_address = "2";
+  ae.append_entries.term = 3;
+  ae.append_entries.leader_commit = 1;
+  raft_io_send send_req{};
+  ASSERT_EQ(rio_->send(rio_, &send_req, &ae, nullptr), 0);
+  m = AppendEntriesResult(3, 2);
+  transport_recv(transport_.get(), &m);
+  EXPECT_EQ(delivered_last_log_index, 1u);
+
+  // Rejections pass untouched (their last_log_index is a hint).
+  m = AppendEntriesResult(3, 2);
+  m.append_entries_result.rejected = 2;
+  transport_recv(transport_.get(), &m);
+  EXPECT_EQ(delivered_last_log_index, 2u);
+}
+
+// commit_guard = false: libraft 0.15's own behaviour, the transport hands
+// libraft's callback every message as it came.
+TEST(SegwalRaftIoCommitGuardOffTest, ResultsReachLibraftUnchanged) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  std::unique_ptr<Env> mem = NewMemEnv();
+  std::unique_ptr<raft_io> transport(NewStubTransport());
+  SegwalRaftIoOptions o;
+  o.store.dir = "/raft";
+  o.store.env = mem.get();
+  o.store.wal.segment_target_size = 4096;
+  o.store.wal.background_sealing = false;
+  o.store.wal.background_preallocation = false;
+  o.loop = &loop;
+  o.transport = transport.get();
+  o.commit_guard = false;
+  auto io = NewSegwalRaftIo(o);
+  ASSERT_OK(io.status());
+  raft_io* rio = (*io)->io();
+  ASSERT_EQ(rio->init(rio, 1, "1"), 0);
+  ASSERT_EQ(rio->set_term(rio, 3), 0);
+  ASSERT_EQ(rio->start(rio, 100, [](raft_io*) {}, &RecordResult), 0);
+  EXPECT_EQ(StubStarted().at(transport.get()), &RecordResult);
+  bool closed = false;
+  rio->data = &closed;
+  rio->close(rio, [](raft_io* r) { *static_cast<bool*>(r->data) = true; });
+  while (!closed) uv_run(&loop, UV_RUN_ONCE);
+  io->reset();
+  EXPECT_EQ(uv_loop_close(&loop), 0);
 }
 
 }  // namespace

@@ -532,5 +532,33 @@ uint64_t SegwalRaftStore::voted_for() const {
   return state_.vote();
 }
 
+uint64_t SegwalRaftStore::TermOf(uint64_t index) const {
+  port::MutexLock l(&mu_);
+  if (index >= state_.start_index() && index < state_.next_index()) {
+    return state_.log()[index - state_.start_index()].term;
+  }
+  if (state_.has_snapshot() && index == state_.snapshot().index) {
+    return state_.snapshot().term;
+  }
+  return 0;
+}
+
+SegwalRaftStore::LogPosition SegwalRaftStore::Position() const {
+  // Read before the state: an LSN durable then is durable at the answer.
+  const uint64_t durable = durable_lsn();
+  port::MutexLock l(&mu_);
+  LogPosition out;
+  out.snapshot_index = state_.has_snapshot() ? state_.snapshot().index : 0;
+  out.last_index = state_.next_index() - 1;
+  // Live entries are in LSN order: the durable ones are a prefix.
+  const auto& log = state_.log();
+  auto first_not_durable = std::partition_point(
+      log.begin(), log.end(),
+      [durable](const RaftLogState::LiveEntry& e) { return e.lsn <= durable; });
+  out.durable_index =
+      state_.start_index() + static_cast<uint64_t>(first_not_durable - log.begin()) - 1;
+  return out;
+}
+
 }  // namespace raftstore
 }  // namespace segwal

@@ -181,6 +181,20 @@ class SegwalRaftStore {
   uint64_t next_index() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t term() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t voted_for() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The log as raft/commit_guard.h sees it (SegwalRaftIo's receive path).
+  // TermOf: the term of the live entry `index`, the snapshot's term at the
+  // snapshot's index, else 0.
+  uint64_t TermOf(uint64_t index) const ABSL_LOCKS_EXCLUDED(mu_);
+  struct LogPosition {
+    uint64_t snapshot_index = 0;  // 0 without a snapshot
+    uint64_t last_index = 0;      // next_index() - 1
+    // Every entry <= durable_index is durable (entries behind the log start
+    // are covered by the snapshot): the last live entry whose record's LSN
+    // is <= durable_lsn(), or the log start - 1 when none is.
+    uint64_t durable_index = 0;
+  };
+  LogPosition Position() const ABSL_LOCKS_EXCLUDED(mu_);
   SegmentedWal* wal() { return wal_.get(); }
 
   // Where the WAL and the snapshots live, and a snapshot file's name

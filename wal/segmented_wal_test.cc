@@ -217,6 +217,75 @@ TEST_F(SegmentedWalTest, OpenRejectsZeroSegmentTargetSize) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Records the directory operations Open makes, in order.
+class DirOpRecordingEnv : public EnvWrapper {
+ public:
+  explicit DirOpRecordingEnv(Env* target) : EnvWrapper(target) {}
+  absl::Status CreateDirIfMissing(const std::string& dir) override {
+    ops.push_back("mkdir " + dir);
+    return EnvWrapper::CreateDirIfMissing(dir);
+  }
+  absl::Status SyncDir(const std::string& dir) override {
+    ops.push_back("syncdir " + dir);
+    return EnvWrapper::SyncDir(dir);
+  }
+  std::vector<std::string> ops;
+};
+
+// A WAL directory whose own entry is not durable takes every synced segment
+// in it with it at a power cut: each level Open creates is followed by a
+// sync of its parent, before the first segment is written.
+TEST_F(SegmentedWalTest, OpenSyncsTheParentOfEveryDirectoryItCreates) {
+  std::unique_ptr<Env> mem = NewMemEnv();
+  ASSERT_OK(mem->CreateDirIfMissing("/data"));
+  DirOpRecordingEnv env(mem.get());
+  SegmentedWalOptions options = Options();
+  options.env = &env;
+  options.wal_dir = "/data/db/wal";
+  {
+    ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(options));
+    ASSERT_OK(wal->Append(1, 2, 3, 4, "x").status());
+    ASSERT_OK(wal->Sync());
+  }
+  ASSERT_GE(env.ops.size(), 4u);
+  EXPECT_EQ(std::vector<std::string>(env.ops.begin(), env.ops.begin() + 4),
+            (std::vector<std::string>{"mkdir /data/db", "syncdir /data",
+                                      "mkdir /data/db/wal", "syncdir /data/db"}));
+  // Reopening an existing directory creates nothing and syncs no parent.
+  env.ops.clear();
+  {
+    ASSERT_OK_AND_ASSIGN(auto wal, SegmentedWal::Open(options));
+  }
+  for (const std::string& op : env.ops) {
+    EXPECT_NE(op.rfind("mkdir", 0), 0u) << op;
+    EXPECT_NE(op, "syncdir /data");
+    EXPECT_NE(op, "syncdir /data/db");
+  }
+}
+
+// A failed sync of a new directory's parent fails Open: the directory entry
+// is not known durable.
+TEST_F(SegmentedWalTest, OpenFailsWhenTheParentOfANewDirectoryCannotBeSynced) {
+  class FailingParentSync : public EnvWrapper {
+   public:
+    explicit FailingParentSync(Env* target) : EnvWrapper(target) {}
+    absl::Status SyncDir(const std::string& dir) override {
+      if (dir == "/data") return absl::UnavailableError("injected EIO");
+      return EnvWrapper::SyncDir(dir);
+    }
+  };
+  std::unique_ptr<Env> mem = NewMemEnv();
+  ASSERT_OK(mem->CreateDirIfMissing("/data"));
+  FailingParentSync env(mem.get());
+  SegmentedWalOptions options = Options();
+  options.env = &env;
+  options.wal_dir = "/data/wal";
+  auto wal = SegmentedWal::Open(options);
+  ASSERT_FALSE(wal.ok());
+  EXPECT_THAT(std::string(wal.status().message()),
+              AllOf(HasSubstr("/data/wal"), HasSubstr("injected EIO")));
+}
+
 // ===================== Rollover =====================
 
 TEST_P(SegmentedWalEnvTest,

@@ -45,6 +45,7 @@
 #include "env/mem_env.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
+#include "testutil/log_bounds.h"
 #include "testutil/testutil.h"
 #include "wal/segmented_wal.h"
 
@@ -217,61 +218,49 @@ struct WalModel {
 inline std::string CheckRecovered(const std::vector<WalRecord>& got, uint64_t next_lsn,
                            const WalModel& m,
                            const WalRecord* failed_append = nullptr) {
-  if (got.empty()) {
-    if (next_lsn < m.floor || next_lsn > std::max(m.floor_hi, m.floor)) {
-      return absl::StrCat("log is empty with next_lsn() ", next_lsn,
-                          "; expected the truncation floor, in [", m.floor,
-                          ", ", m.floor_hi, "]");
-    }
-    if (m.acked >= next_lsn) {
-      return absl::StrCat("first bad LSN ", next_lsn,
-                          ": log is empty but LSNs up to ", m.acked,
-                          " were acknowledged durable");
-    }
-    return "";
+  // The bounds (start, acknowledged end, next LSN): the rule wal_stress
+  // applies too (testutil/log_bounds.h).
+  testutil::RecoveredLogBounds bounds;
+  bounds.empty = got.empty();
+  if (!got.empty()) {
+    bounds.first = got.front().lsn;
+    bounds.last = got.back().lsn;
   }
-  const uint64_t first = got.front().lsn;
-  if (first < m.floor || first > std::max(m.floor_hi, m.floor)) {
-    return absl::StrCat("first bad LSN ", std::min(first, m.floor),
-                        ": the log starts at LSN ", first,
-                        " but the truncation floor is in [", m.floor, ", ",
-                        m.floor_hi, "]");
-  }
-  for (size_t i = 0; i < got.size(); ++i) {
-    const uint64_t want_lsn = first + i;
-    const WalRecord& g = got[i];
-    if (g.lsn != want_lsn) {
-      return absl::StrCat("first bad LSN ", want_lsn, ": got LSN ", g.lsn,
-                          " instead (hole or reordering) ", Describe(g));
-    }
-    if (want_lsn > m.last_lsn()) {
-      WalRecord failed;
-      if (failed_append != nullptr) failed = *failed_append;
-      const bool is_failed = failed_append != nullptr && failed == g;
-      return absl::StrCat("first bad LSN ", want_lsn, ": ",
-                          is_failed
-                              ? "the record of an Append that returned an error"
-                              : "a phantom record (never appended OK)",
-                          " came back: ", Describe(g),
-                          "; last LSN appended OK is ", m.last_lsn());
-    }
-    const WalRecord& w = m.records[want_lsn - m.floor];
-    if (!(g == w)) {
-      return absl::StrCat("first bad LSN ", want_lsn, ": got ", Describe(g),
-                          ", appended ", Describe(w));
+  bounds.next_lsn = next_lsn;
+  testutil::ExpectedLogBounds want;
+  want.first_min = m.floor;
+  want.first_max = m.floor_hi;
+  want.acked = m.acked;
+  // Records are checked first, so a phantom or altered record is named even
+  // where the log's bounds are wrong too.
+  if (!got.empty() && got.front().lsn >= m.floor) {
+    const uint64_t first = got.front().lsn;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const uint64_t want_lsn = first + i;
+      const WalRecord& g = got[i];
+      if (g.lsn != want_lsn) {
+        return absl::StrCat("first bad LSN ", want_lsn, ": got LSN ", g.lsn,
+                            " instead (hole or reordering) ", Describe(g));
+      }
+      if (want_lsn > m.last_lsn()) {
+        WalRecord failed;
+        if (failed_append != nullptr) failed = *failed_append;
+        const bool is_failed = failed_append != nullptr && failed == g;
+        return absl::StrCat("first bad LSN ", want_lsn, ": ",
+                            is_failed
+                                ? "the record of an Append that returned an error"
+                                : "a phantom record (never appended OK)",
+                            " came back: ", Describe(g),
+                            "; last LSN appended OK is ", m.last_lsn());
+      }
+      const WalRecord& w = m.records[want_lsn - m.floor];
+      if (!(g == w)) {
+        return absl::StrCat("first bad LSN ", want_lsn, ": got ", Describe(g),
+                            ", appended ", Describe(w));
+      }
     }
   }
-  const uint64_t last = got.back().lsn;
-  if (last < m.acked) {
-    return absl::StrCat("first bad LSN ", last + 1,
-                        ": acknowledged durable records [", last + 1, ", ",
-                        m.acked, "] are missing (log ends at ", last, ")");
-  }
-  if (next_lsn != last + 1) {
-    return absl::StrCat("next_lsn() is ", next_lsn,
-                        " but the recovered log ends at LSN ", last);
-  }
-  return "";
+  return testutil::CheckLogBounds(bounds, want).error;
 }
 
 // Like CheckRecovered, for a live instance: nothing may be missing.
