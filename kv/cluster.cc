@@ -183,9 +183,9 @@ void ClusterNode::CheckLeadership() {
   const uint64_t term = raft_.current_term;
   if (ready_term_ == term || leader_barrier_term_ == term) return;
   // A barrier of the new term, before serving: it commits every earlier
-  // entry with it, so the state is current once it is applied (and the
-  // guard against libraft 0.15's Figure-8 bug in SegwalRaftIo needs a
-  // current-term entry for commit to advance).
+  // entry with it, so the state is current once it is applied (and
+  // SegwalRaftIo's commit guard against libraft 0.15's Figure-8 bug,
+  // raft/commit_guard.h, needs a current-term entry for commit to advance).
   auto* b = new BarrierRequest;
   b->req.data = b;
   b->node = this;
