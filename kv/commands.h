@@ -20,6 +20,8 @@
 #define SEGWAL_KV_COMMANDS_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,10 +37,42 @@ enum class AfterReply {
   kShutdown,  // SHUTDOWN: no reply; the server shuts down cleanly
 };
 
+// A reply that is known later (segkv's cluster mode, kv/cluster.h: once raft
+// committed and applied the write, or a barrier confirmed the leader). The
+// handler calls Complete once, on the loop thread; the server sends the
+// reply, in command order, once it is complete.
+struct DeferredReply {
+  void Complete(std::string reply_bytes) {
+    bytes = std::move(reply_bytes);
+    done = true;
+    if (on_done) on_done();
+  }
+  bool done = false;
+  std::string bytes;
+  // Set by the server while a connection waits for it (cleared when the
+  // connection closes); loop thread only.
+  std::function<void()> on_done;
+};
+
 struct CommandReply {
   std::string bytes;  // one RESP value ("" for SHUTDOWN)
   uint64_t lsn = 0;   // send once durable_lsn() >= lsn
   AfterReply after = AfterReply::kNothing;
+  // Non-null: `bytes` is ignored, the reply is deferred->bytes once done.
+  std::shared_ptr<DeferredReply> deferred;
+};
+
+// What runs commands when it is not the single node's CommandExecutor over a
+// KvStore (the cluster mode, kv/cluster.h). Loop thread only.
+class CommandHandler {
+ public:
+  virtual ~CommandHandler() = default;
+  // REQUIRES: !args.empty().
+  virtual CommandReply Execute(const std::vector<std::string>& args) = 0;
+  // The server closed its last connection while shutting down: close every
+  // handle the handler has on the server's loop (Server::Run returns once
+  // they are closed). Called once.
+  virtual void Shutdown() = 0;
 };
 
 // The server's own figures, for INFO. Owned by the server; read by INFO.
@@ -57,7 +91,10 @@ struct ServerCounters {
 
 class CommandExecutor {
  public:
-  // REQUIRES: store and counters outlive the executor.
+  // REQUIRES: store and counters outlive the executor. store may be null
+  // when only the commands that do not touch it are executed (PING, ECHO,
+  // SELECT, CONFIG, COMMAND, QUIT, SHUTDOWN, and errors): the cluster mode
+  // runs those through an executor without a store.
   CommandExecutor(KvStore* store, const ServerCounters* counters);
   CommandExecutor(const CommandExecutor&) = delete;
   CommandExecutor& operator=(const CommandExecutor&) = delete;

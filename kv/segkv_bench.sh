@@ -10,8 +10,10 @@
 # /tmp), started here on free ports and stopped after. Appends one line per run
 # to RESULTS_TSV in db_bench_wal's result format
 #   <server>/<test>_c<clients> TAB micros/op TAB ops/sec TAB seconds TAB MB/s
-# with server "segkv" or "redis_aof"; rows of a missing server are simply
-# absent (the summary then shows n/a). Then runs segkv_recovery_bench and
+# with server "segkv", "redis_aof" or "segkv_cluster" (a 3-member cluster of
+# segkv_server on 127.0.0.1, kv/README.md "Cluster mode", measured on its
+# leader: set with 50 clients only, next to the single node's); rows of a
+# missing server are simply absent (the summary then shows n/a). Then runs segkv_recovery_bench and
 # writes its "segkv:" lines (checkpoint pause, recovery time and the log's
 # share) to RECOVERY_TXT.
 #
@@ -30,8 +32,10 @@ BASE="${SEGWAL_BENCH_DIR:-${TMPDIR:-/tmp}}"
 WORK=$(mktemp -d "$BASE/segkv_bench.XXXXXX")
 SEGKV_PID=""
 REDIS_PID=""
+CLUSTER_PIDS=()
 cleanup() {
   [ -n "$SEGKV_PID" ] && kill "$SEGKV_PID" 2>/dev/null && wait "$SEGKV_PID" 2>/dev/null
+  for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
   rm -rf "$WORK"
 }
@@ -88,6 +92,33 @@ else
   echo "segkv_bench: redis-server not found (install redis-server: tools/install_deps.sh); no Redis AOF rows"
 fi
 
+# The 3-member cluster: free ports from the kernel, then the leader's port.
+CLUSTER_PORT=""
+if ports=$(python3 -c '
+import socket
+s = [socket.socket() for _ in range(6)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))' 2>/dev/null); then
+  read -r -a P <<<"$ports"
+  peers="1:127.0.0.1:${P[3]}:${P[0]},2:127.0.0.1:${P[4]}:${P[1]},3:127.0.0.1:${P[5]}:${P[2]}"
+  for i in 0 1 2; do
+    "$SERVER" --dir="$WORK/cluster$i" --port="${P[$i]}" --raft_id=$((i + 1)) \
+      --raft_addr="127.0.0.1:${P[$((i + 3))]}" --raft_peers="$peers" 2>"$WORK/cluster$i.log" &
+    CLUSTER_PIDS+=($!)
+  done
+  for t in $(seq 1 300); do
+    for i in 0 1 2; do
+      if [ "$(redis-cli -p "${P[$i]}" ROLE 2>/dev/null | head -n1)" == "master" ] &&
+         [ "$(redis-cli -p "${P[$i]}" SET probe 1 2>/dev/null)" == "OK" ]; then
+        CLUSTER_PORT=${P[$i]}
+      fi
+    done
+    [ -n "$CLUSTER_PORT" ] && break
+    sleep 0.1
+  done
+  [ -n "$CLUSTER_PORT" ] || echo "segkv_bench: the 3-member cluster elected no leader: $(tail -n 2 "$WORK"/cluster*.log)"
+fi
+
 # rps PORT TEST CLIENTS N: requests per second of one redis-benchmark run.
 rps() {
   redis-benchmark -p "$1" -t "$2" -d 100 -c "$3" -n "$4" -q 2>&1 | tr '\r' '\n' |
@@ -120,7 +151,7 @@ run() {
     printf "%s\t%.3f\t%.1f\t%.3f\t%.2f\n", label, 1e6 / ops, ops, n / ops, ops * 100 / 1048576 }' >>"$TSV"
 }
 
-echo "segkv_bench: redis-benchmark -d 100 against segkv_server (port ${SEGKV_PORT:-none}) and redis-server AOF always (port ${REDIS_PORT:-none}) in $WORK"
+echo "segkv_bench: redis-benchmark -d 100 against segkv_server (port ${SEGKV_PORT:-none}), redis-server AOF always (port ${REDIS_PORT:-none}) and a 3-member segkv cluster's leader (port ${CLUSTER_PORT:-none}) in $WORK"
 # Each pair RUNS times, interleaved: the summary then takes the median of the
 # ratios of neighbouring runs, as it does for db_bench_wal.
 declare -A SIZED
@@ -129,8 +160,16 @@ for spec in "set 1 300" "get 1 300" "set 50 5000" "get 50 5000"; do
   for ((r = 0; r < RUNS; r++)); do
     [ -n "$SEGKV_PORT" ] && run segkv "$SEGKV_PORT" "$test" "$clients" "$n"
     [ -n "$REDIS_PORT" ] && run redis_aof "$REDIS_PORT" "$test" "$clients" "$n"
+    [ -n "$CLUSTER_PORT" ] && [ "$test/$clients" == "set/50" ] &&
+      run segkv_cluster "$CLUSTER_PORT" "$test" "$clients" "$n"
   done
 done
+if [ ${#CLUSTER_PIDS[@]} -gt 0 ]; then
+  [ -n "$CLUSTER_PORT" ] && redis-cli -p "$CLUSTER_PORT" INFO replication | tr -d '\r' |
+    grep -E '^raft_(term|commit_index)|^fsm_snapshots_taken' | tr '\n' ' ' | sed 's/^/  segkv cluster leader: /' && echo
+  for p in "${CLUSTER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  CLUSTER_PIDS=()
+fi
 if [ -n "$SEGKV_PORT" ]; then
   redis-cli -p "$SEGKV_PORT" INFO segwal | tr -d '\r' | grep -E '^wal_(syncs|records_per_sync_avg|sync_latency_micros_avg):' | tr '\n' ' ' | sed 's/^/  segkv WAL: /'
   echo

@@ -7,6 +7,15 @@
 //   verify: reads --acked_file and checks with MGET that every acknowledged key
 //           holds its value. Prints "verified N acknowledged keys" or the first
 //           mismatches; exit 1 if any.
+//   cluster_load: the cluster kill test's writer (kv/segkv_cluster_test.sh).
+//           SET <prefix><i> with up to --window in flight to whichever member
+//           of --ports it is connected to, following "-MOVED 0 HOST:PORT" to
+//           the leader, retrying (same key, same value: SET is idempotent)
+//           every SET answered "-TRYAGAIN" or any other error, or left without
+//           an answer when a connection died, on the next member. Records every
+//           acknowledged index in --acked_file. Once --stop_file exists it
+//           sends no new keys and retries the unacknowledged ones until none
+//           is left (or --drain_seconds).
 //
 // Blocking sockets, one connection; replies are read in order, as RESP2.
 
@@ -17,16 +26,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gflags/gflags.h"
 #include "kv/resp.h"
 
@@ -37,11 +50,33 @@ DEFINE_int64(count, 1 << 30, "load: most SETs to send");
 DEFINE_int32(window, 16, "load: most requests in flight");
 DEFINE_int32(value_size, 100, "load: value bytes");
 DEFINE_string(acked_file, "", "Indexes of acknowledged SETs (one a line)");
+DEFINE_string(ports, "", "cluster_load: every member's client port, comma-separated");
+DEFINE_string(stop_file, "", "cluster_load: stop sending new keys once this file exists");
+DEFINE_int32(drain_seconds, 60, "cluster_load: most time to retry the last unacknowledged SETs");
 
 namespace {
 
 class Connection {
  public:
+  ~Connection() { Close(); }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    buf_.clear();
+    pos_ = 0;
+  }
+  // With a receive timeout, so that a member that stops answering is left.
+  bool ConnectWithTimeout(int port, int seconds) {
+    Close();
+    if (!Connect(port)) {
+      Close();
+      return false;
+    }
+    timeval tv{};
+    tv.tv_sec = seconds;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return true;
+  }
   bool Connect(int port) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr = {};
@@ -188,6 +223,130 @@ int Verify() {
   return bad == 0 ? 0 : 1;
 }
 
+bool FileExists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+int ClusterLoad() {
+  std::vector<int> ports;
+  for (absl::string_view p : absl::StrSplit(FLAGS_ports, ',', absl::SkipEmpty())) {
+    int v;
+    if (!absl::SimpleAtoi(p, &v)) {
+      fprintf(stderr, "segkv_load_client: bad --ports entry '%s'\n", std::string(p).c_str());
+      return 2;
+    }
+    ports.push_back(v);
+  }
+  if (ports.empty()) {
+    fprintf(stderr, "segkv_load_client: --ports is required\n");
+    return 2;
+  }
+  FILE* acked = fopen(FLAGS_acked_file.c_str(), "w");
+  if (acked == nullptr) return 1;
+  setvbuf(acked, nullptr, _IOLBF, 0);
+  std::deque<int64_t> retry;  // unacknowledged, to send again
+  int64_t next = 0, acks = 0, moved = 0, tryagain = 0, other_errors = 0, reconnects = 0;
+  size_t member = 0;
+  int port = ports[0];
+  Connection c;
+  bool connected = false;
+  bool stopping = false;
+  auto drain_deadline = std::chrono::steady_clock::now();
+  while (true) {
+    if (!stopping && !FLAGS_stop_file.empty() && FileExists(FLAGS_stop_file)) {
+      stopping = true;
+      drain_deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(FLAGS_drain_seconds);
+    }
+    if (stopping && (retry.empty() || std::chrono::steady_clock::now() > drain_deadline)) break;
+    if (!stopping && next >= FLAGS_count && retry.empty()) break;
+    if (!connected) {
+      connected = c.ConnectWithTimeout(port, 5);
+      if (!connected) {
+        member = (member + 1) % ports.size();
+        port = ports[member];
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+    }
+    std::vector<int64_t> batch;
+    std::string bytes;
+    while (static_cast<int>(batch.size()) < FLAGS_window) {
+      int64_t i;
+      if (!retry.empty()) {
+        i = retry.front();
+        retry.pop_front();
+      } else if (!stopping && next < FLAGS_count) {
+        i = next++;
+      } else {
+        break;
+      }
+      batch.push_back(i);
+      bytes += segwal::kv::EncodeCommand({"SET", absl::StrCat(FLAGS_prefix, i), ValueOf(i)});
+    }
+    bool broken = !c.Send(bytes);
+    int redirect_port = -1;
+    bool backoff = false;
+    size_t k = 0;
+    for (; k < batch.size() && !broken; ++k) {
+      std::optional<std::string> line = c.ReadLine();
+      if (!line.has_value()) {
+        broken = true;
+        break;
+      }
+      if (*line == "+OK") {
+        fprintf(acked, "%lld\n", static_cast<long long>(batch[k]));
+        ++acks;
+        continue;
+      }
+      retry.push_back(batch[k]);
+      if (line->rfind("-MOVED ", 0) == 0) {
+        ++moved;
+        const size_t colon = line->rfind(':');
+        int p;
+        if (colon != std::string::npos && absl::SimpleAtoi(line->substr(colon + 1), &p)) {
+          redirect_port = p;
+        }
+      } else if (line->rfind("-TRYAGAIN", 0) == 0) {
+        ++tryagain;
+        backoff = true;
+      } else {
+        if (++other_errors <= 5) {
+          fprintf(stderr, "segkv_load_client: SET %lld: %s\n",
+                  static_cast<long long>(batch[k]), line->c_str());
+        }
+        backoff = true;
+      }
+    }
+    if (broken) {
+      // Unanswered: they may or may not be applied; send them again.
+      for (; k < batch.size(); ++k) retry.push_back(batch[k]);
+      c.Close();
+      connected = false;
+      ++reconnects;
+      member = (member + 1) % ports.size();
+      port = ports[member];
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (redirect_port > 0 && redirect_port != port) {
+      c.Close();
+      connected = false;
+      port = redirect_port;
+      for (size_t m = 0; m < ports.size(); ++m) {
+        if (ports[m] == port) member = m;
+      }
+      continue;
+    }
+    if (backoff) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  fclose(acked);
+  printf("cluster_load: %lld keys, %lld acknowledged, %zu never acknowledged; %lld MOVED, "
+         "%lld TRYAGAIN, %lld other errors, %lld reconnects\n",
+         static_cast<long long>(next), static_cast<long long>(acks), retry.size(),
+         static_cast<long long>(moved), static_cast<long long>(tryagain),
+         static_cast<long long>(other_errors), static_cast<long long>(reconnects));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +354,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a killed server is a write error, not our death
   if (FLAGS_mode == "load") return Load();
   if (FLAGS_mode == "verify") return Verify();
-  fprintf(stderr, "segkv_load_client: --mode must be load or verify\n");
+  if (FLAGS_mode == "cluster_load") return ClusterLoad();
+  fprintf(stderr, "segkv_load_client: --mode must be load, verify or cluster_load\n");
   return 2;
 }

@@ -3,6 +3,11 @@
 //   segkv_server --dir=DIR [--port=6380] [--bind=127.0.0.1]
 //                [--checkpoint_every_mb=64] [WAL flags: see --help]
 //
+// Cluster mode (kv/cluster.h, kv/README.md "Cluster mode"), with --raft_id:
+//   segkv_server --dir=DIR --port=P --raft_id=N --raft_addr=HOST:RAFTPORT
+//                --raft_peers=ID:HOST:RAFTPORT:CLIENTPORT,... (every member)
+//                [--raft_snapshot_threshold=8192] [--raft_snapshot_trailing]
+//
 // Exit codes: 0 after a clean shutdown (SHUTDOWN, SIGTERM, SIGINT); 1 if the
 // store cannot be opened or the port not bound; 2 for bad flags (one line on
 // stderr).
@@ -16,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gflags/gflags.h"
+#include "kv/cluster.h"
+#include "kv/cluster_config.h"
 #include "kv/kv_store.h"
 #include "kv/server.h"
 
@@ -35,6 +42,22 @@ DEFINE_bool(background_sealing, true, "Seal full WAL segments on a background th
 DEFINE_string(compression, "none", "WAL record compression: none or snappy");
 DEFINE_uint64(write_buffer_size_kb, 1024, "WAL write buffer (KiB)");
 DEFINE_bool(preallocate_segments, true, "Preallocate WAL segment files");
+// Cluster mode.
+DEFINE_int64(raft_id, 0, "Cluster mode: this member's raft ID (0: single node)");
+DEFINE_string(raft_addr, "",
+              "Cluster mode: HOST:RAFTPORT this member's raft transport binds to "
+              "(unauthenticated, no TLS: a private address); default: its "
+              "--raft_peers entry");
+DEFINE_string(raft_peers, "",
+              "Cluster mode: every member, this one included, as "
+              "ID:HOST:RAFTPORT:CLIENTPORT,...");
+DEFINE_uint32(raft_snapshot_threshold, 8192,
+              "Cluster mode: raft snapshots the state after this many entries");
+DEFINE_uint32(raft_snapshot_trailing, 4096,
+              "Cluster mode: entries kept in the log behind a snapshot (followers "
+              "further behind get the snapshot)");
+DEFINE_uint32(raft_election_timeout_ms, 1000, "Cluster mode: raft election timeout");
+DEFINE_uint32(raft_heartbeat_ms, 100, "Cluster mode: raft heartbeat interval");
 
 namespace {
 
@@ -92,6 +115,54 @@ void ParseFlags(int argc, char** argv) {
   }
 }
 
+// Cluster mode: no KvStore; the raft log (segwal) under <dir>/raft is the
+// only log, the state is rebuilt from raft's snapshot and entries.
+int RunCluster(const segwal::kv::KvStoreOptions& store_options,
+               const segwal::kv::ServerOptions& server_options) {
+  absl::StatusOr<segwal::kv::ClusterConfig> config = segwal::kv::ParseClusterConfig(
+      FLAGS_raft_id, FLAGS_raft_addr, FLAGS_raft_peers);
+  if (!config.ok()) Die(2, config.status().message());
+  if (const segwal::kv::ClusterPeer* self = config->Find(config->self_id);
+      self->client_port != FLAGS_port) {
+    Die(2, absl::StrCat("--port: ", FLAGS_port, " is not ", self->client_port,
+                        ", member ", self->id, "'s CLIENTPORT in --raft_peers"));
+  }
+  if (FLAGS_raft_snapshot_threshold == 0) Die(2, "--raft_snapshot_threshold must be positive");
+  segwal::kv::ClusterOptions options;
+  options.config = *std::move(config);
+  options.dir = FLAGS_dir;
+  options.wal = store_options.wal;
+  options.snapshot_threshold = FLAGS_raft_snapshot_threshold;
+  options.snapshot_trailing = FLAGS_raft_snapshot_trailing;
+  options.election_timeout_ms = FLAGS_raft_election_timeout_ms;
+  options.heartbeat_timeout_ms = FLAGS_raft_heartbeat_ms;
+  options.max_value_size = store_options.max_value_size;
+  if (absl::Status s = segwal::Env::Default()->CreateDirIfMissing(FLAGS_dir); !s.ok()) {
+    Die(1, absl::StrCat("cannot create ", FLAGS_dir, ": ", s.ToString()));
+  }
+  segwal::kv::ClusterNode node(options);
+  int code = 0;
+  {
+    segwal::kv::Server server(&node, server_options);
+    if (absl::Status s = node.Start(server.loop(), &server.counters()); !s.ok()) {
+      Die(1, absl::StrCat("cannot start raft in ", FLAGS_dir, ": ", s.ToString()));
+    }
+    fprintf(stderr, "segkv_server: raft member %llu at %s, %s\n",
+            static_cast<unsigned long long>(options.config.self_id),
+            options.config.raft_address.c_str(),
+            node.bootstrapped() ? "bootstrapped the configuration"
+                                : "recovering from its directory");
+    if (absl::Status s = server.Listen(); !s.ok()) Die(1, s.message());
+    fprintf(stderr, "segkv_server: listening on %s:%d\n", FLAGS_bind.c_str(), server.port());
+    if (absl::Status s = server.Run(); !s.ok()) {
+      fprintf(stderr, "segkv_server: %s\n", s.ToString().c_str());
+      code = 1;
+    }
+  }
+  fprintf(stderr, "segkv_server: shut down cleanly\n");
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,6 +203,9 @@ int main(int argc, char** argv) {
       std::max<uint64_t>(64 << 20, 4 * options.max_value_size);
 
   signal(SIGPIPE, SIG_IGN);
+  if (FLAGS_raft_id != 0 || !FLAGS_raft_peers.empty() || !FLAGS_raft_addr.empty()) {
+    return RunCluster(options, server_options);
+  }
   auto store = KvStore::Open(options);
   if (!store.ok()) {
     Die(1, absl::StrCat("cannot open ", FLAGS_dir, ": ", store.status().ToString()));

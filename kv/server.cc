@@ -22,6 +22,7 @@ namespace {
 struct PendingReply {
   uint64_t lsn = 0;
   std::string bytes;
+  std::shared_ptr<DeferredReply> deferred;  // cluster mode: sent once done
 };
 
 }  // namespace
@@ -58,7 +59,13 @@ struct WriteRequest {
 }  // namespace
 
 Server::Server(KvStore* store, const ServerOptions& options)
-    : store_(store), options_(options), executor_(store, &counters_) {
+    : Server(store, nullptr, options) {}
+
+Server::Server(CommandHandler* handler, const ServerOptions& options)
+    : Server(nullptr, handler, options) {}
+
+Server::Server(KvStore* store, CommandHandler* handler, const ServerOptions& options)
+    : store_(store), handler_(handler), options_(options), executor_(store, &counters_) {
   counters_.bind = options.bind;
   counters_.port = options.port;
   counters_.start_unix_micros = absl::ToUnixMicros(absl::Now());
@@ -72,6 +79,7 @@ Server::Server(KvStore* store, const ServerOptions& options)
   shutdown_timer_.data = this;
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
+  if (store_ == nullptr) return;  // cluster mode: nothing to sync
   const uint64_t durable = store_->durable_lsn();
   durable_lsn_ = requested_lsn_ = durable;
   MutexLock l(&mu_);
@@ -137,7 +145,7 @@ absl::Status Server::Run() {
   if (!listening_) return absl::FailedPreconditionError("Run before Listen");
   uv_signal_start(&sigterm_, OnSignal, SIGTERM);
   uv_signal_start(&sigint_, OnSignal, SIGINT);
-  syncer_ = std::thread([this] { SyncerLoop(); });
+  if (store_ != nullptr) syncer_ = std::thread([this] { SyncerLoop(); });
   uv_run(&loop_, UV_RUN_DEFAULT);
   return absl::OkStatus();
 }
@@ -202,7 +210,8 @@ void Server::ProcessInput(Connection* conn) {
       conn->read_done = true;  // closed once this error is sent
     } else {
       counters_.total_commands_processed++;
-      CommandReply cr = executor_.Execute(args);
+      CommandReply cr =
+          handler_ != nullptr ? handler_->Execute(args) : executor_.Execute(args);
       if (cr.after == AfterReply::kShutdown) {
         conn->read_done = true;
         BeginShutdown();
@@ -211,6 +220,12 @@ void Server::ProcessInput(Connection* conn) {
       if (cr.after == AfterReply::kClose) conn->read_done = true;
       reply.lsn = cr.lsn;
       reply.bytes = std::move(cr.bytes);
+      if (cr.deferred != nullptr && !cr.deferred->done) {
+        cr.deferred->on_done = [this, conn] { Flush(conn); };
+        reply.deferred = std::move(cr.deferred);
+      } else if (cr.deferred != nullptr) {
+        reply.bytes = std::move(cr.deferred->bytes);
+      }
     }
     max_lsn = std::max(max_lsn, reply.lsn);
     conn->pending_bytes += reply.bytes.size();
@@ -226,6 +241,12 @@ void Server::Flush(Connection* conn) {
   std::string out;
   while (!conn->pending.empty()) {
     PendingReply& p = conn->pending.front();
+    if (p.deferred != nullptr) {
+      if (!p.deferred->done) break;
+      p.bytes = std::move(p.deferred->bytes);
+      p.deferred->on_done = nullptr;
+      p.deferred.reset();
+    }
     if (p.lsn > durable_lsn_) {
       if (failure_.empty()) break;
       // It will never be durable: the WAL failed before reaching it.
@@ -301,6 +322,9 @@ void Server::CloseConnection(Connection* conn) {
   conn->prev = conn->next = nullptr;
   counters_.connected_clients--;
   counters_.replies_queued -= conn->pending.size();
+  for (PendingReply& p : conn->pending) {
+    if (p.deferred != nullptr) p.deferred->on_done = nullptr;  // conn goes away
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), OnConnectionClosed);
 }
 
@@ -447,6 +471,10 @@ void Server::OnShutdownTimer(uv_timer_t* timer) {
 void Server::MaybeFinishShutdown() {
   if (!shutting_down_ || finished_ || connections_ != nullptr) return;
   finished_ = true;
+  if (handler_ != nullptr && !handler_shut_down_) {
+    handler_shut_down_ = true;
+    handler_->Shutdown();
+  }
   {
     MutexLock l(&mu_);
     stop_syncer_ = true;

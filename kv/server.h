@@ -29,6 +29,12 @@
 // connections, stop the syncer; Run then returns and the caller closes the
 // store.
 //
+// Cluster mode (kv/cluster.h): the server runs commands through a
+// CommandHandler instead, with no KvStore and no syncer; replies it defers
+// (CommandReply::deferred) go out, in command order, once complete. The
+// handler shares the loop (loop()) and is shut down after the last
+// connection closed (CommandHandler::Shutdown).
+//
 // Locking: mu_ guards the hand-over between the loop and the syncer
 // (sync_target_, synced_lsn_, sync_failure_, stop_syncer_, syncer_wake_at_);
 // everything else is the loop thread's alone.
@@ -79,6 +85,9 @@ class Server {
  public:
   // REQUIRES: store outlives the server.
   Server(KvStore* store, const ServerOptions& options);
+  // Cluster mode: every command goes to `handler` (not owned; outlives the
+  // server); no store, no syncer.
+  Server(CommandHandler* handler, const ServerOptions& options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -91,9 +100,15 @@ class Server {
   // connection is closed and the syncer stopped.
   absl::Status Run();
 
+  // The loop every callback runs on (a handler puts its own handles there).
+  uv_loop_t* loop() { return &loop_; }
+  const ServerCounters& counters() const { return counters_; }
+
   struct Connection;
 
  private:
+  Server(KvStore* store, CommandHandler* handler, const ServerOptions& options);
+
   static void OnConnection(uv_stream_t* listener, int status);
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -116,10 +131,12 @@ class Server {
   void MaybeFinishShutdown();
   void SyncerLoop();
 
-  KvStore* const store_;
+  KvStore* const store_;          // null in cluster mode
+  CommandHandler* const handler_;  // null in single-node mode
   const ServerOptions options_;
   ServerCounters counters_;
   CommandExecutor executor_;
+  bool handler_shut_down_ = false;
 
   uv_loop_t loop_;
   uv_tcp_t listener_;

@@ -179,6 +179,100 @@ TEST_F(ServerTest, RepliesKeepCommandOrderAcrossReadsAndWrites) {
   }
 }
 
+// ---- Cluster mode's contract with the server: a CommandHandler whose
+// replies are completed later (kv/commands.h, DeferredReply).
+
+// DEFER x: a reply completed by a later RELEASE (as "+x"). NOW x: "+x" at
+// once. RELEASE: completes every deferred reply, newest first, and answers
+// "+released". SHUTDOWN: the server shuts down. Keeps a timer on the loop
+// until Shutdown closes it, as the raft instance would.
+class DeferringHandler : public CommandHandler {
+ public:
+  explicit DeferringHandler(uv_loop_t* loop) {
+    uv_timer_init(loop, &timer_);
+    uv_timer_start(&timer_, [](uv_timer_t*) {}, 1000000, 1000000);
+  }
+  CommandReply Execute(const std::vector<std::string>& args) override {
+    CommandReply r;
+    if (args[0] == "DEFER") {
+      r.deferred = std::make_shared<DeferredReply>();
+      waiting_.emplace_back(r.deferred, args[1]);
+    } else if (args[0] == "NOW") {
+      r.bytes = "+" + args[1] + "\r\n";
+    } else if (args[0] == "RELEASE") {
+      for (auto it = waiting_.rbegin(); it != waiting_.rend(); ++it) {
+        it->first->Complete("+" + it->second + "\r\n");
+      }
+      waiting_.clear();
+      r.bytes = "+released\r\n";
+    } else if (args[0] == "SHUTDOWN") {
+      r.after = AfterReply::kShutdown;
+    } else {
+      r.bytes = "-ERR unknown\r\n";
+    }
+    return r;
+  }
+  void Shutdown() override {
+    ++shutdown_calls;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  }
+  int shutdown_calls = 0;  // read after Run returned
+
+ private:
+  uv_timer_t timer_;
+  std::vector<std::pair<std::shared_ptr<DeferredReply>, std::string>> waiting_;
+};
+
+TEST(DeferredRepliesTest, LeaveInCommandOrderWhateverOrderTheyComplete) {
+  ServerOptions options;
+  options.port = 0;
+  // The handler needs the server's loop; the server needs the handler: the
+  // handler is built on the loop before Run, as segkv_server_main does.
+  struct Holder {
+    std::unique_ptr<DeferringHandler> handler;
+  } holder;
+  class Forward : public CommandHandler {
+   public:
+    explicit Forward(Holder* h) : h_(h) {}
+    CommandReply Execute(const std::vector<std::string>& args) override {
+      return h_->handler->Execute(args);
+    }
+    void Shutdown() override { h_->handler->Shutdown(); }
+
+   private:
+    Holder* h_;
+  } forward(&holder);
+  auto server = std::make_unique<Server>(&forward, options);
+  holder.handler = std::make_unique<DeferringHandler>(server->loop());
+  ASSERT_TRUE(server->Listen().ok());
+  std::thread loop([&] { ASSERT_TRUE(server->Run().ok()); });
+
+  Client a(server->port());
+  Client b(server->port());
+  auto gone = std::make_unique<Client>(server->port());
+  ASSERT_TRUE(a.connected() && b.connected() && gone->connected());
+  a.Send(EncodeCommand({"DEFER", "one"}) + EncodeCommand({"NOW", "two"}) +
+         EncodeCommand({"DEFER", "three"}) + EncodeCommand({"NOW", "four"}));
+  gone->SendCommand({"DEFER", "never read"});
+  // b's immediate reply is not held back by a's deferred ones.
+  EXPECT_EQ(b.Command({"NOW", "b"}), "+b");
+  // A client that goes away while its reply is deferred: the reply completes
+  // later, into a connection the client closed (ASan watches).
+  EXPECT_EQ(b.Command({"NOW", "sync"}), "+sync");  // the server has read gone's DEFER
+  gone.reset();
+  // Completed newest first; a still sees its replies in command order.
+  EXPECT_EQ(b.Command({"RELEASE"}), "+released");
+  EXPECT_EQ(a.ReadLine(), "+one");
+  EXPECT_EQ(a.ReadLine(), "+two");
+  EXPECT_EQ(a.ReadLine(), "+three");
+  EXPECT_EQ(a.ReadLine(), "+four");
+  // SHUTDOWN: Run returns only once the handler closed its handles.
+  b.SendCommand({"SHUTDOWN"});
+  loop.join();
+  EXPECT_EQ(holder.handler->shutdown_calls, 1);
+  server.reset();
+}
+
 }  // namespace
 }  // namespace kv
 }  // namespace segwal

@@ -9,7 +9,8 @@
 # Tests report with one line each in their test.log (stdout):
 #   SEGWAL_STATS key=value key=value ...
 # Keys: crash_cycles (simulated power losses: wal_crash_test, wal_stress_test),
-# real_kills (crash_driver_test), injected_faults (wal_fault_test), bit_flips
+# real_kills (crash_driver_test; kv/segkv_cluster_test: the raft leader
+# SIGKILLed, with records_verified and acked_lost for its acknowledged SETs), injected_faults (wal_fault_test), bit_flips
 # (bit_flip_test), real_disk_full_runs (disk_full_test), fuzz_execs and
 # fuzz_crashes (fuzz/run_fuzzers.sh, from $FUZZ_OUT/stats.txt, default fuzz/out), acked_lost and
 # phantom (crash_driver_test, wal_stress_test, disk_full_test: records
