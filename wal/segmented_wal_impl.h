@@ -8,18 +8,21 @@
 //                     Close
 //   io_token.cc       the I/O token's executor: RunQueuedLocked (the only
 //                     place the take-token / unlock / run / relock protocol
-//                     is written) and RunOps (create, write, seal, sync)
+//                     is written), RunOps (create, write, seal, sync) and
+//                     CreateInSpare
 //   group_commit.cc   Sync and Flush (Drain), sync rounds, SyncWaiter, the
 //                     group-commit thread
-//   spare_files.cc    spare segment files and their thread
+//   spare_pool.{h,cc} SparePool: spare segment files and their thread, under
+//                     its own leaf lock (Impl holds one: spares_)
 //   seal_queue.cc     the background sealer thread
 //   recovery.cc       Open's recovery (Recover) and the tail it prepares
 //
 // Locks (wal/README.md has the picture): mu_ guards every field marked
 // ABSL_GUARDED_BY(mu_) and the fields of Segment marked "Guarded by the WAL's
 // mu_"; the I/O token (IoToken) guards each Segment's FileState; truncate_mu_
-// serialises TruncateBefore. Order: truncate_mu_, then the I/O token, then
-// mu_, then Env locks.
+// serialises TruncateBefore; SparePool::mu_ (spare_pool.h) guards the spares.
+// Order: truncate_mu_, then the I/O token, then mu_, then SparePool::mu_,
+// then Env locks.
 
 #ifndef SEGWAL_WAL_SEGMENTED_WAL_IMPL_H_
 #define SEGWAL_WAL_SEGMENTED_WAL_IMPL_H_
@@ -51,6 +54,7 @@
 #include "wal/segment_iterator.h"
 #include "wal/segment_reader.h"
 #include "wal/segmented_wal.h"
+#include "wal/spare_pool.h"
 
 namespace segwal {
 
@@ -67,9 +71,6 @@ inline constexpr char kQuarantineDir[] = "quarantine";
 inline constexpr size_t kMaxReplayThreads = 64;
 // Upper bound of SegmentedWalOptions::max_seals_in_flight.
 inline constexpr size_t kMaxSealsInFlight = 64;
-// Spares are zero-filled up to the segment target size, but no further than
-// this: a segment that grows beyond its spare extends the file as usual.
-inline constexpr uint64_t kMaxSpareSize = uint64_t{256} << 20;
 
 // f->Sync(), its duration appended to *micros (for WalStats: syncs and
 // sync_latency_micros count every fsync made, failed or not).
@@ -166,7 +167,7 @@ struct IoOp {
 class SegmentedWal::Impl {
  public:
   Impl(const SegmentedWalOptions& options, Env* env)
-      : options_(options), env_(env) {
+      : options_(options), env_(env), spares_(options_, env_) {
     if (options_.encryption_ring.has_value()) {
       ring_ = std::make_shared<const KeyRing>(*options_.encryption_ring);
       rings_.push_back(ring_);
@@ -402,29 +403,8 @@ class SegmentedWal::Impl {
     syncer_cv_.Signal();  // its waiters get the error now
   }
 
-  // Spare files (SegmentedWalOptions::preallocate_segments, FORMAT.md).
-  struct Spare {
-    std::string path;
-    uint64_t size;
-  };
-  std::string SparePath(uint64_t id) const {
-    return options_.wal_dir + "/" + wal_format::SpareFileName(id);
-  }
-  // Decides whether spares are used, adopts the spare files a previous
-  // instance left (deleting extras). Called by Recover once reading is done.
-  void SetUpSpares(const std::vector<std::string>& children)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Writes a zero-filled spare of about segment_target_size and adds it to
-  // spares_. On failure deletes what it wrote.
-  absl::Status PrepareSpare() ABSL_LOCKS_EXCLUDED(mu_);
-  // PrepareSpare; on failure stops using spares (counted in stats). A full
-  // disk (ResourceExhausted) only ends preallocation: records go on until
-  // their own writes fail. Any other error is returned, and the caller
-  // poisons the instance as for any failed write.
-  absl::Status PrepareSpareOrGiveUp() ABSL_LOCKS_EXCLUDED(mu_);
-  std::optional<Spare> TakeSpare() ABSL_LOCKS_EXCLUDED(mu_);
-  // An empty file under a fresh spare name, for CreateInSpare to fill.
-  absl::StatusOr<Spare> NewEmptySpare() ABSL_LOCKS_EXCLUDED(mu_);
+  // Spare files (SparePool, spare_pool.h).
+  using Spare = SparePool::Spare;
   // Creates `seg` by writing `header` into `spare` (synced), renaming it to the
   // segment's name and syncing the directory. As the I/O token holder. If the
   // Env cannot write in place, sets *unsupported, stops using spares (deleting
@@ -438,8 +418,8 @@ class SegmentedWal::Impl {
                              std::vector<uint64_t>* sync_micros,
                              bool* unsupported, bool publish = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts the spare thread (SparePool::Start); its errors poison.
   void StartSpareThread() ABSL_LOCKS_EXCLUDED(mu_);
-  void SpareThreadMain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Background sealing (SegmentedWalOptions::background_sealing and
   // max_seals_in_flight). At a roll whose next segment starts in a spare, the
@@ -540,18 +520,13 @@ class SegmentedWal::Impl {
   port::Mutex truncate_mu_;  // serialises TruncateBefore calls
   std::unique_ptr<FileLock> lock_;
 
-  std::deque<Spare> spares_ ABSL_GUARDED_BY(mu_);  // ready, oldest first
-  uint64_t next_spare_id_ ABSL_GUARDED_BY(mu_) = 1;
-  bool spares_enabled_ ABSL_GUARDED_BY(mu_) = false;
-  bool recycle_enabled_ ABSL_GUARDED_BY(mu_) = false;
-  // The active segment is a quarter full and no spare is ready: prepare one.
-  bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  // Spare files: guarded by the pool's own leaf lock (spare_pool.h), taken
+  // with or without mu_.
+  SparePool spares_;
   // use_direct_io: why the Env refused it (then no file is tried again), and
   // whether the last segment file opened is O_DIRECT.
   std::string direct_io_fallback_ ABSL_GUARDED_BY(mu_);
   bool direct_io_active_ ABSL_GUARDED_BY(mu_) = false;
-  port::CondVar spare_cv_;
-  std::thread spare_thread_;
 
   // Group commit under contention (SyncRoundLocked, SyncerMain).
   std::vector<SyncWaiter*> sync_waiters_ ABSL_GUARDED_BY(mu_);
