@@ -433,15 +433,22 @@ SegmentedWal::Impl::~Impl() {
   }
   spares_.Stop();
   syncer_cv_.SignalAll();  // it serves whoever is still queued, then ends
-  if (syncer_thread_.joinable()) syncer_thread_.join();
+  std::thread syncer;
+  {
+    port::MutexLock l(&mu_);
+    syncer.swap(syncer_thread_);
+  }
+  if (syncer.joinable()) syncer.join();
   absl::Status s = Drain(/*sync=*/false);
   (void)s;  // Close does not promise durability; errors were already reported
+  std::thread sealer;
   {
     port::MutexLock l(&mu_);
     sealer_stop_ = true;  // after the last seal Drain may have handed over
+    sealer.swap(sealer_thread_);
   }
   sealer_cv_.SignalAll();
-  if (sealer_thread_.joinable()) sealer_thread_.join();
+  if (sealer.joinable()) sealer.join();
   IoTokenHold token(this);  // every thread that could hold it has ended
   port::MutexLock l(&mu_);
   for (auto& seg : segments_) {

@@ -101,7 +101,8 @@ class ABSL_LOCKABLE IoToken {
 };
 
 // One segment file, as the WAL sees it. Fields not marked otherwise are
-// immutable after construction.
+// immutable after construction (set by the thread that creates the segment,
+// before it is published in Impl::segments_).
 struct Segment {
   std::string path;
   uint64_t first_lsn = 0;
@@ -115,7 +116,11 @@ struct Segment {
   // compression").
   std::unique_ptr<PayloadCodec> codec;
 
-  // Guarded by the WAL's mu_.
+  // Guarded by the WAL's mu_ (SegmentedWal::Impl::mu_). Not annotated: a
+  // Segment cannot name the mutex of the Impl that owns it. Every access is in
+  // an Impl method annotated ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) or holding a
+  // MutexLock on it, except in Recover on segments it has not published yet
+  // (before any other thread exists).
   uint64_t framed_size = 0;     // header + every record framed so far
   uint64_t framed_last_lsn = 0; // first_lsn - 1 when empty
   uint64_t record_count = 0;
@@ -188,8 +193,10 @@ class SegmentedWal::Impl {
                                   uint32_t vshard_id, uint64_t database_id,
                                   absl::string_view payload)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status Sync() { return Drain(/*sync=*/true); }
-  absl::Status Flush() { return Drain(/*sync=*/false); }
+  absl::Status Sync() ABSL_LOCKS_EXCLUDED(mu_) { return Drain(/*sync=*/true); }
+  absl::Status Flush() ABSL_LOCKS_EXCLUDED(mu_) {
+    return Drain(/*sync=*/false);
+  }
   absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn)
       ABSL_LOCKS_EXCLUDED(mu_, truncate_mu_);
   // Views of the segments a read from *from_lsn needs. *from_lsn == 0 means
@@ -322,12 +329,13 @@ class SegmentedWal::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes everything framed and syncs, as the I/O token taker. `self`: 1 if
   // the calling thread is itself a Sync caller that this round releases.
-  // REQUIRES: the token is free (!io_busy_).
+  // Called only when io_busy_ is false (the token is free; a flag, not a
+  // lock, so the analysis cannot check it: the callers test it under mu_).
   // With `defer`, the waiters this round releases are appended there, for the
   // caller to wake (FinishReleases) once it has let go of mu_.
   absl::Status SyncRoundLocked(uint64_t self,
                                std::vector<SyncWaiter*>* defer = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(io_token_);
   // Releases the waiters whose records are durable (all of them, with the
   // error, once poisoned). Returns how many. A waiter cannot return (and
   // destroy its SyncWaiter) before this is done with it: see
@@ -345,7 +353,8 @@ class SegmentedWal::Impl {
   }
   void StartSyncerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SyncerMain() ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes the I/O token. REQUIRES: !io_busy_.
+  // Takes the I/O token. Called only when io_busy_ is false (checked by the
+  // callers under mu_).
   void AcquireIoTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
       ABSL_EXCLUSIVE_LOCK_FUNCTION(io_token_) {
     io_busy_ = true;
@@ -390,7 +399,7 @@ class SegmentedWal::Impl {
   // The I/O-token protocol, the one place it is written: takes the token,
   // takes the queued ops, releases mu_, runs `first` (if set) and then the
   // ops (unless `first` failed), relocks, gives the token back and wakes
-  // waiters. REQUIRES: the token is free (!io_busy_).
+  // waiters. Called only when io_busy_ is false (the token is free).
   absl::Status RunQueuedLocked(
       bool sync, const std::function<absl::Status()>& first = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(io_token_);
@@ -479,7 +488,8 @@ class SegmentedWal::Impl {
   void SealerMain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Recovery helpers.
-  absl::Status Quarantine(const std::vector<std::string>& names);
+  absl::Status Quarantine(const std::vector<std::string>& names)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CreateSegmentFileNow(uint64_t first_lsn) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
@@ -489,9 +499,14 @@ class SegmentedWal::Impl {
 
   const SegmentedWalOptions options_;
   Env* const env_;
+  // Written by Recover (parts under mu_, all before Open returns the WAL to
+  // its caller, so before any other thread can call in); read-only after, so
+  // report() reads it without a lock.
   RecoveryReport report_;
 
   mutable port::Mutex mu_;
+  // Condition variables used with mu_ (a CondVar has no state to guard):
+  // cv_ for the token and seal progress; syncer_cv_, sealer_cv_ below.
   port::CondVar cv_;
   std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
@@ -517,7 +532,9 @@ class SegmentedWal::Impl {
   std::shared_ptr<const KeyRing> ring_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<const KeyRing>> rings_ ABSL_GUARDED_BY(mu_);
 
-  port::Mutex truncate_mu_;  // serialises TruncateBefore calls
+  port::Mutex truncate_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serialises TruncateBefore
+  // The directory's LOCK file: set by Open before the WAL is returned,
+  // released by the destructor; no other thread touches it.
   std::unique_ptr<FileLock> lock_;
 
   // Spare files: guarded by the pool's own leaf lock (spare_pool.h), taken
@@ -538,7 +555,9 @@ class SegmentedWal::Impl {
   std::chrono::steady_clock::time_point last_release_ ABSL_GUARDED_BY(mu_);
   uint64_t last_sync_round_micros_ ABSL_GUARDED_BY(mu_) = 0;
   port::CondVar syncer_cv_;
-  std::thread syncer_thread_;
+  // Started under mu_ (StartSyncerLocked); the destructor moves it out under
+  // mu_ and joins it without.
+  std::thread syncer_thread_ ABSL_GUARDED_BY(mu_);
 
   // Background sealing (PendingSeal, SealerMain). seals_in_flight_ counts the
   // seals handed over and not finished: those in pending_seals_ and the one
@@ -550,7 +569,9 @@ class SegmentedWal::Impl {
   bool sealer_draining_ ABSL_GUARDED_BY(mu_) = false;
   bool sealer_stop_ ABSL_GUARDED_BY(mu_) = false;
   port::CondVar sealer_cv_;
-  std::thread sealer_thread_;
+  // Started under mu_ (RunOps); the destructor moves it out under mu_ and
+  // joins it without.
+  std::thread sealer_thread_ ABSL_GUARDED_BY(mu_);
   friend class SegmentedWal;
 };
 
