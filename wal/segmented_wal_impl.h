@@ -172,13 +172,24 @@ struct IoOp {
 class SegmentedWal::Impl {
  public:
   Impl(const SegmentedWalOptions& options, Env* env)
-      : options_(options), env_(env), spares_(options_, env_) {
+      : options_(options), env_(env), spares_(SpareOptions(options_), env_) {
     if (options_.encryption_ring.has_value()) {
       ring_ = std::make_shared<const KeyRing>(*options_.encryption_ring);
       rings_.push_back(ring_);
     }
   }
   ~Impl();
+
+  static SparePool::Options SpareOptions(const SegmentedWalOptions& o) {
+    SparePool::Options so;
+    so.wal_dir = o.wal_dir;
+    so.segment_target_size = o.segment_target_size;
+    so.preallocate = o.preallocate_segments;
+    so.background = o.background_preallocation;
+    so.recycle_segments = o.recycle_segments;
+    so.recycle_allowed = o.recovery_mode != RecoveryMode::kAbsoluteConsistency;
+    return so;
+  }
 
   // SetEncryptionRing (rotate=false) and RotateEncryptionRing (rotate=true).
   absl::Status InstallRing(KeyRing ring, bool rotate) ABSL_LOCKS_EXCLUDED(mu_);

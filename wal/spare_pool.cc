@@ -11,17 +11,24 @@
 
 namespace segwal {
 
-absl::Status Annotate(const absl::Status& s, absl::string_view what);
+namespace {
 
-SparePool::SparePool(const SegmentedWalOptions& options, Env* env)
+// s with "<what>: " before its message (OK stays OK), as the WAL's Annotate.
+absl::Status Annotate(const absl::Status& s, absl::string_view what) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+}
+
+}  // namespace
+
+SparePool::SparePool(const Options& options, Env* env)
     : env_(env),
       wal_dir_(options.wal_dir),
       target_size_(options.segment_target_size),
-      preallocate_(options.preallocate_segments),
-      background_(options.background_preallocation),
+      preallocate_(options.preallocate),
+      background_(options.background),
       recycle_segments_(options.recycle_segments),
-      recycle_allowed_(options.recovery_mode !=
-                       RecoveryMode::kAbsoluteConsistency) {}
+      recycle_allowed_(options.recycle_allowed) {}
 
 SparePool::~SparePool() { Stop(); }
 

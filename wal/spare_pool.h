@@ -37,7 +37,6 @@
 #include "absl/status/statusor.h"
 #include "env/env.h"
 #include "port/mutex.h"
-#include "wal/segmented_wal.h"
 
 namespace segwal {
 
@@ -57,8 +56,18 @@ class SparePool {
     uint64_t failures = 0;     // WalStats::spare_failures
   };
 
-  // Reads what it needs from `options` (wal_dir normalised by Open).
-  SparePool(const SegmentedWalOptions& options, Env* env);
+  // From SegmentedWalOptions (SegmentedWal::Impl fills it in).
+  struct Options {
+    std::string wal_dir;               // normalised by Open
+    uint64_t segment_target_size = 0;  // spares are this long (page-rounded)
+    bool preallocate = false;          // preallocate_segments
+    bool background = false;           // background_preallocation
+    size_t recycle_segments = 0;
+    // Recycled files' stale bytes read as a torn tail, which
+    // kAbsoluteConsistency refuses: false in that mode.
+    bool recycle_allowed = true;
+  };
+  SparePool(const Options& options, Env* env);
   ~SparePool() ABSL_LOCKS_EXCLUDED(mu_);  // Stop()
   SparePool(const SparePool&) = delete;
   SparePool& operator=(const SparePool&) = delete;
@@ -130,8 +139,6 @@ class SparePool {
   const bool preallocate_;
   const bool background_;
   const size_t recycle_segments_;
-  // Recycled files' stale bytes read as a torn tail, which
-  // kAbsoluteConsistency refuses: no recycling in that mode.
   const bool recycle_allowed_;
 
   mutable port::Mutex mu_;
