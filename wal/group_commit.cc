@@ -2,7 +2,9 @@
 // Flush (Drain), one sync round as the token taker (SyncRoundLocked), the
 // SyncWaiters a round releases, and the group-commit thread (SyncerMain). The
 // waiter list and counters are guarded by mu_; a queued caller sleeps on its
-// own SyncWaiter, without mu_.
+// own SyncWaiter, without mu_. The list stays under mu_ rather than a lock of
+// its own: whether to queue depends on io_busy_, durable_lsn_ and poisoned_
+// read with it (wal/README.md, "What stays under mu_, and why").
 #include "wal/segmented_wal_impl.h"
 
 

@@ -1,7 +1,10 @@
 // The I/O token's executor (segmented_wal_impl.h, IoToken): RunQueuedLocked
 // takes the token under mu_, runs the queued ops without mu_ and gives the
 // token back; RunOps creates, writes, seals and syncs segment files as the
-// token holder, taking mu_ only briefly (seal queue, stats).
+// token holder, taking mu_ only briefly (seal queue, stats), and
+// CreateInSpare starts a segment in a spare file from the SparePool (whose
+// own leaf lock guards the spare list). Segment::FileState is reached only
+// through the token (Segment::io).
 #include "wal/segmented_wal_impl.h"
 
 #include "absl/strings/str_cat.h"
@@ -78,19 +81,14 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
         if (handoff.has_value()) {
           // The new segment starts under a spare's name: a ready spare, or
           // else a new file given a spare's name.
-          std::optional<Spare> spare = TakeSpare();
+          std::optional<Spare> spare = spares_.Take();
           bool unsupported = false;
           if (spare.has_value()) {
             s = CreateInSpare(seg, *spare, op.data, &sync_micros, &unsupported,
                               /*publish=*/false);
             if (s.ok() && !unsupported) from_spares++;
           } else {
-            uint64_t id;
-            {
-              port::MutexLock l(&mu_);
-              id = next_spare_id_++;
-            }
-            spare = Spare{SparePath(id), 0};
+            spare = Spare{spares_.NewPath(), 0};
             auto file =
                 OpenSegmentForWrite(spare->path, std::nullopt, &io.direct);
             s = file.status();
@@ -142,15 +140,11 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           if (!s.ok()) break;
         }
         if (!options_.background_preallocation) {
-          bool want;
-          {
-            port::MutexLock l(&mu_);
-            want = spares_enabled_ && spares_.empty();
-          }
-          if (want) s = PrepareSpareOrGiveUp();  // in line: a fixed op order
+          // In line: a fixed op order.
+          if (spares_.NeedsOne()) s = spares_.PrepareOrGiveUp();
           if (!s.ok()) break;
         }
-        if (std::optional<Spare> spare = TakeSpare()) {
+        if (std::optional<Spare> spare = spares_.Take()) {
           bool unsupported = false;
           s = CreateInSpare(seg, *spare, op.data, &sync_micros, &unsupported);
           if (!unsupported) {
@@ -162,7 +156,7 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
           // A whole-block creation write can be torn into far more than a
           // header's length (recovery would call that corruption): as in a
           // spare, the block is durable before the segment's name exists.
-          auto empty = NewEmptySpare();
+          auto empty = spares_.NewEmpty();
           s = empty.status();
           if (!s.ok()) break;
           bool unsupported = false;
@@ -304,6 +298,54 @@ absl::Status SegmentedWal::Impl::RunOps(std::deque<IoOp>& ops, bool sync,
   for (uint64_t us : sync_micros) stats_.sync_latency_micros.Add(us);
   if (!s.ok()) PoisonLocked(s);
   return s;
+}
+
+absl::Status SegmentedWal::Impl::CreateInSpare(
+    Segment* seg, const Spare& spare, const std::string& header,
+    std::vector<uint64_t>* sync_micros, bool* unsupported, bool publish) {
+  Segment::FileState& io = seg->io(io_token_);
+  // The header is durable before the segment's name exists, so the name never
+  // reaches stale bytes at offset 0 (FORMAT.md, "Spare files").
+  auto file = publish ? env_->ReopenWritableFile(spare.path, 0)
+                      : OpenSegmentForWrite(spare.path, 0, &io.direct);
+  if (absl::IsUnimplemented(file.status())) {
+    *unsupported = true;
+    std::deque<Spare> rest = spares_.DisableAndTakeAll();
+    rest.push_back(spare);
+    for (const Spare& sp : rest) (void)env_->DeleteFile(sp.path);
+    return absl::OkStatus();
+  }
+  absl::Status s = file.status();
+  if (s.ok()) s = (*file)->Append(header);
+  if (s.ok() && !publish) {
+    // The sealer syncs the header before it names the file (SealerMain).
+    s = (*file)->Flush();
+    if (s.ok()) {
+      io.file = *std::move(file);
+      io.in_spare = true;
+      port::MutexLock l(&mu_);
+      seg->spare_size = spare.size;
+    }
+    return Annotate(s, "creating segment " + seg->path + " in spare " +
+                           spare.path);
+  }
+  if (s.ok()) s = TimedSync(file->get(), sync_micros);
+  if (s.ok()) s = (*file)->Close();
+  if (s.ok()) s = env_->RenameFile(spare.path, seg->path);
+  if (s.ok()) SEGWAL_KILL_POINT("Create:BeforeSyncDir");
+  if (s.ok()) s = env_->SyncDir(options_.wal_dir);
+  if (s.ok()) SEGWAL_KILL_POINT("Create:AfterSyncDir");
+  if (s.ok()) {
+    auto reopened = OpenSegmentForWrite(seg->path, header.size(), &io.direct);
+    s = reopened.status();
+    if (s.ok()) io.file = *std::move(reopened);
+  }
+  if (s.ok()) {
+    io.in_spare = true;
+    port::MutexLock l(&mu_);
+    seg->spare_size = spare.size;
+  }
+  return Annotate(s, "creating segment " + seg->path + " in spare " + spare.path);
 }
 
 }  // namespace segwal

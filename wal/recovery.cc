@@ -374,7 +374,7 @@ absl::Status SegmentedWal::Impl::Recover() {
   // Reading is done. What follows prepares for appending and needs writes: a
   // torn tail is cut (and synced) before anything is appended after it, and
   // the last segment is synced or a new one created.
-  SetUpSpares(*children);
+  spares_.SetUp(*children);
   absl::Status s;
   if (!cut_path.empty()) {
     s = Annotate(env_->TruncateFile(cut_path, cut_offset),
@@ -388,12 +388,7 @@ absl::Status SegmentedWal::Impl::Recover() {
   } else if (segs.empty() || recreate_lsn || segs.back()->sealed) {
     // A fresh directory, a torn creation, or a sealed last segment: start the
     // next segment now (created, synced, directory synced), in a spare.
-    bool need_spare;
-    {
-      port::MutexLock l(&mu_);
-      need_spare = spares_enabled_ && spares_.empty();
-    }
-    if (need_spare) s = PrepareSpareOrGiveUp();
+    if (spares_.NeedsOne()) s = spares_.PrepareOrGiveUp();
     if (s.ok()) s = CreateSegmentFileNow(last_lsn + 1);
   } else if (segs.back()->encrypted || options_.encryption_ring.has_value() ||
              (options_.use_direct_io && !segs.back()->padded)) {

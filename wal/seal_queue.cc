@@ -1,7 +1,10 @@
 // Background sealing (SegmentedWalOptions::background_sealing): the sealer
 // thread takes PendingSeals in order from the queue (guarded by mu_) and
 // seals each without mu_: cut, fdatasync, sync the next segment's header,
-// rename it to its name, sync the directory.
+// rename it to its name, sync the directory. The queue stays under mu_
+// rather than a lock of its own because a finished seal changes mu_-guarded
+// state (segment sealed, durable_lsn_) atomically with the queue count its
+// waiters read (wal/README.md, "What stays under mu_, and why").
 #include "wal/segmented_wal_impl.h"
 
 #include "absl/strings/str_cat.h"

@@ -209,11 +209,7 @@ absl::StatusOr<uint64_t> SegmentedWal::Impl::Append(
     seg->index.push_back({lsn, offset});
     seg->next_index_offset = offset + wal_format::kIndexInterval;
   }
-  if (spares_enabled_ && !spare_wanted_ && spares_.empty() &&
-      seg->framed_size >= options_.segment_target_size / 4) {
-    spare_wanted_ = true;  // ready well before the roll needs it
-    if (options_.background_preallocation) spare_cv_.Signal();
-  }
+  spares_.NoteActiveSize(seg->framed_size);  // a spare ready for the roll
   if (seg->framed_size >= options_.segment_target_size) {
     stats_.rollovers++;  // (not the seals of key rotation or recovery)
     RollLocked();
@@ -257,9 +253,7 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
       victim = oldest;
       // Readers that start now no longer see it.
       segments_.erase(segments_.begin());
-      if (recycle_enabled_ && spares_.size() < options_.recycle_segments) {
-        spare_path = SparePath(next_spare_id_++);
-      }
+      spare_path = spares_.RecycleName();
     }
     // Either way the segment's name is gone once the directory is synced;
     // a recycled file's records become stale bytes (its salt is replaced).
@@ -280,8 +274,7 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
     port::MutexLock l(&mu_);
     stats_.segments_deleted++;
     if (!spare_path.empty()) {
-      spares_.push_back({spare_path, victim->readable_size});
-      stats_.spares_recycled++;
+      spares_.AddRecycled(spare_path, victim->readable_size);
     }
   }
   return result;
@@ -290,6 +283,10 @@ absl::StatusOr<TruncateResult> SegmentedWal::Impl::TruncateBefore(
 WalStats SegmentedWal::Impl::GetStats() const {
   port::MutexLock l(&mu_);
   WalStats stats = stats_;
+  const SparePool::Counters spare = spares_.counters();
+  stats.spares_zero_filled = spare.zero_filled;
+  stats.spares_recycled = spare.recycled;
+  stats.spare_failures = spare.failures;
   for (const auto& seg : segments_) {
     if (seg->readable_size == 0) continue;  // creation not written yet
     stats.segments_on_disk++;
@@ -422,23 +419,36 @@ absl::Status SegmentedWal::Impl::InstallRing(KeyRing ring, bool rotate) {
   return poisoned_;
 }
 
+void SegmentedWal::Impl::StartSpareThread() {
+  spares_.Start([this](const absl::Status& s) {
+    port::MutexLock l(&mu_);
+    PoisonLocked(s);
+  });
+}
+
 SegmentedWal::Impl::~Impl() {
   {
     port::MutexLock l(&mu_);
     closing_ = true;
   }
-  spare_cv_.SignalAll();
-  if (spare_thread_.joinable()) spare_thread_.join();
+  spares_.Stop();
   syncer_cv_.SignalAll();  // it serves whoever is still queued, then ends
-  if (syncer_thread_.joinable()) syncer_thread_.join();
+  std::thread syncer;
+  {
+    port::MutexLock l(&mu_);
+    syncer.swap(syncer_thread_);
+  }
+  if (syncer.joinable()) syncer.join();
   absl::Status s = Drain(/*sync=*/false);
   (void)s;  // Close does not promise durability; errors were already reported
+  std::thread sealer;
   {
     port::MutexLock l(&mu_);
     sealer_stop_ = true;  // after the last seal Drain may have handed over
+    sealer.swap(sealer_thread_);
   }
   sealer_cv_.SignalAll();
-  if (sealer_thread_.joinable()) sealer_thread_.join();
+  if (sealer.joinable()) sealer.join();
   IoTokenHold token(this);  // every thread that could hold it has ended
   port::MutexLock l(&mu_);
   for (auto& seg : segments_) {

@@ -8,18 +8,21 @@
 //                     Close
 //   io_token.cc       the I/O token's executor: RunQueuedLocked (the only
 //                     place the take-token / unlock / run / relock protocol
-//                     is written) and RunOps (create, write, seal, sync)
+//                     is written), RunOps (create, write, seal, sync) and
+//                     CreateInSpare
 //   group_commit.cc   Sync and Flush (Drain), sync rounds, SyncWaiter, the
 //                     group-commit thread
-//   spare_files.cc    spare segment files and their thread
+//   spare_pool.{h,cc} SparePool: spare segment files and their thread, under
+//                     its own leaf lock (Impl holds one: spares_)
 //   seal_queue.cc     the background sealer thread
 //   recovery.cc       Open's recovery (Recover) and the tail it prepares
 //
 // Locks (wal/README.md has the picture): mu_ guards every field marked
 // ABSL_GUARDED_BY(mu_) and the fields of Segment marked "Guarded by the WAL's
 // mu_"; the I/O token (IoToken) guards each Segment's FileState; truncate_mu_
-// serialises TruncateBefore. Order: truncate_mu_, then the I/O token, then
-// mu_, then Env locks.
+// serialises TruncateBefore; SparePool::mu_ (spare_pool.h) guards the spares.
+// Order: truncate_mu_, then the I/O token, then mu_, then SparePool::mu_,
+// then Env locks.
 
 #ifndef SEGWAL_WAL_SEGMENTED_WAL_IMPL_H_
 #define SEGWAL_WAL_SEGMENTED_WAL_IMPL_H_
@@ -51,6 +54,7 @@
 #include "wal/segment_iterator.h"
 #include "wal/segment_reader.h"
 #include "wal/segmented_wal.h"
+#include "wal/spare_pool.h"
 
 namespace segwal {
 
@@ -67,9 +71,6 @@ inline constexpr char kQuarantineDir[] = "quarantine";
 inline constexpr size_t kMaxReplayThreads = 64;
 // Upper bound of SegmentedWalOptions::max_seals_in_flight.
 inline constexpr size_t kMaxSealsInFlight = 64;
-// Spares are zero-filled up to the segment target size, but no further than
-// this: a segment that grows beyond its spare extends the file as usual.
-inline constexpr uint64_t kMaxSpareSize = uint64_t{256} << 20;
 
 // f->Sync(), its duration appended to *micros (for WalStats: syncs and
 // sync_latency_micros count every fsync made, failed or not).
@@ -100,7 +101,8 @@ class ABSL_LOCKABLE IoToken {
 };
 
 // One segment file, as the WAL sees it. Fields not marked otherwise are
-// immutable after construction.
+// immutable after construction (set by the thread that creates the segment,
+// before it is published in Impl::segments_).
 struct Segment {
   std::string path;
   uint64_t first_lsn = 0;
@@ -114,7 +116,11 @@ struct Segment {
   // compression").
   std::unique_ptr<PayloadCodec> codec;
 
-  // Guarded by the WAL's mu_.
+  // Guarded by the WAL's mu_ (SegmentedWal::Impl::mu_). Not annotated: a
+  // Segment cannot name the mutex of the Impl that owns it. Every access is in
+  // an Impl method annotated ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) or holding a
+  // MutexLock on it, except in Recover on segments it has not published yet
+  // (before any other thread exists).
   uint64_t framed_size = 0;     // header + every record framed so far
   uint64_t framed_last_lsn = 0; // first_lsn - 1 when empty
   uint64_t record_count = 0;
@@ -166,13 +172,24 @@ struct IoOp {
 class SegmentedWal::Impl {
  public:
   Impl(const SegmentedWalOptions& options, Env* env)
-      : options_(options), env_(env) {
+      : options_(options), env_(env), spares_(SpareOptions(options_), env_) {
     if (options_.encryption_ring.has_value()) {
       ring_ = std::make_shared<const KeyRing>(*options_.encryption_ring);
       rings_.push_back(ring_);
     }
   }
   ~Impl();
+
+  static SparePool::Options SpareOptions(const SegmentedWalOptions& o) {
+    SparePool::Options so;
+    so.wal_dir = o.wal_dir;
+    so.segment_target_size = o.segment_target_size;
+    so.preallocate = o.preallocate_segments;
+    so.background = o.background_preallocation;
+    so.recycle_segments = o.recycle_segments;
+    so.recycle_allowed = o.recovery_mode != RecoveryMode::kAbsoluteConsistency;
+    return so;
+  }
 
   // SetEncryptionRing (rotate=false) and RotateEncryptionRing (rotate=true).
   absl::Status InstallRing(KeyRing ring, bool rotate) ABSL_LOCKS_EXCLUDED(mu_);
@@ -187,8 +204,10 @@ class SegmentedWal::Impl {
                                   uint32_t vshard_id, uint64_t database_id,
                                   absl::string_view payload)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status Sync() { return Drain(/*sync=*/true); }
-  absl::Status Flush() { return Drain(/*sync=*/false); }
+  absl::Status Sync() ABSL_LOCKS_EXCLUDED(mu_) { return Drain(/*sync=*/true); }
+  absl::Status Flush() ABSL_LOCKS_EXCLUDED(mu_) {
+    return Drain(/*sync=*/false);
+  }
   absl::StatusOr<TruncateResult> TruncateBefore(uint64_t checkpoint_lsn)
       ABSL_LOCKS_EXCLUDED(mu_, truncate_mu_);
   // Views of the segments a read from *from_lsn needs. *from_lsn == 0 means
@@ -321,12 +340,13 @@ class SegmentedWal::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes everything framed and syncs, as the I/O token taker. `self`: 1 if
   // the calling thread is itself a Sync caller that this round releases.
-  // REQUIRES: the token is free (!io_busy_).
+  // Called only when io_busy_ is false (the token is free; a flag, not a
+  // lock, so the analysis cannot check it: the callers test it under mu_).
   // With `defer`, the waiters this round releases are appended there, for the
   // caller to wake (FinishReleases) once it has let go of mu_.
   absl::Status SyncRoundLocked(uint64_t self,
                                std::vector<SyncWaiter*>* defer = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(io_token_);
   // Releases the waiters whose records are durable (all of them, with the
   // error, once poisoned). Returns how many. A waiter cannot return (and
   // destroy its SyncWaiter) before this is done with it: see
@@ -344,7 +364,8 @@ class SegmentedWal::Impl {
   }
   void StartSyncerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SyncerMain() ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes the I/O token. REQUIRES: !io_busy_.
+  // Takes the I/O token. Called only when io_busy_ is false (checked by the
+  // callers under mu_).
   void AcquireIoTokenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
       ABSL_EXCLUSIVE_LOCK_FUNCTION(io_token_) {
     io_busy_ = true;
@@ -389,7 +410,7 @@ class SegmentedWal::Impl {
   // The I/O-token protocol, the one place it is written: takes the token,
   // takes the queued ops, releases mu_, runs `first` (if set) and then the
   // ops (unless `first` failed), relocks, gives the token back and wakes
-  // waiters. REQUIRES: the token is free (!io_busy_).
+  // waiters. Called only when io_busy_ is false (the token is free).
   absl::Status RunQueuedLocked(
       bool sync, const std::function<absl::Status()>& first = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(io_token_);
@@ -402,29 +423,8 @@ class SegmentedWal::Impl {
     syncer_cv_.Signal();  // its waiters get the error now
   }
 
-  // Spare files (SegmentedWalOptions::preallocate_segments, FORMAT.md).
-  struct Spare {
-    std::string path;
-    uint64_t size;
-  };
-  std::string SparePath(uint64_t id) const {
-    return options_.wal_dir + "/" + wal_format::SpareFileName(id);
-  }
-  // Decides whether spares are used, adopts the spare files a previous
-  // instance left (deleting extras). Called by Recover once reading is done.
-  void SetUpSpares(const std::vector<std::string>& children)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Writes a zero-filled spare of about segment_target_size and adds it to
-  // spares_. On failure deletes what it wrote.
-  absl::Status PrepareSpare() ABSL_LOCKS_EXCLUDED(mu_);
-  // PrepareSpare; on failure stops using spares (counted in stats). A full
-  // disk (ResourceExhausted) only ends preallocation: records go on until
-  // their own writes fail. Any other error is returned, and the caller
-  // poisons the instance as for any failed write.
-  absl::Status PrepareSpareOrGiveUp() ABSL_LOCKS_EXCLUDED(mu_);
-  std::optional<Spare> TakeSpare() ABSL_LOCKS_EXCLUDED(mu_);
-  // An empty file under a fresh spare name, for CreateInSpare to fill.
-  absl::StatusOr<Spare> NewEmptySpare() ABSL_LOCKS_EXCLUDED(mu_);
+  // Spare files (SparePool, spare_pool.h).
+  using Spare = SparePool::Spare;
   // Creates `seg` by writing `header` into `spare` (synced), renaming it to the
   // segment's name and syncing the directory. As the I/O token holder. If the
   // Env cannot write in place, sets *unsupported, stops using spares (deleting
@@ -438,8 +438,8 @@ class SegmentedWal::Impl {
                              std::vector<uint64_t>* sync_micros,
                              bool* unsupported, bool publish = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts the spare thread (SparePool::Start); its errors poison.
   void StartSpareThread() ABSL_LOCKS_EXCLUDED(mu_);
-  void SpareThreadMain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Background sealing (SegmentedWalOptions::background_sealing and
   // max_seals_in_flight). At a roll whose next segment starts in a spare, the
@@ -499,7 +499,8 @@ class SegmentedWal::Impl {
   void SealerMain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Recovery helpers.
-  absl::Status Quarantine(const std::vector<std::string>& names);
+  absl::Status Quarantine(const std::vector<std::string>& names)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CreateSegmentFileNow(uint64_t first_lsn) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status OpenTailForAppend(std::shared_ptr<Segment> seg)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_token_) ABSL_LOCKS_EXCLUDED(mu_);
@@ -509,9 +510,14 @@ class SegmentedWal::Impl {
 
   const SegmentedWalOptions options_;
   Env* const env_;
+  // Written by Recover (parts under mu_, all before Open returns the WAL to
+  // its caller, so before any other thread can call in); read-only after, so
+  // report() reads it without a lock.
   RecoveryReport report_;
 
   mutable port::Mutex mu_;
+  // Condition variables used with mu_ (a CondVar has no state to guard):
+  // cv_ for the token and seal progress; syncer_cv_, sealer_cv_ below.
   port::CondVar cv_;
   std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
@@ -537,21 +543,18 @@ class SegmentedWal::Impl {
   std::shared_ptr<const KeyRing> ring_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<const KeyRing>> rings_ ABSL_GUARDED_BY(mu_);
 
-  port::Mutex truncate_mu_;  // serialises TruncateBefore calls
+  port::Mutex truncate_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serialises TruncateBefore
+  // The directory's LOCK file: set by Open before the WAL is returned,
+  // released by the destructor; no other thread touches it.
   std::unique_ptr<FileLock> lock_;
 
-  std::deque<Spare> spares_ ABSL_GUARDED_BY(mu_);  // ready, oldest first
-  uint64_t next_spare_id_ ABSL_GUARDED_BY(mu_) = 1;
-  bool spares_enabled_ ABSL_GUARDED_BY(mu_) = false;
-  bool recycle_enabled_ ABSL_GUARDED_BY(mu_) = false;
-  // The active segment is a quarter full and no spare is ready: prepare one.
-  bool spare_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  // Spare files: guarded by the pool's own leaf lock (spare_pool.h), taken
+  // with or without mu_.
+  SparePool spares_;
   // use_direct_io: why the Env refused it (then no file is tried again), and
   // whether the last segment file opened is O_DIRECT.
   std::string direct_io_fallback_ ABSL_GUARDED_BY(mu_);
   bool direct_io_active_ ABSL_GUARDED_BY(mu_) = false;
-  port::CondVar spare_cv_;
-  std::thread spare_thread_;
 
   // Group commit under contention (SyncRoundLocked, SyncerMain).
   std::vector<SyncWaiter*> sync_waiters_ ABSL_GUARDED_BY(mu_);
@@ -563,7 +566,9 @@ class SegmentedWal::Impl {
   std::chrono::steady_clock::time_point last_release_ ABSL_GUARDED_BY(mu_);
   uint64_t last_sync_round_micros_ ABSL_GUARDED_BY(mu_) = 0;
   port::CondVar syncer_cv_;
-  std::thread syncer_thread_;
+  // Started under mu_ (StartSyncerLocked); the destructor moves it out under
+  // mu_ and joins it without.
+  std::thread syncer_thread_ ABSL_GUARDED_BY(mu_);
 
   // Background sealing (PendingSeal, SealerMain). seals_in_flight_ counts the
   // seals handed over and not finished: those in pending_seals_ and the one
@@ -575,7 +580,9 @@ class SegmentedWal::Impl {
   bool sealer_draining_ ABSL_GUARDED_BY(mu_) = false;
   bool sealer_stop_ ABSL_GUARDED_BY(mu_) = false;
   port::CondVar sealer_cv_;
-  std::thread sealer_thread_;
+  // Started under mu_ (RunOps); the destructor moves it out under mu_ and
+  // joins it without.
+  std::thread sealer_thread_ ABSL_GUARDED_BY(mu_);
   friend class SegmentedWal;
 };
 
