@@ -529,31 +529,7 @@ std::string ClusterNode::Info(const std::string& section_arg) {
   auto line = [&out](absl::string_view key, const auto& value) {
     absl::StrAppend(&out, key, ":", value, "\r\n");
   };
-  const ServerCounters& c = *counters_;
-  if (all || section == "server") {
-    out.append("# Server\r\n");
-    line("redis_version", "7.0.0");
-    line("segkv_version", "0.1");
-    line("redis_mode", "cluster");
-    line("process_id", static_cast<int64_t>(getpid()));
-    line("tcp_port", c.port);
-    line("bind", c.bind);
-    line("uptime_in_seconds", (absl::ToUnixMicros(absl::Now()) - c.start_unix_micros) / 1000000);
-    out.append("\r\n");
-  }
-  if (all || section == "clients") {
-    out.append("# Clients\r\n");
-    line("connected_clients", c.connected_clients);
-    line("replies_queued", c.replies_queued);
-    out.append("\r\n");
-  }
-  if (all || section == "stats") {
-    out.append("# Stats\r\n");
-    line("total_connections_received", c.total_connections_received);
-    line("total_commands_processed", c.total_commands_processed);
-    line("protocol_errors", c.rejected_protocol_errors);
-    out.append("\r\n");
-  }
+  out.append(CommonInfoSections(*counters_, "cluster", section, all));
   if (all || section == "replication") {
     out.append(ReplicationInfo());
     out.append("\r\n");

@@ -438,6 +438,41 @@ CommandReply CommandExecutor::Execute(const std::vector<std::string>& args) {
   return spec->handler(ctx, args);
 }
 
+std::string CommonInfoSections(const ServerCounters& c,
+                               absl::string_view redis_mode,
+                               const std::string& section, bool all) {
+  std::string out;
+  auto line = [&out](absl::string_view key, const auto& value) {
+    absl::StrAppend(&out, key, ":", value, "\r\n");
+  };
+  if (all || section == "server") {
+    out.append("# Server\r\n");
+    line("redis_version", "7.0.0");
+    line("segkv_version", "0.1");
+    line("redis_mode", redis_mode);
+    line("process_id", static_cast<int64_t>(getpid()));
+    line("tcp_port", c.port);
+    line("bind", c.bind);
+    line("uptime_in_seconds",
+         (absl::ToUnixMicros(absl::Now()) - c.start_unix_micros) / 1000000);
+    out.append("\r\n");
+  }
+  if (all || section == "clients") {
+    out.append("# Clients\r\n");
+    line("connected_clients", c.connected_clients);
+    line("replies_queued", c.replies_queued);
+    out.append("\r\n");
+  }
+  if (all || section == "stats") {
+    out.append("# Stats\r\n");
+    line("total_connections_received", c.total_connections_received);
+    line("total_commands_processed", c.total_commands_processed);
+    line("protocol_errors", c.rejected_protocol_errors);
+    out.append("\r\n");
+  }
+  return out;
+}
+
 std::string CommandExecutor::Info(const std::string& section_arg) const {
   const std::string section = absl::AsciiStrToLower(section_arg);
   const bool all = section.empty() || section == "all" ||
@@ -448,31 +483,7 @@ std::string CommandExecutor::Info(const std::string& section_arg) const {
     absl::StrAppend(&out, key, ":", value, "\r\n");
   };
   const ServerCounters& c = *counters_;
-  if (want("server")) {
-    out.append("# Server\r\n");
-    line("redis_version", "7.0.0");
-    line("segkv_version", "0.1");
-    line("redis_mode", "standalone");
-    line("process_id", static_cast<int64_t>(getpid()));
-    line("tcp_port", c.port);
-    line("bind", c.bind);
-    line("uptime_in_seconds",
-         (absl::ToUnixMicros(absl::Now()) - c.start_unix_micros) / 1000000);
-    out.append("\r\n");
-  }
-  if (want("clients")) {
-    out.append("# Clients\r\n");
-    line("connected_clients", c.connected_clients);
-    line("replies_queued", c.replies_queued);
-    out.append("\r\n");
-  }
-  if (want("stats")) {
-    out.append("# Stats\r\n");
-    line("total_connections_received", c.total_connections_received);
-    line("total_commands_processed", c.total_commands_processed);
-    line("protocol_errors", c.rejected_protocol_errors);
-    out.append("\r\n");
-  }
+  out.append(CommonInfoSections(c, "standalone", section, all));
   const KvStats st = store_->GetStats();
   if (want("persistence")) {
     const KvRecoveryReport& rr = store_->recovery_report();

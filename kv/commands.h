@@ -89,6 +89,13 @@ struct ServerCounters {
   std::string sync_failure;       // "" while the syncer is healthy
 };
 
+// The INFO sections every segkv mode shares (server, clients, stats), each
+// only if `all` or `section` names it, each ending in a blank line.
+// redis_mode: "standalone" or "cluster".
+std::string CommonInfoSections(const ServerCounters& c,
+                               absl::string_view redis_mode,
+                               const std::string& section, bool all);
+
 class CommandExecutor {
  public:
   // REQUIRES: store and counters outlive the executor. store may be null

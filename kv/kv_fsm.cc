@@ -3,7 +3,6 @@
 
 #include "kv/kv_fsm.h"
 
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -20,17 +19,6 @@ namespace kv {
 namespace {
 
 constexpr char kSnapshotDir[] = "/snapshot";
-
-// Redis's integer rule, as the single node's INCRBY (kv_store.cc).
-bool ParseInt64(absl::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 20 || s[0] == '+') return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  if (ec != std::errc() || ptr != s.data() + s.size()) return false;
-  const size_t digits = s[0] == '-' ? 1 : 0;
-  if (s.size() > digits + 1 && s[digits] == '0') return false;
-  if (s == "-0") return false;
-  return true;
-}
 
 }  // namespace
 
@@ -64,7 +52,7 @@ KvFsm::Result KvFsm::Apply(absl::string_view entry, uint64_t index) {
     case KvOp::kIncrBy: {
       int64_t before = 0;
       auto it = map_.find(r->keys[0]);
-      if (it != map_.end() && !ParseInt64(*it->second.value, &before)) {
+      if (it != map_.end() && !ParseRedisInt64(*it->second.value, &before)) {
         result.error = "value is not an integer or out of range";
         break;
       }

@@ -36,8 +36,14 @@ uint64_t NowMicros() {
       .count();
 }
 
-// Redis's rule for INCR: the whole value is a base-10 int64, no spaces, no '+'.
-bool ParseInt64(absl::string_view s, int64_t* out) {
+
+// Record framing overhead counted toward checkpoint_every_bytes (a WAL frame
+// header; the exact figure does not matter, only that the count grows).
+constexpr uint64_t kRecordOverhead = 40;
+
+}  // namespace
+
+bool ParseRedisInt64(absl::string_view s, int64_t* out) {
   if (s.empty() || s.size() > 20 || s[0] == '+') return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   if (ec != std::errc() || ptr != s.data() + s.size()) return false;
@@ -47,12 +53,6 @@ bool ParseInt64(absl::string_view s, int64_t* out) {
   if (s == "-0") return false;
   return true;
 }
-
-// Record framing overhead counted toward checkpoint_every_bytes (a WAL frame
-// header; the exact figure does not matter, only that the count grows).
-constexpr uint64_t kRecordOverhead = 40;
-
-}  // namespace
 
 class KvStore::Impl {
  public:
@@ -296,7 +296,7 @@ absl::Status KvStore::Impl::ReplayLog(uint64_t from_lsn) {
       // so a log that does not continue this checkpoint is caught.
       int64_t before = 0;
       auto e = map_.find(r->keys[0]);
-      if (e != map_.end() && !ParseInt64(*e->second.value, &before)) {
+      if (e != map_.end() && !ParseRedisInt64(*e->second.value, &before)) {
         return absl::DataLossError(absl::StrCat(
             wal_->wal_dir(), ": LSN ", rec.lsn, ": INCRBY of a key whose value "
             "is not an integer: the log does not continue the checkpoint"));
@@ -418,7 +418,7 @@ absl::StatusOr<WriteResult> KvStore::Impl::Submit(const Mutation& m) {
     if (m.op == KvOp::kIncrBy) {
       int64_t before = 0;
       auto e = map_.find(m.keys[0]);
-      if (e != map_.end() && !ParseInt64(*e->second.value, &before)) {
+      if (e != map_.end() && !ParseRedisInt64(*e->second.value, &before)) {
         return absl::FailedPreconditionError(
             "value is not an integer or out of range");
       }

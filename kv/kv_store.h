@@ -50,6 +50,11 @@ namespace kv {
 
 // The WAL record types of segkv (WalRecord::record_type). kv/FORMAT.md gives
 // each payload's encoding.
+// Redis's rule for INCR/INCRBY values: the whole string is a base-10 int64,
+// no spaces, no '+', no leading zeros, not "-0". The one copy of the rule,
+// for the single node (KvStore) and the cluster's state machine (KvFsm).
+bool ParseRedisInt64(absl::string_view s, int64_t* out);
+
 enum class KvOp : uint32_t {
   kSet = 1,       // one key, one value
   kDel = 2,       // one or more keys
