@@ -21,16 +21,6 @@
 #include "wal/segmented_wal.h"
 #include "wal/wal_inspector.h"
 
-// A broken promise: abort, so libFuzzer (and the regression test) report it.
-#define FUZZ_CHECK(cond, what)                                          \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n  %s\n", __FILE__, \
-              __LINE__, #cond, std::string(what).c_str());              \
-      abort();                                                          \
-    }                                                                   \
-  } while (false)
-
 namespace segwal {
 namespace fuzz {
 namespace {

@@ -26,10 +26,22 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "crypto/key_ring.h"
+
+// A broken promise (every target checks its promises with this): abort, so libFuzzer (and the regression test) report it.
+#define FUZZ_CHECK(cond, what)                                          \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n  %s\n", __FILE__, \
+              __LINE__, #cond, std::string(what).c_str());              \
+      abort();                                                          \
+    }                                                                   \
+  } while (false)
 
 namespace segwal {
 namespace fuzz {

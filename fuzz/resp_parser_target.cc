@@ -18,15 +18,6 @@
 #include "fuzz/fuzz_targets.h"
 #include "kv/resp.h"
 
-#define RESP_FUZZ_CHECK(cond, what)                                      \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n  %s\n", __FILE__, \
-              __LINE__, #cond, std::string(what).c_str());              \
-      abort();                                                          \
-    }                                                                   \
-  } while (false)
-
 namespace segwal {
 namespace fuzz {
 namespace {
@@ -55,7 +46,7 @@ Outcome ParseInChunks(const std::string& input, const kv::RespLimits& limits,
       out.error = parser.error();
       // Final: more bytes change nothing.
       parser.Feed("*1\r\n$4\r\nPING\r\n");
-      RESP_FUZZ_CHECK(parser.Next(&cmd) == kv::RespParser::Result::kError &&
+      FUZZ_CHECK(parser.Next(&cmd) == kv::RespParser::Result::kError &&
                           parser.error() == out.error,
                       "an error was not final");
       return out;
@@ -94,22 +85,22 @@ int RespParserTarget(const uint8_t* data, size_t size) {
     state = state * 1103515245u + 12345u;
     return size_t{1} + (state >> 16) % 97;
   });
-  RESP_FUZZ_CHECK(bytes.commands == whole.commands && bytes.error == whole.error,
+  FUZZ_CHECK(bytes.commands == whole.commands && bytes.error == whole.error,
                   "byte by byte: " + Describe(bytes) + " vs whole: " + Describe(whole));
-  RESP_FUZZ_CHECK(chunks.commands == whole.commands && chunks.error == whole.error,
+  FUZZ_CHECK(chunks.commands == whole.commands && chunks.error == whole.error,
                   "chunks: " + Describe(chunks) + " vs whole: " + Describe(whole));
   if (!whole.error.empty()) {
-    RESP_FUZZ_CHECK(whole.error.rfind("Protocol error: ", 0) == 0, whole.error);
+    FUZZ_CHECK(whole.error.rfind("Protocol error: ", 0) == 0, whole.error);
   }
   for (const Command& c : whole.commands) {
-    RESP_FUZZ_CHECK(!c.empty(), "a command without arguments");
+    FUZZ_CHECK(!c.empty(), "a command without arguments");
     uint64_t total = 0;
     for (const std::string& a : c) {
-      RESP_FUZZ_CHECK(a.size() <= std::max(limits.max_bulk_bytes, limits.max_inline_bytes),
+      FUZZ_CHECK(a.size() <= std::max(limits.max_bulk_bytes, limits.max_inline_bytes),
                       "argument of " + std::to_string(a.size()) + " bytes");
       total += a.size();
     }
-    RESP_FUZZ_CHECK(
+    FUZZ_CHECK(
         c.size() <= std::max<uint64_t>(limits.max_array_len, limits.max_inline_bytes),
         "too many arguments");
     (void)total;
@@ -118,9 +109,9 @@ int RespParserTarget(const uint8_t* data, size_t size) {
     kv::RespParser again;
     again.Feed(kv::EncodeCommand(c));
     Command back;
-    RESP_FUZZ_CHECK(again.Next(&back) == kv::RespParser::Result::kCommand && back == c,
+    FUZZ_CHECK(again.Next(&back) == kv::RespParser::Result::kCommand && back == c,
                     "re-encoded command did not parse back");
-    RESP_FUZZ_CHECK(again.Next(&back) == kv::RespParser::Result::kNeedMore && again.idle(),
+    FUZZ_CHECK(again.Next(&back) == kv::RespParser::Result::kNeedMore && again.idle(),
                     "re-encoded command left bytes behind");
   }
   return 0;
