@@ -799,6 +799,18 @@ std::vector<std::string> FaultInjectionEnv::UnsyncedDirEntries() const {
 
 // ---- The crash. ----
 
+const char* CrashModeName(CrashMode mode) {
+  switch (mode) {
+    case CrashMode::kDropUnsynced:
+      return "kDropUnsynced";
+    case CrashMode::kTornTail:
+      return "kTornTail";
+    case CrashMode::kTornSectors:
+      return "kTornSectors";
+  }
+  return "?";
+}
+
 absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
                                                const std::string& norm,
                                                const Binding& binding,

@@ -129,6 +129,9 @@ enum class CrashMode {
                   // garbage
 };
 
+// "kDropUnsynced", "kTornTail" or "kTornSectors" (for test names and traces).
+const char* CrashModeName(CrashMode mode);
+
 // Operations InjectError can fail, as a bit set.
 enum FaultOp : uint32_t {
   kOpOpen = 1,        // NewWritableFile[WithOptions], NewAppendableFile,

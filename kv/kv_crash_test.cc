@@ -184,11 +184,7 @@ INSTANTIATE_TEST_SUITE_P(AllModes, KvCrashTest,
                          ::testing::Values(CrashMode::kDropUnsynced, CrashMode::kTornTail,
                                            CrashMode::kTornSectors),
                          [](const auto& info) {
-                           switch (info.param) {
-                             case CrashMode::kDropUnsynced: return std::string("DropUnsynced");
-                             case CrashMode::kTornTail: return std::string("TornTail");
-                             default: return std::string("TornSectors");
-                           }
+                           return std::string(CrashModeName(info.param)).substr(1);
                          });
 
 }  // namespace

@@ -203,30 +203,28 @@ absl::Status RaftLogState::ApplyRecord(uint64_t lsn, uint32_t record_type,
   if (floor_.floor_lsn != 0 && !below_floor && !started_) {
     ResetLog(floor_.start_index);
   }
+  const auto type = static_cast<RaftRecordType>(record_type);
+  // Term and vote are values: they count wherever the record is.
+  if (type == RaftRecordType::kTermVote) {
+    absl::StatusOr<TermVoteRecord> r = DecodeTermVoteRecord(lsn, payload);
+    if (!r.ok()) return r.status();
+    ApplyTermVote(lsn, *r);
+    return absl::OkStatus();
+  }
   if (below_floor) {
-    // Only values survive from below the floor: term/vote, and which
+    // Only values survive from below the floor: term/vote (above), and which
     // snapshot is in force (a later reference, at or past the floor, decides
     // what the log keeps).
-    switch (static_cast<RaftRecordType>(record_type)) {
-      case RaftRecordType::kTermVote: {
-        absl::StatusOr<TermVoteRecord> r = DecodeTermVoteRecord(lsn, payload);
-        if (!r.ok()) return r.status();
-        ApplyTermVote(lsn, *r);
-        return absl::OkStatus();
-      }
-      case RaftRecordType::kSnapshotRef: {
-        absl::StatusOr<SnapshotRefRecord> r = DecodeSnapshotRefRecord(lsn, payload);
-        if (!r.ok()) return r.status();
-        has_snapshot_ = true;
-        snapshot_ = *r;
-        snapshot_ref_lsn_ = lsn;
-        return absl::OkStatus();
-      }
-      default:
-        return absl::OkStatus();
+    if (type == RaftRecordType::kSnapshotRef) {
+      absl::StatusOr<SnapshotRefRecord> r = DecodeSnapshotRefRecord(lsn, payload);
+      if (!r.ok()) return r.status();
+      has_snapshot_ = true;
+      snapshot_ = *r;
+      snapshot_ref_lsn_ = lsn;
     }
+    return absl::OkStatus();
   }
-  switch (static_cast<RaftRecordType>(record_type)) {
+  switch (type) {
     case RaftRecordType::kEntry: {
       absl::StatusOr<EntryRecord> e = DecodeEntryRecord(lsn, payload);
       if (!e.ok()) return e.status();
@@ -237,12 +235,8 @@ absl::Status RaftLogState::ApplyRecord(uint64_t lsn, uint32_t record_type,
       if (!index.ok()) return index.status();
       return ApplyTruncate(lsn, *index);
     }
-    case RaftRecordType::kTermVote: {
-      absl::StatusOr<TermVoteRecord> r = DecodeTermVoteRecord(lsn, payload);
-      if (!r.ok()) return r.status();
-      ApplyTermVote(lsn, *r);
+    case RaftRecordType::kTermVote:  // handled above
       return absl::OkStatus();
-    }
     case RaftRecordType::kSnapshotRef: {
       absl::StatusOr<SnapshotRefRecord> r = DecodeSnapshotRefRecord(lsn, payload);
       if (!r.ok()) return r.status();

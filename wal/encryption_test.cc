@@ -1108,18 +1108,6 @@ class NonceRecorder {
   uint64_t repeats_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-const char* CrashModeName(CrashMode m) {
-  switch (m) {
-    case CrashMode::kDropUnsynced:
-      return "kDropUnsynced";
-    case CrashMode::kTornTail:
-      return "kTornTail";
-    case CrashMode::kTornSectors:
-      return "kTornSectors";
-  }
-  return "?";
-}
-
 TEST(CrashCycleTest, NoNonceRepeatsAndAcknowledgedRecordsSurvive) {
   const int64_t cycles = testutil::EnvInt("SEGWAL_ENCRYPTION_CRASH_CYCLES",
                                           kSanitized ? 3000 : 10000);

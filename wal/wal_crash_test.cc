@@ -303,14 +303,14 @@ class CrashCycleRunner {
     const uint64_t crash_seed = rnd_.Next64();
     const bool crash_first = rnd_.OneIn(2);
     SCOPED_TRACE(absl::StrCat(
-        "crash ", ModeName(mode), " seed ", crash_seed,
+        "crash ", CrashModeName(mode), " seed ", crash_seed,
         crash_first ? ", crash then destroy" : ", destroy then crash",
         cut_armed_ ? absl::StrCat(", power cut at file-system call #", cut_at_,
                                   dead_ ? " (hit)" : " (not reached)")
                    : std::string(),
         "; model: floor ", model_.floor, " (up to ", model_.floor_hi,
         "), acked ", model_.acked, ", last appended ", model_.last_lsn()));
-    last_event_ = absl::StrCat("crash ", ModeName(mode));
+    last_event_ = absl::StrCat("crash ", CrashModeName(mode));
     if (direct_io_open_) ++stats_.direct_io_cycles;
     if (crash_first) {
       ASSERT_OK(fi_->SimulateCrash(mode, crash_seed));
@@ -417,7 +417,7 @@ void RunCrashCycles(const std::string& label, uint64_t seed, int64_t cycles,
   if (!::testing::Test::HasFatalFailure() && cycles >= 60) {
     for (int m = 0; m < 3; ++m) {
       EXPECT_GT(s.cycles[m], 0u)
-          << "no cycle crashed in " << ModeName(static_cast<CrashMode>(m));
+          << "no cycle crashed in " << CrashModeName(static_cast<CrashMode>(m));
     }
     EXPECT_GT(s.direct_io_cycles, 0u) << "no cycle crashed with use_direct_io";
   }
@@ -493,7 +493,7 @@ TEST(CrashUnderLoadTest, CrashWhileThreadsAppendSyncAndTruncate) {
     const auto mode = static_cast<CrashMode>(rnd.Uniform(3));
     const uint64_t crash_seed = rnd.Next64();
     const uint64_t crash_after = 1 + rnd.Uniform(400);  // appends
-    SCOPED_TRACE(absl::StrCat("cycle ", cycle, ": ", ModeName(mode), " seed ",
+    SCOPED_TRACE(absl::StrCat("cycle ", cycle, ": ", CrashModeName(mode), " seed ",
                               crash_seed, " after ", crash_after,
                               " appends; log [", known.floor, ", ",
                               known.last_lsn(), "]"));

@@ -104,18 +104,6 @@ inline std::string Describe(const WalRecord& r) {
                       " bytes fnv ", hash, "}");
 }
 
-inline const char* ModeName(CrashMode mode) {
-  switch (mode) {
-    case CrashMode::kDropUnsynced:
-      return "kDropUnsynced";
-    case CrashMode::kTornTail:
-      return "kTornTail";
-    case CrashMode::kTornSectors:
-      return "kTornSectors";
-  }
-  return "?";
-}
-
 inline const char* OpName(uint32_t op) {
   switch (op) {
     case kOpOpen:
