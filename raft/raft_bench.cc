@@ -35,7 +35,9 @@
 // --dir: where the run directories go (default: $TMPDIR, /var/tmp or /tmp,
 // the first that is not tmpfs, as db_bench_wal picks); a raft_bench.XXXXXX
 // directory is made there and removed at exit. Other flags: --nodes,
-// --windows, --entry_size, --seconds, --warmup, --pairs, --wal_stats.
+// --windows, --entry_size, --seconds, --warmup, --pairs, --wal_stats, and
+// --segwal_direct_io / --segwal_io_uring (the segwal store's WAL options;
+// neither helped here, 2026-12-04: direct I/O 0.74-0.85x at window 1).
 // In `make bench`, db_bench_wal/bench_suite.sh runs it with no flags (plus
 // $SEGWAL_RAFT_BENCH_ARGS; SEGWAL_RAFT_BENCH=0 skips it) and turns each
 // complete pair into the rows "raft commits segwal/raft_uv, window N".
@@ -97,6 +99,8 @@ DEFINE_double(seconds, 2.0, "measured seconds per run");
 DEFINE_double(warmup, 0.5, "seconds after the election before measuring");
 DEFINE_int32(pairs, 3, "segwal/raft_uv pairs of runs per window");
 DEFINE_double(election_wait, 30.0, "seconds to wait for a leader before a run fails");
+DEFINE_bool(segwal_direct_io, false, "segwal store: SegmentedWalOptions::use_direct_io");
+DEFINE_bool(segwal_io_uring, false, "segwal store: SegmentedWalOptions::use_io_uring");
 DEFINE_bool(wal_stats, true,
             "print each segwal node's WAL counters after its run (fsyncs, "
             "records per fsync, fsync latency)");
@@ -363,6 +367,8 @@ struct Run {
     if (store == Store::kSegwal) {
       SegwalRaftIoOptions o;
       o.store.dir = n->dir;
+      o.store.wal.use_direct_io = FLAGS_segwal_direct_io;
+      o.store.wal.use_io_uring = FLAGS_segwal_io_uring;
       o.loop = &loop;
       absl::StatusOr<std::unique_ptr<SegwalRaftIo>> sio = NewSegwalRaftIo(o);
       if (!sio.ok()) {
