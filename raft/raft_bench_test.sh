@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# raft_bench end to end with tiny settings (two windows, one pair, 0.3 s):
+# raft_bench end to end with tiny settings (two windows, one pair, 0.3 s,
+# ceiling runs on /dev/shm when it is a writable tmpfs):
 # it exits 0, prints one line per run, ends with one summary line per window
 # in the documented shape with positive rates and ratio, and removes its
 # directory. No timing is asserted. Bad flags fail.
@@ -26,8 +27,15 @@ fail() {
   failures=$((failures + 1))
 }
 
+# Ceiling runs (raft_uv on tmpfs) where a tmpfs is writable here.
+CEIL=""
+if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then
+  CEIL="$(mktemp -d /dev/shm/raft_bench_test.XXXXXX)"
+  trap 'rm -rf "$TMP" "$CEIL"' EXIT
+fi
+
 "$BIN" --windows=4,2 --pairs=1 --seconds=0.3 --warmup=0.1 --dir="$TMP/dir" \
-  >"$TMP/out" 2>"$TMP/err"
+  --ceiling_dir="$CEIL" >"$TMP/out" 2>"$TMP/err"
 rc=$?
 [ $rc -eq 0 ] || fail "exit code $rc; stderr: $(cat "$TMP/err")"
 
@@ -59,6 +67,18 @@ for w in 4 2; do
   awk -v r="${BASH_REMATCH[4]}" 'BEGIN { exit !(r > 0) }' ||
     fail "window $w: ratio not positive: '$line'"
 done
+
+# The ceiling: a run per window and one line naming both windows, or none.
+ceil_runs="$(grep -Ec '^run 1/1 window [0-9]+ ceiling: [1-9][0-9]* commits/s' "$TMP/out")"
+if [ -n "$CEIL" ]; then
+  [ "$ceil_runs" -eq 2 ] || fail "expected 2 ceiling runs with positive rates, got $ceil_runs"
+  grep -Eq '^ceiling, commits/s .*: window 4 [1-9][0-9]* \([0-9.]+x raft_uv\), window 2 [1-9]' \
+    "$TMP/out" || fail "no ceiling line for windows 4 and 2"
+  left="$(ls -A "$CEIL")"
+  [ -z "$left" ] || fail "left behind in --ceiling_dir: $left"
+else
+  [ "$ceil_runs" -eq 0 ] || fail "ceiling runs with --ceiling_dir empty"
+fi
 
 # Its temporary directory is gone.
 left="$(ls -A "$TMP/dir")"
