@@ -102,15 +102,15 @@ threads_flag() {
 #   raft/raft_uv_w64<TAB>...
 # so that the k-th runs of the two labels are neighbours (the summary's
 # median of neighbouring ratios); a pair with a failed run is left out.
-# Ceiling runs (`window 64 ceiling:`, raft_uv on tmpfs) print as
-# raft/ceiling_w64 lines, each on its own.
+# tmpfs runs (`window 64 tmpfs:`, raft_uv with its files on tmpfs) print as
+# raft/tmpfs_w64 lines, each on its own.
 parse_raft_bench() {
   awk '
     $1 == "run" && $3 == "window" && $7 == "commits/s" && $6 + 0 > 0 {
       store = $5; sub(/:$/, "", store)
       key = $2 " " $4
       line = sprintf("raft/%s_w%s\t%.3f\t%s\t%s\t", store, $4, 1e6 / $6, $6, $10)
-      if (store == "ceiling") { print line }
+      if (store == "tmpfs") { print line }
       else if (store == "segwal") { pending[key] = line }
       else if (store == "raft_uv" && (key in pending)) {
         print pending[key]; print line; delete pending[key]

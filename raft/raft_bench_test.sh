@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # raft_bench end to end with tiny settings (two windows, one pair, 0.3 s,
-# ceiling runs on /dev/shm when it is a writable tmpfs):
+# tmpfs runs on /dev/shm when it is a writable tmpfs):
 # it exits 0, prints one line per run, ends with one summary line per window
 # in the documented shape with positive rates and ratio, and removes its
 # directory. No timing is asserted. Bad flags fail.
@@ -27,7 +27,7 @@ fail() {
   failures=$((failures + 1))
 }
 
-# Ceiling runs (raft_uv on tmpfs) where a tmpfs is writable here.
+# tmpfs runs (raft_uv with its files on tmpfs) where a tmpfs is writable here.
 CEIL=""
 if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then
   CEIL="$(mktemp -d /dev/shm/raft_bench_test.XXXXXX)"
@@ -35,7 +35,7 @@ if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm)" = tmpfs ]
 fi
 
 "$BIN" --windows=4,2 --pairs=1 --seconds=0.3 --warmup=0.1 --dir="$TMP/dir" \
-  --ceiling_dir="$CEIL" >"$TMP/out" 2>"$TMP/err"
+  --tmpfs_dir="$CEIL" >"$TMP/out" 2>"$TMP/err"
 rc=$?
 [ $rc -eq 0 ] || fail "exit code $rc; stderr: $(cat "$TMP/err")"
 
@@ -68,16 +68,16 @@ for w in 4 2; do
     fail "window $w: ratio not positive: '$line'"
 done
 
-# The ceiling: a run per window and one line naming both windows, or none.
-ceil_runs="$(grep -Ec '^run 1/1 window [0-9]+ ceiling: [1-9][0-9]* commits/s' "$TMP/out")"
+# tmpfs: a run per window and one line naming both windows, or none.
+ceil_runs="$(grep -Ec '^run 1/1 window [0-9]+ tmpfs: [1-9][0-9]* commits/s' "$TMP/out")"
 if [ -n "$CEIL" ]; then
-  [ "$ceil_runs" -eq 2 ] || fail "expected 2 ceiling runs with positive rates, got $ceil_runs"
-  grep -Eq '^ceiling, commits/s .*: window 4 [1-9][0-9]* \([0-9.]+x raft_uv\), window 2 [1-9]' \
-    "$TMP/out" || fail "no ceiling line for windows 4 and 2"
+  [ "$ceil_runs" -eq 2 ] || fail "expected 2 tmpfs runs with positive rates, got $ceil_runs"
+  grep -Eq '^raft_uv on tmpfs .*: window 4 [1-9][0-9]* \([0-9.]+x raft_uv on disk\), window 2 [1-9]' \
+    "$TMP/out" || fail "no tmpfs line for windows 4 and 2"
   left="$(ls -A "$CEIL")"
-  [ -z "$left" ] || fail "left behind in --ceiling_dir: $left"
+  [ -z "$left" ] || fail "left behind in --tmpfs_dir: $left"
 else
-  [ "$ceil_runs" -eq 0 ] || fail "ceiling runs with --ceiling_dir empty"
+  [ "$ceil_runs" -eq 0 ] || fail "tmpfs runs with --tmpfs_dir empty"
 fi
 
 # Its temporary directory is gone.
