@@ -49,7 +49,8 @@
 // directory is made there and removed at exit. Other flags: --nodes,
 // --windows, --entry_size, --seconds, --warmup, --pairs, --wal_stats, and
 // --segwal_direct_io / --segwal_io_uring (the segwal store's WAL options;
-// neither helped here, 2026-12-04: direct I/O 0.74-0.85x at window 1).
+// neither helped here, 2026-12-04: direct I/O 0.74-0.85x at window 1,
+// io_uring 0.71x).
 // In `make bench`, db_bench_wal/bench_suite.sh runs it with no flags (plus
 // $SEGWAL_RAFT_BENCH_ARGS; SEGWAL_RAFT_BENCH=0 skips it) and turns each
 // complete pair into the rows "raft commits segwal/raft_uv, window N".

@@ -261,16 +261,8 @@ class SegwalRaftIo::Methods {
     if (!lsn.ok()) return self->Fail(lsn.status());
     req->cb = cb;
     self->completions_.push_back({Completion::kAppend, req, *lsn, nullptr});
+    // Handed to the sync thread by PrepareCb, before the loop next polls.
     self->unrequested_lsn_ = *lsn;
-    self->unrequested_appends_++;
-    // Handed to the sync thread at once when that costs no batching (no sync
-    // in flight, and recent syncs carried one append each: a leader or
-    // follower waiting on every commit); else by PrepareCb, before the loop
-    // next polls, so that the appends of one batch of messages share a sync.
-    if (self->synced_appends_x16_ <= kEarlyHandOffMaxAppendsX16 &&
-        self->requested_lsn_ <= self->seen_durable_) {
-      self->FlushSyncRequest();
-    }
     return 0;
   }
 
@@ -448,11 +440,6 @@ void SegwalRaftIo::FlushSyncRequest() {
   if (unrequested_lsn_ == 0) return;
   const uint64_t lsn = unrequested_lsn_;
   unrequested_lsn_ = 0;
-  // Appends per request, as a moving average (x16, weight 1/4 per request).
-  const uint64_t x16 = std::min<uint64_t>(unrequested_appends_, 1024) * 16;
-  synced_appends_x16_ = (3 * synced_appends_x16_ + x16) / 4;
-  unrequested_appends_ = 0;
-  requested_lsn_ = lsn;
   RequestSync(lsn);
 }
 
@@ -495,7 +482,6 @@ void SegwalRaftIo::FireCompletions() {
     durable = published_durable_;
     error = sync_error_;
   }
-  seen_durable_ = durable;
   // Once closing, the sync thread has exited: what is not durable now never
   // will be through this io.
   const bool final_round = closing_;

@@ -20,19 +20,12 @@
 // Threads and hand-offs:
 //   - The loop thread (the one running `loop`) calls every raft_io method and
 //     runs every callback. Loop-thread-only state has no lock.
-//   - Append records the LSN it needs synced; a uv_prepare handle hands the
-//     highest such LSN to the sync thread once per loop iteration, just
+//   - Append only records the LSN it needs synced; a uv_prepare handle hands
+//     the highest such LSN to the sync thread once per loop iteration, just
 //     before the loop polls (so before it can sleep: no completion waits for
 //     a tick). Every append made while the loop handled one batch of
 //     messages thus shares one fsync, where signalling on the first append
 //     split the batch into a sync of one record and a sync of the rest.
-//     Exception, for latency: when no sync is in flight and the recent
-//     hand-offs carried one append each (a moving average of at most 1.5: a
-//     node waiting on every commit, as at raft_bench window 1), Append hands
-//     its LSN over at once, so the fsync does not wait for the rest of the
-//     loop iteration (the other nodes' messages, in a shared loop). Cost: a
-//     lock and a wake-up per append in that regime, which it already paid
-//     per hand-off.
 //   - One sync thread per io waits for appended LSNs, calls
 //     SegwalRaftStore::Sync() and publishes the durable LSN (or the error)
 //     under mu_, then wakes the loop with uv_async_send; the loop thread reads
@@ -136,13 +129,6 @@ class SegwalRaftIo {
   uv_async_t async_;
   uv_prepare_t prepare_;  // runs FlushSyncRequest before each poll
   uint64_t unrequested_lsn_ = 0;  // appended, not yet handed to the sync thread
-  uint64_t unrequested_appends_ = 0;  // append calls behind unrequested_lsn_
-  uint64_t requested_lsn_ = 0;        // highest LSN handed to the sync thread
-  uint64_t seen_durable_ = 0;         // published_durable_ as last read
-  // Moving average of append calls per hand-off, times 16 (starts high: no
-  // early hand-off until a few hand-offs of one append each were seen).
-  uint64_t synced_appends_x16_ = 16 * 16;
-  static constexpr uint64_t kEarlyHandOffMaxAppendsX16 = 24;  // 1.5 appends
   bool initialized_ = false;  // async_, prepare_ and the sync thread exist
   bool closing_ = false;        // close was called
   bool close_started_ = false;  // async_ and the transport are closing

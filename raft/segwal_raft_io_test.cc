@@ -414,8 +414,8 @@ TEST_F(SegwalRaftIoStorageTest, AppendCallbacksFireInOrderOnceDurable) {
 }
 
 // Appends made while the loop handles one batch of messages share a sync:
-// with no history of one-append syncs, nothing is handed to the sync thread
-// before the loop next polls, however long the caller waits.
+// nothing is handed to the sync thread before the loop next polls, however
+// long the caller waits, and then one fsync covers them all.
 TEST_F(SegwalRaftIoStorageTest, AppendsOfOneLoopIterationShareOneSync) {
   Bootstrap();
   int fired = 0;
@@ -428,31 +428,6 @@ TEST_F(SegwalRaftIoStorageTest, AppendsOfOneLoopIterationShareOneSync) {
   while (fired < 5) uv_run(&loop_, UV_RUN_ONCE);
   EXPECT_EQ(io_->store()->wal()->GetStats().syncs - syncs_before, 1u);
   for (const auto& a : appends) EXPECT_EQ(a->status, 0);
-}
-
-// A store whose recent syncs each carried one append (a node waiting on
-// every commit: window 1) hands an append to the sync thread inside the
-// append call, not a loop iteration later: it becomes durable while the loop
-// is not running, and its callback still fires only on the loop.
-TEST_F(SegwalRaftIoStorageTest, AfterOneAppendSyncsAnAppendIsHandedOverAtOnce) {
-  Bootstrap();
-  int fired = 0;
-  for (int i = 0; i < 40; ++i) {
-    auto a = SubmitAppend("one at a time", &fired);
-    while (a->status == -1) uv_run(&loop_, UV_RUN_ONCE);
-    ASSERT_EQ(a->status, 0);
-  }
-  const int fired_before = fired;
-  auto a = SubmitAppend("early", &fired);
-  const uint64_t lsn = io_->store()->wal()->next_lsn() - 1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (io_->store()->durable_lsn() < lsn && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  EXPECT_GE(io_->store()->durable_lsn(), lsn);  // synced without the loop
-  EXPECT_EQ(fired, fired_before);                // callback waits for the loop
-  while (a->status == -1) uv_run(&loop_, UV_RUN_ONCE);
-  EXPECT_EQ(a->status, 0);
 }
 
 TEST_F(SegwalRaftIoStorageTest, SnapshotPutCallbackComesAfterEarlierAppends) {
