@@ -323,6 +323,10 @@ class FaultInjectionEnv : public Env {
   // Removes the name `norm`; forgets its file if nothing can bring it back.
   void Unlink(const std::string& norm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetIfUnreachable(uint64_t file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops undo records (the directory's entries became durable), forgetting
+  // files nothing can bring back.
+  void ReleaseUndoRecords(const std::map<std::string, Binding>& entries)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A failed open may still have created or truncated the file (the POSIX Env
   // creates it before refusing O_DIRECT): records what the base did.
   void NoteFailedOpen(const std::string& norm, const std::string& raw,
@@ -333,11 +337,20 @@ class FaultInjectionEnv : public Env {
   // Shared by ReopenWritableFile and ReopenWritableFileWithOptions.
   absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritable(
       const std::string& path, uint64_t offset, const FileOptions* options);
-  // Applies `mode` to the live file `norm` (its bytes on the base Env).
+  // ---- The crash, in order (fault_injection_crash.cc). ----
+
+  // Step 1: closes the base handles of every writable handle (their buffered
+  // bytes land), releases every held lock, and makes every pre-crash handle
+  // stale. Defined beside the handles (fault_injection_env.cc).
+  void DetachHandlesForCrash() ABSL_EXCLUSIVE_LOCKS_REQUIRED(crash_mu_, mu_);
+  // Step 2: applies `mode` to the live file `norm` (its bytes on the base Env).
   absl::Status ApplyCrashMode(CrashMode mode, uint64_t seed,
                               const std::string& norm, const Binding& binding,
                               const FileState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 3: every directory entry changed since its directory's last SyncDir
+  // goes back to its durable binding.
+  absl::Status UndoFileEntries() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The durable content of the tracked file `state`, read from `raw`.
   absl::StatusOr<std::string> ReadDurableContent(const FileState& state,
