@@ -2,14 +2,14 @@
 // file owns what a crash does to the base file system, in the order the header
 // states ("What a crash does"): detaching handles (step 1, defined beside the
 // handles in fault_injection_env.cc), reverting, tearing or garbling the
-// unsynced bytes of each file by CrashMode (step 2), undoing directory entries
-// not made durable by SyncDir (step 3), and the fresh start (step 4). The
-// recording that feeds it (what is synced, which entries changed) is
-// fault_injection_env.cc.
+// unsynced bytes of each file by CrashMode (step 2), undoing file entries not
+// made durable by SyncDir (step 3), removing directories whose creation was not
+// made durable (step 4), and the fresh start (step 5). The recording that
+// feeds it (what is synced, which entries changed) is fault_injection_env.cc.
 //
 // Locking: SimulateCrash holds crash_mu_ exclusively (no call or handle of the
 // Env runs meanwhile; every one holds crash_mu_ shared) and mu_ (the recorded
-// state: files_, live_, undo_, torn_sectors_) for the whole crash.
+// state: files_, live_, undo_, new_dirs_, torn_sectors_) for the whole crash.
 // Base I/O runs under both: nothing else can observe the base file system
 // half-crashed through this Env.
 
@@ -26,6 +26,7 @@
 namespace segwal {
 namespace {
 
+using fault_injection_internal::DirOf;
 using fault_injection_internal::ReadAt;
 using fault_injection_internal::ReadPrefix;
 
@@ -166,6 +167,21 @@ uint64_t TearSectors(std::vector<UnsyncedRange>& ranges, CrashRandom& rnd,
   return last_kept;
 }
 
+// Removes `path` on `env` and, if it is a directory, everything under it
+// (children in name order). A path already gone is fine. Each entry is first
+// tried as a file, so a symbolic link is removed, never followed.
+absl::Status RemoveTree(Env* env, const std::string& path) {
+  if (!env->FileExists(path)) return absl::OkStatus();
+  if (env->DeleteFile(path).ok()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> children = env->GetChildren(path);
+  if (!children.ok()) return children.status();
+  std::sort(children->begin(), children->end());
+  for (const std::string& name : *children) {
+    if (absl::Status s = RemoveTree(env, path + "/" + name); !s.ok()) return s;
+  }
+  return env->DeleteDir(path);
+}
+
 }  // namespace
 
 const char* CrashModeName(CrashMode mode) {
@@ -268,12 +284,24 @@ absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
   return absl::InternalError("unknown CrashMode");
 }
 
+bool FaultInjectionEnv::InsideLostDirectory(const std::string& norm) const {
+  if (new_dirs_.empty()) return false;
+  for (std::string dir = DirOf(norm);; dir = DirOf(dir)) {
+    auto parent = new_dirs_.find(DirOf(dir));
+    if (parent != new_dirs_.end() && parent->second.count(dir) != 0) {
+      return true;
+    }
+    if (dir == "/" || dir == ".") return false;
+  }
+}
+
 absl::Status FaultInjectionEnv::UndoFileEntries() {
   absl::Status result;
   struct Change {
     Binding durable;     // file 0: the name must not exist
     uint64_t live_file;  // 0: the name does not exist now
     std::string live_raw;
+    bool restore;  // bring the durable binding back (not in a lost directory)
   };
   std::vector<Change> changes;  // in (directory, path) order
   for (const auto& [dir, entries] : undo_) {
@@ -281,15 +309,16 @@ absl::Status FaultInjectionEnv::UndoFileEntries() {
       auto it = live_.find(norm);
       const uint64_t live_file = it == live_.end() ? 0 : it->second.file;
       if (live_file == durable.file) continue;
-      changes.push_back(Change{durable, live_file,
-                               it == live_.end() ? "" : it->second.raw_path});
+      changes.push_back(Change{
+          durable, live_file, it == live_.end() ? "" : it->second.raw_path,
+          durable.file != 0 && !InsideLostDirectory(norm)});
     }
   }
   // Contents of the files that come back, read before any name is removed.
   std::map<uint64_t, std::string> contents;
   for (const Change& change : changes) {
     const uint64_t file = change.durable.file;
-    if (file == 0 || contents.count(file) != 0) continue;
+    if (!change.restore || contents.count(file) != 0) continue;
     const FileState& state = files_.at(file);
     if (!state.live_path.empty()) {
       absl::StatusOr<std::string> bytes =
@@ -312,13 +341,25 @@ absl::Status FaultInjectionEnv::UndoFileEntries() {
   }
   for (const Change& change : changes) {
     const uint64_t file = change.durable.file;
-    if (file == 0 || contents.count(file) == 0) continue;
+    if (!change.restore || contents.count(file) == 0) continue;
     const std::string& raw = change.durable.raw_path;
     const size_t slash = raw.rfind('/');
     if (slash != std::string::npos && slash > 0) {
       result.Update(base_->CreateDirIfMissing(raw.substr(0, slash)));
     }
     result.Update(AppendToFile(base_, raw, contents[file], /*truncate=*/true));
+  }
+  return result;
+}
+
+absl::Status FaultInjectionEnv::RemoveLostDirectories() {
+  absl::Status result;
+  for (const auto& [parent, dirs] : new_dirs_) {
+    for (const auto& [norm, raw] : dirs) {
+      // An outer lost directory takes this one with it.
+      if (InsideLostDirectory(norm)) continue;
+      result.Update(RemoveTree(base_, raw));
+    }
   }
   return result;
 }
@@ -333,19 +374,24 @@ absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
   ++crash_count_;
   torn_sectors_ = TornSectorCounts();
 
-  // 2. File contents, in path order.
+  // 2. File contents, in path order (files in lost directories too: one
+  // renamed out of there may come back elsewhere in step 3).
   for (const auto& [norm, binding] : live_) {
     result.Update(
         ApplyCrashMode(mode, seed, norm, binding, files_.at(binding.file)));
   }
 
-  // 3. Directory entries: every changed name goes back to its durable binding.
+  // 3. File entries: every changed name goes back to its durable binding.
   result.Update(UndoFileEntries());
 
-  // 4. A fresh start: everything on the file system is now durable.
+  // 4. Directories whose entry in their parent was never made durable.
+  result.Update(RemoveLostDirectories());
+
+  // 5. A fresh start: everything on the file system is now durable.
   files_.clear();
   live_.clear();
   undo_.clear();
+  new_dirs_.clear();
   active_ = true;
   injections_.clear();
   return result;

@@ -1,16 +1,16 @@
 // FaultInjectionEnv, part 1 of 2: recording. This file owns the handles it
 // returns and the Env methods, which forward to the base Env and record what a
 // crash must know (see the header): per file, its visible and durable size and
-// the pre-images of unsynced overwrites; per directory, the entries changed
-// since its last SyncDir; plus fault control (inactive file system, injected
-// errors) and the introspection tests use. Applying a crash to the base file
-// system is fault_injection_crash.cc.
+// the pre-images of unsynced overwrites; per directory, the file entries
+// changed and the directories created since its last SyncDir; plus fault
+// control (inactive file system, injected errors) and the introspection tests
+// use. Applying a crash to the base file system is fault_injection_crash.cc.
 //
 // Locking: crash_mu_ is held shared by every Env call and handle call for its
 // whole duration, and exclusively by SimulateCrash, so a crash never overlaps
 // a call; epoch_ (which handles are stale) is guarded by it. mu_ guards
-// everything recorded (files_, live_, undo_, injections_, counters, the
-// handle and lock tables) and is always taken after crash_mu_. Env methods
+// everything recorded (files_, live_, undo_, new_dirs_, injections_, counters,
+// the handle and lock tables) and is always taken after crash_mu_. Env methods
 // that change directory entries hold mu_ across their base call, so the
 // recorded state and the base change together; handle I/O runs without mu_.
 
@@ -456,6 +456,30 @@ void FaultInjectionEnv::ReleaseUndoRecords(
   }
 }
 
+void FaultInjectionEnv::ForgetDeletedDirectory(const std::string& norm) {
+  auto parent = new_dirs_.find(DirOf(norm));
+  if (parent == new_dirs_.end() || parent->second.erase(norm) == 0) return;
+  if (parent->second.empty()) new_dirs_.erase(parent);
+  // Records keyed by `norm` itself or by a directory under it.
+  auto at_or_under = [&norm](const std::string& dir) {
+    return dir == norm ||
+           (dir.size() > norm.size() &&
+            dir.compare(0, norm.size(), norm) == 0 && dir[norm.size()] == '/');
+  };
+  for (auto it = new_dirs_.begin(); it != new_dirs_.end();) {
+    it = at_or_under(it->first) ? new_dirs_.erase(it) : std::next(it);
+  }
+  for (auto it = undo_.begin(); it != undo_.end();) {
+    if (!at_or_under(it->first)) {
+      ++it;
+      continue;
+    }
+    const std::map<std::string, Binding> entries = std::move(it->second);
+    it = undo_.erase(it);
+    ReleaseUndoRecords(entries);
+  }
+}
+
 void FaultInjectionEnv::NoteFailedOpen(const std::string& norm,
                                        const std::string& raw, bool existed) {
   absl::StatusOr<uint64_t> size = base_->GetFileSize(raw);
@@ -634,6 +658,9 @@ std::vector<std::string> FaultInjectionEnv::UnsyncedDirEntries() const {
       const uint64_t live_file = it == live_.end() ? 0 : it->second.file;
       if (live_file != durable.file) changed.emplace(norm, durable.raw_path);
     }
+  }
+  for (const auto& [parent, dirs] : new_dirs_) {
+    for (const auto& [norm, raw] : dirs) changed.emplace(norm, raw);
   }
   std::vector<std::string> out;
   for (auto& [norm, raw] : changed) out.push_back(raw);
@@ -860,11 +887,17 @@ absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
 
 absl::Status FaultInjectionEnv::CreateDirIfMissing(const std::string& dir) {
   port::ReaderMutexLock crash(&crash_mu_);
-  {
-    port::MutexLock l(&mu_);
-    if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
+  port::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
+  // Only a directory this call creates is new: one already there (made by
+  // the base directly, or before this Env existed) counts as durable.
+  const bool existed = base_->FileExists(dir);
+  if (absl::Status s = base_->CreateDirIfMissing(dir); !s.ok()) return s;
+  if (!existed) {
+    const std::string norm = NormalizePath(dir);
+    new_dirs_[DirOf(norm)].emplace(norm, dir);
   }
-  return base_->CreateDirIfMissing(dir);
+  return absl::OkStatus();
 }
 
 absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
@@ -872,7 +905,9 @@ absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
   port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpSyncDir, dir); !s.ok()) return s;
   if (absl::Status s = base_->SyncDir(dir); !s.ok()) return s;
-  auto it = undo_.find(NormalizePath(dir));
+  const std::string norm = NormalizePath(dir);
+  new_dirs_.erase(norm);  // the directories created in it are durable now
+  auto it = undo_.find(norm);
   if (it == undo_.end()) return absl::OkStatus();
   const std::map<std::string, Binding> entries = std::move(it->second);
   undo_.erase(it);
@@ -927,11 +962,11 @@ absl::Status FaultInjectionEnv::UnlockFile(std::unique_ptr<FileLock> lock) {
 
 absl::Status FaultInjectionEnv::DeleteDir(const std::string& dir) {
   port::ReaderMutexLock crash(&crash_mu_);
-  {
-    port::MutexLock l(&mu_);
-    if (absl::Status s = CheckOp(kOpDelete, dir); !s.ok()) return s;
-  }
-  return base_->DeleteDir(dir);
+  port::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpDelete, dir); !s.ok()) return s;
+  if (absl::Status s = base_->DeleteDir(dir); !s.ok()) return s;
+  ForgetDeletedDirectory(NormalizePath(dir));
+  return absl::OkStatus();
 }
 
 uint64_t FaultInjectionEnv::NowMicros() { return base_->NowMicros(); }
