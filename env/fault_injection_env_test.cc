@@ -682,6 +682,34 @@ TEST_P(FaultInjectionEnvTest, DeletingAnUnsyncedDirectoryForgetsIt) {
   EXPECT_FALSE(base_->FileExists(sub));
 }
 
+// CreateDirsDurably (env/env.h): every level it creates survives a power cut,
+// and so does a file made durable in the deepest one; plain CreateDirIfMissing
+// calls of the same levels lose it all.
+TEST_P(FaultInjectionEnvTest, CreateDirsDurablyMakesEveryNewLevelSurvive) {
+  for (bool durably : {true, false}) {
+    SCOPED_TRACE(durably ? "CreateDirsDurably" : "CreateDirIfMissing");
+    ResetBase();
+    const std::string deep = Path("a/b/c");
+    if (durably) {
+      ASSERT_OK(CreateDirsDurably(fi_.get(), deep));
+    } else {
+      for (const char* level : {"a", "a/b", "a/b/c"}) {
+        ASSERT_OK(fi_->CreateDirIfMissing(Path(level)));
+      }
+    }
+    EXPECT_EQ(fi_->UnsyncedDirEntries().empty(), durably);
+    WriteDurably(fi_.get(), deep + "/f", "deep");
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+    EXPECT_EQ(ReadAll(base_, deep + "/f"),
+              durably ? std::optional<std::string>("deep") : std::nullopt);
+    EXPECT_EQ(base_->FileExists(Path("a")), durably);
+  }
+  // A level already there is left alone: its parent is not synced for it.
+  ASSERT_OK(fi_->CreateDirIfMissing(Path("a")));
+  ASSERT_OK(CreateDirsDurably(fi_.get(), Path("a")));
+  EXPECT_THAT(fi_->UnsyncedDirEntries(), ElementsAre(Path("a")));
+}
+
 TEST_P(FaultInjectionEnvTest,
        LostDirectoriesAreRemovedTheSameWayForEqualSeeds) {
   auto run = [&](uint64_t seed) {
