@@ -122,4 +122,26 @@ uint64_t Env::NowMicros() {
   return static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
 }
 
+absl::Status CreateDirsDurably(Env* env, const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    const std::string level = dir.substr(0, pos);
+    if (level.empty() || level.back() == '/') continue;
+    if (env->FileExists(level)) continue;
+    absl::Status s = env->CreateDirIfMissing(level);
+    if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
+    std::string parent = ".";
+    if (const size_t slash = level.rfind('/'); slash != std::string::npos) {
+      parent = slash == 0 ? "/" : level.substr(0, slash);
+    }
+    s = env->SyncDir(parent);
+    if (!s.ok()) {
+      return absl::Status(
+          s.code(), absl::StrCat("syncing ", parent, " after creating ", level,
+                                 ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace segwal

@@ -203,6 +203,14 @@ class Env {
   virtual uint64_t NowMicros();
 };
 
+// Creates every missing level of `dir` (absolute or relative) and, after
+// creating each level, syncs its parent before going on: a directory whose own
+// entry is not durable takes everything in it along at a power loss, however
+// well its files were synced (docs/DURABILITY.md, section 1). Levels that
+// exist are left alone and no directory is synced for them. An error names the
+// level (and the parent being synced) it failed on.
+absl::Status CreateDirsDurably(Env* env, const std::string& dir);
+
 }  // namespace segwal
 
 #endif  // SEGWAL_ENV_ENV_H_

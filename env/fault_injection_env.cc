@@ -1,3 +1,19 @@
+// FaultInjectionEnv, part 1 of 2: recording. This file owns the handles it
+// returns and the Env methods, which forward to the base Env and record what a
+// crash must know (see the header): per file, its visible and durable size and
+// the pre-images of unsynced overwrites; per directory, the file entries
+// changed and the directories created since its last SyncDir; plus fault
+// control (inactive file system, injected errors) and the introspection tests
+// use. Applying a crash to the base file system is fault_injection_crash.cc.
+//
+// Locking: crash_mu_ is held shared by every Env call and handle call for its
+// whole duration, and exclusively by SimulateCrash, so a crash never overlaps
+// a call; epoch_ (which handles are stale) is guarded by it. mu_ guards
+// everything recorded (files_, live_, undo_, new_dirs_, injections_, counters,
+// the handle and lock tables) and is always taken after crash_mu_. Env methods
+// that change directory entries hold mu_ across their base call, so the
+// recorded state and the base change together; handle I/O runs without mu_.
+
 #include "env/fault_injection_env.h"
 
 #include <algorithm>
@@ -6,118 +22,15 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "env/fault_injection_internal.h"
 
 namespace segwal {
 namespace {
 
-constexpr uint64_t kSectorSize = 512;
-constexpr size_t kCopyChunk = 64 << 10;
-
-// Collapses repeated slashes, drops a trailing slash and leading "./", so that
-// "dir//f", "./dir/f" and "dir/f" name the same directory entry.
-std::string NormalizePath(absl::string_view path) {
-  std::string out;
-  out.reserve(path.size());
-  for (char c : path) {
-    if (c == '/' && !out.empty() && out.back() == '/') continue;
-    out.push_back(c);
-  }
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  while (out.size() > 2 && out.compare(0, 2, "./") == 0) out.erase(0, 2);
-  if (out.empty()) return std::string(".");
-  return out;
-}
-
-// The directory holding the normalized path `norm`.
-std::string DirOf(const std::string& norm) {
-  const size_t slash = norm.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return norm.substr(0, slash);
-}
-
-// Per-file crash randomness: a splitmix64 stream keyed by (seed, path) only, so
-// one file's outcome does not depend on which other files exist.
-class CrashRandom {
- public:
-  CrashRandom(uint64_t seed, absl::string_view path) : state_(seed) {
-    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
-    for (char c : path) {
-      h ^= static_cast<unsigned char>(c);
-      h *= 0x100000001b3ULL;
-    }
-    state_ = Next() ^ h;
-  }
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n). REQUIRES: n > 0.
-  uint64_t Uniform(uint64_t n) { return Next() % n; }
-
- private:
-  uint64_t state_;
-};
-
-// Reads up to `limit` bytes from the start of `path` on `env`.
-absl::StatusOr<std::string> ReadPrefix(Env* env, const std::string& path,
-                                       uint64_t limit) {
-  absl::StatusOr<std::unique_ptr<SequentialFile>> file =
-      env->NewSequentialFile(path);
-  if (!file.ok()) return file.status();
-  std::string out;
-  std::string scratch(kCopyChunk, '\0');
-  while (out.size() < limit) {
-    const size_t want =
-        static_cast<size_t>(std::min<uint64_t>(kCopyChunk, limit - out.size()));
-    absl::string_view chunk;
-    absl::Status s = (*file)->Read(want, &chunk, scratch.data());
-    if (!s.ok()) return s;
-    if (chunk.empty()) break;
-    out.append(chunk.data(), chunk.size());
-  }
-  return out;
-}
-
-// Reads bytes [offset, offset + n) of `file` (fewer at end of file).
-absl::StatusOr<std::string> ReadAt(const RandomAccessFile& file,
-                                   uint64_t offset, uint64_t n) {
-  std::string out;
-  std::string scratch(kCopyChunk, '\0');
-  while (out.size() < n) {
-    const size_t want =
-        static_cast<size_t>(std::min<uint64_t>(kCopyChunk, n - out.size()));
-    absl::string_view chunk;
-    absl::Status s =
-        file.Read(offset + out.size(), want, &chunk, scratch.data());
-    if (!s.ok()) return s;
-    if (chunk.empty()) break;
-    out.append(chunk.data(), chunk.size());
-  }
-  return out;
-}
-
-// Reads bytes [offset, offset + n) of `path` (fewer at end of file).
-absl::StatusOr<std::string> ReadRange(Env* env, const std::string& path,
-                                      uint64_t offset, uint64_t n) {
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
-      env->NewRandomAccessFile(path);
-  if (!file.ok()) return file.status();
-  return ReadAt(**file, offset, n);
-}
-
-// Writes `data` over `path` at `offset`, extending the file if needed.
-absl::Status WriteAt(Env* env, const std::string& path, uint64_t offset,
-                     absl::string_view data) {
-  absl::StatusOr<std::unique_ptr<WritableFile>> file =
-      env->ReopenWritableFile(path, offset);
-  if (!file.ok()) return file.status();
-  absl::Status s = (*file)->Append(data);
-  absl::Status c = (*file)->Close();
-  return s.ok() ? c : s;
-}
+using fault_injection_internal::DirOf;
+using fault_injection_internal::NormalizePath;
+using fault_injection_internal::ReadAt;
+using fault_injection_internal::ReadPrefix;
 
 // ---- Pre-image maps: offset -> bytes; disjoint, non-adjacent ranges. ----
 
@@ -174,96 +87,6 @@ void ClipPreimages(PreimageMap& map, uint64_t size) {
   if (!map.empty() && EndOf(*map.rbegin()) > size) {
     map.rbegin()->second.resize(size - map.rbegin()->first);
   }
-}
-
-absl::Status AppendToFile(Env* env, const std::string& path,
-                          absl::string_view data, bool truncate) {
-  absl::StatusOr<std::unique_ptr<WritableFile>> file =
-      truncate ? env->NewWritableFile(path) : env->NewAppendableFile(path);
-  if (!file.ok()) return file.status();
-  absl::Status s = (*file)->Append(data);
-  absl::Status c = (*file)->Close();
-  return s.ok() ? c : s;
-}
-
-// A run of unsynced bytes at a crash: what the file holds there now, and what
-// reverting it puts back (the durable pre-image of an overwrite, or zeros past
-// the durable size).
-struct UnsyncedRange {
-  uint64_t offset;
-  std::string now;
-  std::string reverted;
-  bool changed = false;  // `now` was modified by the crash
-};
-
-// kTornSectors over `ranges` (disjoint, in offset order): each 512-byte sector
-// holding unsynced bytes is kept, reverted or garbled, with one draw per
-// sector, in place in `now`. Returns the end offset of the last kept sector's
-// unsynced bytes, 0 if none was kept.
-uint64_t TearSectors(std::vector<UnsyncedRange>& ranges, CrashRandom& rnd,
-                     FaultInjectionEnv::TornSectorCounts& counts) {
-  // The unsynced bytes of one sector: `n` bytes at `begin` of a range.
-  struct Piece {
-    UnsyncedRange* range;
-    size_t begin;
-    size_t n;
-  };
-  std::vector<Piece> pieces;
-  uint64_t last_kept = 0;
-  auto tear = [&] {
-    std::string now, reverted;
-    for (const Piece& p : pieces) {
-      now.append(p.range->now, p.begin, p.n);
-      reverted.append(p.range->reverted, p.begin, p.n);
-    }
-    std::string result;
-    switch (rnd.Uniform(3)) {
-      case 0: {
-        ++counts.kept;
-        const Piece& last = pieces.back();
-        last_kept = last.range->offset + last.begin + last.n;
-        return;
-      }
-      case 1:
-        ++counts.reverted;
-        result = std::move(reverted);
-        break;
-      default:
-        // Garbage: neither what was written nor what reverting would give, so
-        // a reader can never mistake it for either.
-        ++counts.garbled;
-        result.resize(now.size());
-        for (char& c : result) c = static_cast<char>(rnd.Next() & 0xff);
-        while (result == now || result == reverted) {
-          result[0] = static_cast<char>(result[0] + 1);
-        }
-        break;
-    }
-    size_t at = 0;
-    for (const Piece& p : pieces) {
-      p.range->now.replace(p.begin, p.n, result, at, p.n);
-      p.range->changed = true;
-      at += p.n;
-    }
-  };
-  uint64_t sector = UINT64_MAX;
-  for (UnsyncedRange& range : ranges) {
-    const uint64_t end = range.offset + range.now.size();
-    for (uint64_t begin = range.offset; begin < end;) {
-      const uint64_t this_sector = begin / kSectorSize * kSectorSize;
-      const uint64_t piece_end = std::min(end, this_sector + kSectorSize);
-      if (this_sector != sector) {
-        if (!pieces.empty()) tear();
-        pieces.clear();
-        sector = this_sector;
-      }
-      pieces.push_back(Piece{&range, static_cast<size_t>(begin - range.offset),
-                             static_cast<size_t>(piece_end - begin)});
-      begin = piece_end;
-    }
-  }
-  if (!pieces.empty()) tear();
-  return last_kept;
 }
 
 absl::Status StaleHandleError(const std::string& path) {
@@ -519,6 +342,14 @@ class FaultInjectionEnv::LockHandle : public FileLock {
   const uint64_t id_;
 };
 
+void FaultInjectionEnv::DetachHandlesForCrash() {
+  for (auto& [id, handle] : writable_handles_) handle->DetachForCrash();
+  for (auto& [id, lock] : locks_) lock->Release().IgnoreError();
+  writable_handles_.clear();
+  locks_.clear();
+  ++epoch_;
+}
+
 // ---- FaultInjectionEnv. ----
 
 FaultInjectionEnv::FaultInjectionEnv(Env* base) : base_(base) {}
@@ -610,6 +441,42 @@ void FaultInjectionEnv::ForgetIfUnreachable(uint64_t file) {
   if (it != files_.end() && it->second.live_path.empty() &&
       it->second.undo_refs == 0) {
     files_.erase(it);
+  }
+}
+
+void FaultInjectionEnv::ReleaseUndoRecords(
+    const std::map<std::string, Binding>& entries) {
+  std::vector<uint64_t> released;
+  for (const auto& [norm, durable] : entries) {
+    if (durable.file != 0) released.push_back(durable.file);
+  }
+  for (uint64_t file : released) {
+    --files_[file].undo_refs;
+    ForgetIfUnreachable(file);
+  }
+}
+
+void FaultInjectionEnv::ForgetDeletedDirectory(const std::string& norm) {
+  auto parent = new_dirs_.find(DirOf(norm));
+  if (parent == new_dirs_.end() || parent->second.erase(norm) == 0) return;
+  if (parent->second.empty()) new_dirs_.erase(parent);
+  // Records keyed by `norm` itself or by a directory under it.
+  auto at_or_under = [&norm](const std::string& dir) {
+    return dir == norm ||
+           (dir.size() > norm.size() &&
+            dir.compare(0, norm.size(), norm) == 0 && dir[norm.size()] == '/');
+  };
+  for (auto it = new_dirs_.begin(); it != new_dirs_.end();) {
+    it = at_or_under(it->first) ? new_dirs_.erase(it) : std::next(it);
+  }
+  for (auto it = undo_.begin(); it != undo_.end();) {
+    if (!at_or_under(it->first)) {
+      ++it;
+      continue;
+    }
+    const std::map<std::string, Binding> entries = std::move(it->second);
+    it = undo_.erase(it);
+    ReleaseUndoRecords(entries);
   }
 }
 
@@ -792,192 +659,12 @@ std::vector<std::string> FaultInjectionEnv::UnsyncedDirEntries() const {
       if (live_file != durable.file) changed.emplace(norm, durable.raw_path);
     }
   }
+  for (const auto& [parent, dirs] : new_dirs_) {
+    for (const auto& [norm, raw] : dirs) changed.emplace(norm, raw);
+  }
   std::vector<std::string> out;
   for (auto& [norm, raw] : changed) out.push_back(raw);
   return out;
-}
-
-// ---- The crash. ----
-
-const char* CrashModeName(CrashMode mode) {
-  switch (mode) {
-    case CrashMode::kDropUnsynced:
-      return "kDropUnsynced";
-    case CrashMode::kTornTail:
-      return "kTornTail";
-    case CrashMode::kTornSectors:
-      return "kTornSectors";
-  }
-  return "?";
-}
-
-absl::Status FaultInjectionEnv::ApplyCrashMode(CrashMode mode, uint64_t seed,
-                                               const std::string& norm,
-                                               const Binding& binding,
-                                               const FileState& state) {
-  const std::string& raw = binding.raw_path;
-  absl::StatusOr<uint64_t> actual = base_->GetFileSize(raw);
-  if (absl::IsNotFound(actual.status())) return absl::OkStatus();
-  if (!actual.ok()) return actual.status();
-  // Bytes the base holds beyond what this Env saw appended are unsynced too.
-  const uint64_t size = *actual;
-  const uint64_t synced = std::min(state.synced, size);
-  // The unsynced overwrites below `synced`, in offset order.
-  std::vector<std::pair<uint64_t, absl::string_view>> overwritten;
-  uint64_t overwritten_bytes = 0;
-  for (const auto& [offset, preimage] : state.preimages) {
-    if (offset >= synced) break;
-    const size_t n = static_cast<size_t>(
-        std::min<uint64_t>(preimage.size(), synced - offset));
-    overwritten.emplace_back(offset, absl::string_view(preimage).substr(0, n));
-    overwritten_bytes += n;
-  }
-  if (synced == size && overwritten.empty()) return absl::OkStatus();
-  CrashRandom rnd(seed, norm);
-  switch (mode) {
-    case CrashMode::kDropUnsynced:
-      for (const auto& [offset, preimage] : overwritten) {
-        if (absl::Status s = WriteAt(base_, raw, offset, preimage); !s.ok()) {
-          return s;
-        }
-      }
-      if (synced == size) return absl::OkStatus();
-      return base_->TruncateFile(raw, synced);
-    case CrashMode::kTornTail: {
-      // How many unsynced bytes survive, counted in file-offset order.
-      uint64_t keep = rnd.Uniform(overwritten_bytes + (size - synced) + 1);
-      for (const auto& [offset, preimage] : overwritten) {
-        const uint64_t kept = std::min<uint64_t>(keep, preimage.size());
-        keep -= kept;
-        if (kept == preimage.size()) continue;
-        absl::Status s = WriteAt(base_, raw, offset + kept,
-                                 preimage.substr(static_cast<size_t>(kept)));
-        if (!s.ok()) return s;
-      }
-      if (synced + keep == size) return absl::OkStatus();
-      return base_->TruncateFile(raw, synced + keep);
-    }
-    case CrashMode::kTornSectors: {
-      std::vector<UnsyncedRange> ranges;
-      for (const auto& [offset, preimage] : overwritten) {
-        absl::StatusOr<std::string> now =
-            ReadRange(base_, raw, offset, preimage.size());
-        if (!now.ok()) return now.status();
-        if (now->size() != preimage.size()) {
-          return absl::InternalError(
-              absl::StrCat("FaultInjectionEnv: short read of ", raw, " at ",
-                           offset, " while tearing sectors"));
-        }
-        ranges.push_back(
-            UnsyncedRange{offset, *std::move(now), std::string(preimage)});
-      }
-      const bool has_tail = synced < size;
-      if (has_tail) {
-        absl::StatusOr<std::string> tail =
-            ReadRange(base_, raw, synced, size - synced);
-        if (!tail.ok()) return tail.status();
-        const size_t n = tail->size();
-        ranges.push_back(
-            UnsyncedRange{synced, *std::move(tail), std::string(n, '\0')});
-      }
-      const uint64_t last_kept = TearSectors(ranges, rnd, torn_sectors_);
-      const bool cut = rnd.Uniform(2) == 0;
-      for (size_t i = 0; i + (has_tail ? 1 : 0) < ranges.size(); ++i) {
-        if (!ranges[i].changed) continue;
-        absl::Status s = WriteAt(base_, raw, ranges[i].offset, ranges[i].now);
-        if (!s.ok()) return s;
-      }
-      if (!has_tail) return absl::OkStatus();
-      // Cut right after the last kept sector, never below the durable size.
-      std::string& tail = ranges.back().now;
-      if (cut) tail.resize(std::max(last_kept, synced) - synced);
-      // Rewrite only the tail: bytes below `synced` were patched in place.
-      if (absl::Status s = base_->TruncateFile(raw, synced); !s.ok()) return s;
-      return AppendToFile(base_, raw, tail, /*truncate=*/false);
-    }
-  }
-  return absl::InternalError("unknown CrashMode");
-}
-
-absl::Status FaultInjectionEnv::SimulateCrash(CrashMode mode, uint64_t seed) {
-  port::WriterMutexLock crash(&crash_mu_);
-  port::MutexLock l(&mu_);
-  absl::Status result;
-
-  // 1. Every pre-crash handle goes stale; its buffered bytes land first.
-  for (auto& [id, handle] : writable_handles_) handle->DetachForCrash();
-  for (auto& [id, lock] : locks_) lock->Release().IgnoreError();
-  writable_handles_.clear();
-  locks_.clear();
-  ++epoch_;
-  ++crash_count_;
-  torn_sectors_ = TornSectorCounts();
-
-  // 2. File contents, in path order.
-  for (const auto& [norm, binding] : live_) {
-    result.Update(
-        ApplyCrashMode(mode, seed, norm, binding, files_.at(binding.file)));
-  }
-
-  // 3. Directory entries: every changed name goes back to its durable binding.
-  struct Change {
-    Binding durable;     // file 0: the name must not exist
-    uint64_t live_file;  // 0: the name does not exist now
-    std::string live_raw;
-  };
-  std::vector<Change> changes;  // in (directory, path) order
-  for (const auto& [dir, entries] : undo_) {
-    for (const auto& [norm, durable] : entries) {
-      auto it = live_.find(norm);
-      const uint64_t live_file = it == live_.end() ? 0 : it->second.file;
-      if (live_file == durable.file) continue;
-      changes.push_back(Change{durable, live_file,
-                               it == live_.end() ? "" : it->second.raw_path});
-    }
-  }
-  // Contents of the files that come back, read before any name is removed.
-  std::map<uint64_t, std::string> contents;
-  for (const Change& change : changes) {
-    const uint64_t file = change.durable.file;
-    if (file == 0 || contents.count(file) != 0) continue;
-    const FileState& state = files_.at(file);
-    if (!state.live_path.empty()) {
-      absl::StatusOr<std::string> bytes =
-          ReadPrefix(base_, live_.at(state.live_path).raw_path, UINT64_MAX);
-      if (!bytes.ok()) {
-        result.Update(bytes.status());
-        continue;
-      }
-      contents[file] = *std::move(bytes);
-    } else if (state.has_saved_bytes) {
-      contents[file] = state.saved_bytes;
-    } else {
-      result.Update(absl::InternalError(absl::StrCat(
-          "FaultInjectionEnv lost the bytes of ", change.durable.raw_path)));
-    }
-  }
-  for (const Change& change : changes) {
-    if (change.live_file != 0)
-      result.Update(base_->DeleteFile(change.live_raw));
-  }
-  for (const Change& change : changes) {
-    const uint64_t file = change.durable.file;
-    if (file == 0 || contents.count(file) == 0) continue;
-    const std::string& raw = change.durable.raw_path;
-    const size_t slash = raw.rfind('/');
-    if (slash != std::string::npos && slash > 0) {
-      result.Update(base_->CreateDirIfMissing(raw.substr(0, slash)));
-    }
-    result.Update(AppendToFile(base_, raw, contents[file], /*truncate=*/true));
-  }
-
-  // 4. A fresh start: everything on the file system is now durable.
-  files_.clear();
-  live_.clear();
-  undo_.clear();
-  active_ = true;
-  injections_.clear();
-  return result;
 }
 
 // ---- Env. ----
@@ -1200,11 +887,17 @@ absl::Status FaultInjectionEnv::TruncateFile(const std::string& path,
 
 absl::Status FaultInjectionEnv::CreateDirIfMissing(const std::string& dir) {
   port::ReaderMutexLock crash(&crash_mu_);
-  {
-    port::MutexLock l(&mu_);
-    if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
+  port::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(0, dir); !s.ok()) return s;
+  // Only a directory this call creates is new: one already there (made by
+  // the base directly, or before this Env existed) counts as durable.
+  const bool existed = base_->FileExists(dir);
+  if (absl::Status s = base_->CreateDirIfMissing(dir); !s.ok()) return s;
+  if (!existed) {
+    const std::string norm = NormalizePath(dir);
+    new_dirs_[DirOf(norm)].emplace(norm, dir);
   }
-  return base_->CreateDirIfMissing(dir);
+  return absl::OkStatus();
 }
 
 absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
@@ -1212,17 +905,13 @@ absl::Status FaultInjectionEnv::SyncDir(const std::string& dir) {
   port::MutexLock l(&mu_);
   if (absl::Status s = CheckOp(kOpSyncDir, dir); !s.ok()) return s;
   if (absl::Status s = base_->SyncDir(dir); !s.ok()) return s;
-  auto it = undo_.find(NormalizePath(dir));
+  const std::string norm = NormalizePath(dir);
+  new_dirs_.erase(norm);  // the directories created in it are durable now
+  auto it = undo_.find(norm);
   if (it == undo_.end()) return absl::OkStatus();
-  std::vector<uint64_t> released;
-  for (const auto& [norm, durable] : it->second) {
-    if (durable.file != 0) released.push_back(durable.file);
-  }
+  const std::map<std::string, Binding> entries = std::move(it->second);
   undo_.erase(it);
-  for (uint64_t file : released) {
-    --files_[file].undo_refs;
-    ForgetIfUnreachable(file);
-  }
+  ReleaseUndoRecords(entries);
   return absl::OkStatus();
 }
 
@@ -1273,11 +962,11 @@ absl::Status FaultInjectionEnv::UnlockFile(std::unique_ptr<FileLock> lock) {
 
 absl::Status FaultInjectionEnv::DeleteDir(const std::string& dir) {
   port::ReaderMutexLock crash(&crash_mu_);
-  {
-    port::MutexLock l(&mu_);
-    if (absl::Status s = CheckOp(kOpDelete, dir); !s.ok()) return s;
-  }
-  return base_->DeleteDir(dir);
+  port::MutexLock l(&mu_);
+  if (absl::Status s = CheckOp(kOpDelete, dir); !s.ok()) return s;
+  if (absl::Status s = base_->DeleteDir(dir); !s.ok()) return s;
+  ForgetDeletedDirectory(NormalizePath(dir));
+  return absl::OkStatus();
 }
 
 uint64_t FaultInjectionEnv::NowMicros() { return base_->NowMicros(); }

@@ -16,8 +16,10 @@
 // NewAppendableFile or ReopenWritableFile, renamed, truncated or deleted
 // without having been written through this Env) counts as fully durable at the
 // size it had at that moment; files it only reads are left alone. For every
-// directory, the creates, renames and deletes of entries since that
-// directory's last successful SyncDir.
+// directory, the creates, renames and deletes of file entries since that
+// directory's last successful SyncDir, and the directories CreateDirIfMissing
+// created in it since then (a call that finds the directory already there
+// records nothing: a directory the Env did not create counts as durable).
 //
 // Overwrites in place (ReopenWritableFile(path, offset)). A write through such
 // a handle first reads, from the base file, the bytes it is about to replace
@@ -38,15 +40,28 @@
 //   2. Each file's unsynced bytes are reverted or kept according to the
 //      CrashMode (see below). Durable bytes are never changed, and no file
 //      ends up shorter than its durable size.
-//   3. Directory changes not made durable by SyncDir are undone: a file created
+//   3. File entries not made durable by SyncDir are undone: a file created
 //      since the last SyncDir of its directory disappears; a rename brings the
 //      old name back (with the content it has after step 2) and brings back the
 //      file the rename replaced (with its durable content); a delete brings the
 //      file back with its durable content. Entries are per directory: a rename
-//      across directories needs a SyncDir of both.
-//   4. The file system is usable again: SetFilesystemActive(true), injected
-//      errors cleared, and tracking restarts with every file considered
-//      durable.
+//      across directories needs a SyncDir of both. A name this step would bring
+//      back inside a directory that step 4 removes is not brought back.
+//   4. Directories whose creation was not made durable are removed: every
+//      directory CreateDirIfMissing created since the last successful SyncDir
+//      of its parent disappears, recursively, with everything under it after
+//      step 3: files synced or not, files written straight to the base Env,
+//      subdirectories (durable in it or not). So a file is lost if, after step
+//      3, its only name is under such a directory (created or renamed there,
+//      even if synced and its directory synced too), and survives if it keeps
+//      a durable name elsewhere (a rename out of the lost directory whose
+//      target directory was synced; a rename into it whose source directory
+//      was not, which step 3 undoes). Nested levels each need their parent
+//      synced: syncing an inner level's parent does not save it when an outer
+//      level is lost.
+//   5. The file system is usable again: SetFilesystemActive(true), injected
+//      errors cleared, and tracking restarts with every file and directory
+//      considered durable.
 //
 // Crash modes, for a file of `size` bytes whose durable size is `synced`. The
 // unsynced bytes are taken in file-offset order: first the overwritten ranges
@@ -88,14 +103,25 @@
 // while the file system is inactive. Handles from ReopenWritableFile go
 // through the same checks as other writable handles.
 //
-// Limits: creating a directory is not tracked (a created directory survives a
-// crash even if its parent was never synced); a file written by several handles
-// at once is tracked per file, not per handle (a Sync through one handle makes
-// the writes of all of them durable, including one racing with it); a file
-// removed by a delete that is later undone comes back with the durable content
-// it had when it was deleted. Reverting an overwrite at a crash writes through
-// the base Env's ReopenWritableFile (a base without it cannot produce
-// overwrites in the first place).
+// DeleteDir. Removing a directory whose creation is not durable yet forgets
+// it: its creation record and every record of the entries under it are
+// dropped: nothing under a directory that never became durable can survive a
+// crash, and the directory is gone whether or not a crash comes. A later
+// CreateDirIfMissing of the same path is a new, unsynced creation. Removing any
+// other directory is not undone by a crash (see Limits).
+//
+// Limits: a file written by several handles at once is tracked per file, not
+// per handle (a Sync through one handle makes the writes of all of them
+// durable, including one racing with it); a file removed by a delete that is
+// later undone comes back with the durable content it had when it was deleted.
+// Reverting an overwrite at a crash writes through the base Env's
+// ReopenWritableFile (a base without it cannot produce overwrites in the first
+// place). Directories are tracked only as far as CreateDirIfMissing creates
+// them: renaming a directory is not tracked, and removing a durable directory
+// (DeleteDir) is durable at once, except that a file whose unsynced delete
+// step 3 undoes comes back and re-creates the directory it was in (one level).
+// Paths are compared lexically (after collapsing slashes and a leading "./"):
+// SyncDir("d") and a file created as "/abs/d/f" are not matched.
 //
 // Thread safety: all methods may be called from several threads at once. A
 // crash waits for calls in flight to finish. REQUIRES: the FaultInjectionEnv
@@ -158,8 +184,10 @@ class FaultInjectionEnv : public Env {
 
   // Power loss: applies `mode` to every file written through this Env, removes
   // files whose creation (and undoes renames/deletes whose change) was not made
-  // durable by SyncDir, then leaves the file system usable again (see the top
-  // of this file). Same seed and same history => same result, bit for bit.
+  // durable by SyncDir, removes directories whose creation was not made durable
+  // by a SyncDir of their parent (with everything in them), then leaves the
+  // file system usable again (see the top of this file). Same seed and same
+  // history => same result, bit for bit.
   // Returns the first error the base Env reported while rewriting files; the
   // crash is still applied as far as possible and tracking restarts either way.
   absl::Status SimulateCrash(CrashMode mode, uint64_t seed);
@@ -215,9 +243,9 @@ class FaultInjectionEnv : public Env {
     uint64_t garbled = 0;
   };
   TornSectorCounts LastCrashTornSectors() const;
-  // Paths (sorted) whose directory entry differs from its durable state:
-  // created, renamed to, renamed away or deleted since the last SyncDir of the
-  // directory.
+  // Paths (sorted) whose directory entry differs from its durable state: files
+  // created, renamed to, renamed away or deleted, and directories created,
+  // since the last SyncDir of the directory holding the entry.
   std::vector<std::string> UnsyncedDirEntries() const;
   Env* base() const { return base_; }
 
@@ -239,6 +267,8 @@ class FaultInjectionEnv : public Env {
   absl::Status RenameFile(const std::string& from,
                           const std::string& to) override;
   absl::Status TruncateFile(const std::string& path, uint64_t size) override;
+  // Records the directory as created, not yet durable, when the base did not
+  // have it (see the top of this file).
   absl::Status CreateDirIfMissing(const std::string& dir) override;
   absl::Status SyncDir(const std::string& dir) override;
   // Forwards to the base (Unimplemented if it cannot overwrite in place); see
@@ -258,6 +288,8 @@ class FaultInjectionEnv : public Env {
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path) override;
   absl::Status UnlockFile(std::unique_ptr<FileLock> lock) override;
+  // Forgets a directory whose creation was not durable yet (see "DeleteDir"
+  // at the top of this file).
   absl::Status DeleteDir(const std::string& dir) override;
   uint64_t NowMicros() override;
 
@@ -323,6 +355,14 @@ class FaultInjectionEnv : public Env {
   // Removes the name `norm`; forgets its file if nothing can bring it back.
   void Unlink(const std::string& norm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetIfUnreachable(uint64_t file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops undo records (the directory's entries became durable, or the
+  // directory is gone for good), forgetting files nothing can bring back.
+  void ReleaseUndoRecords(const std::map<std::string, Binding>& entries)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After DeleteDir(norm): if norm's creation was not durable, forgets it and
+  // every record at or under it (see "DeleteDir" at the top of this file).
+  void ForgetDeletedDirectory(const std::string& norm)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A failed open may still have created or truncated the file (the POSIX Env
   // creates it before refusing O_DIRECT): records what the base did.
   void NoteFailedOpen(const std::string& norm, const std::string& raw,
@@ -333,10 +373,26 @@ class FaultInjectionEnv : public Env {
   // Shared by ReopenWritableFile and ReopenWritableFileWithOptions.
   absl::StatusOr<std::unique_ptr<WritableFile>> ReopenWritable(
       const std::string& path, uint64_t offset, const FileOptions* options);
-  // Applies `mode` to the live file `norm` (its bytes on the base Env).
+  // ---- The crash, in order (fault_injection_crash.cc). ----
+
+  // Step 1: closes the base handles of every writable handle (their buffered
+  // bytes land), releases every held lock, and makes every pre-crash handle
+  // stale. Defined beside the handles (fault_injection_env.cc).
+  void DetachHandlesForCrash() ABSL_EXCLUSIVE_LOCKS_REQUIRED(crash_mu_, mu_);
+  // Step 2: applies `mode` to the live file `norm` (its bytes on the base Env).
   absl::Status ApplyCrashMode(CrashMode mode, uint64_t seed,
                               const std::string& norm, const Binding& binding,
                               const FileState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 3: every file entry changed since its directory's last SyncDir goes
+  // back to its durable binding, except names inside a lost directory.
+  absl::Status UndoFileEntries() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 4: removes every directory whose creation is not durable, with
+  // everything under it.
+  absl::Status RemoveLostDirectories() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the normalized path lies strictly inside a directory whose
+  // creation is not durable (a lost directory at a crash).
+  bool InsideLostDirectory(const std::string& norm) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The durable content of the tracked file `state`, read from `raw`.
@@ -387,6 +443,11 @@ class FaultInjectionEnv : public Env {
   // directory's last SyncDir (file 0: the name did not exist). Only paths
   // changed since then appear.
   std::map<std::string, std::map<std::string, Binding>> undo_
+      ABSL_GUARDED_BY(mu_);
+  // Normalized parent directory -> normalized path -> the path as the caller
+  // spelled it, of every directory CreateDirIfMissing created since the
+  // parent's last successful SyncDir: a crash removes each, with all under it.
+  std::map<std::string, std::map<std::string, std::string>> new_dirs_
       ABSL_GUARDED_BY(mu_);
 
   // Open writable handles and held locks, by creation order, so a crash can

@@ -389,7 +389,7 @@ TEST_P(FaultInjectionEnvTest, SyncDirOfAnotherDirectoryDoesNotHelp) {
   file.reset();
   ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
   EXPECT_FALSE(base_->FileExists(sub + "/a"));
-  EXPECT_TRUE(base_->FileExists(sub));  // directory creation is not tracked
+  EXPECT_TRUE(base_->FileExists(sub));  // its own entry, in root_, was synced
 }
 
 TEST_P(FaultInjectionEnvTest, SyncDirMatchesEquivalentSpellings) {
@@ -487,6 +487,250 @@ TEST_P(FaultInjectionEnvTest, DeleteOfPreexistingFileIsUndone) {
   ASSERT_OK(fi_->DeleteFile(Path("a")));
   ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
   EXPECT_EQ(Contents("a"), "preexisting");
+}
+
+// ---- Directories created through the Env. ----
+
+// Writes `data` to `path` (a full path) through the FaultInjectionEnv, Syncs
+// it and syncs the directory holding it: durable, as far as that directory
+// goes.
+void WriteDurably(FaultInjectionEnv* fi, const std::string& path,
+                  absl::string_view data) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
+                       fi->NewWritableFile(path));
+  ASSERT_OK(file->Append(data));
+  ASSERT_OK(file->Sync());
+  ASSERT_OK(file->Close());
+  ASSERT_OK(fi->SyncDir(path.substr(0, path.rfind('/'))));
+}
+
+TEST_P(FaultInjectionEnvTest,
+       CreatedDirectoryVanishesWhenItsParentWasNotSynced) {
+  for (CrashMode mode : kAllModes) {
+    ResetBase();
+    const std::string sub = Path("sub");
+    ASSERT_OK(fi_->CreateDirIfMissing(sub));
+    EXPECT_THAT(fi_->UnsyncedDirEntries(), ElementsAre(sub));
+    ASSERT_OK(fi_->SimulateCrash(mode, 1));
+    EXPECT_FALSE(base_->FileExists(sub)) << CrashModeName(mode);
+    EXPECT_THAT(fi_->UnsyncedDirEntries(), IsEmpty());
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, SyncedFileInALostDirectoryIsLostToo) {
+  for (CrashMode mode : kAllModes) {
+    ResetBase();
+    const std::string sub = Path("sub");
+    ASSERT_OK(fi_->CreateDirIfMissing(sub));
+    WriteDurably(fi_.get(), sub + "/a", "synced, its directory synced too");
+    WriteFile("sub/b", "synced", " and not", /*sync_dir=*/false);
+    // Files the Env never saw are under the lost directory all the same.
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> raw,
+                         base_->NewWritableFile(sub + "/c"));
+    ASSERT_OK(raw->Append("written straight to the base"));
+    ASSERT_OK(raw->Sync());
+    ASSERT_OK(raw->Close());
+    ASSERT_OK(fi_->SimulateCrash(mode, 1));
+    EXPECT_FALSE(base_->FileExists(sub + "/a")) << CrashModeName(mode);
+    EXPECT_FALSE(base_->FileExists(sub + "/c")) << CrashModeName(mode);
+    EXPECT_FALSE(base_->FileExists(sub)) << CrashModeName(mode);
+    EXPECT_THAT(Snapshot(), IsEmpty());
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, DirectoryCreationSurvivesOnceParentIsSynced) {
+  for (CrashMode mode : kAllModes) {
+    ResetBase();
+    const std::string sub = Path("sub");
+    ASSERT_OK(fi_->CreateDirIfMissing(sub));
+    ASSERT_OK(fi_->SyncDir(root_));
+    EXPECT_THAT(fi_->UnsyncedDirEntries(), IsEmpty());
+    WriteDurably(fi_.get(), sub + "/a", "payload");
+    ASSERT_OK(fi_->SimulateCrash(mode, 1));
+    EXPECT_EQ(ReadAll(base_, sub + "/a"), "payload") << CrashModeName(mode);
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, NestedDirectoriesNeedEveryParentSynced) {
+  // Which of the two parents (root_ for "outer", outer for "inner") is synced
+  // after both levels are created, and what survives.
+  struct Case {
+    bool sync_root;
+    bool sync_outer;
+    bool outer_survives;
+    bool inner_survives;
+  };
+  for (const Case& c :
+       {Case{false, false, false, false}, Case{false, true, false, false},
+        Case{true, false, true, false}, Case{true, true, true, true}}) {
+    SCOPED_TRACE(
+        absl::StrCat("sync root ", c.sync_root, ", sync outer ", c.sync_outer));
+    ResetBase();
+    const std::string outer = Path("outer");
+    const std::string inner = outer + "/inner";
+    ASSERT_OK(fi_->CreateDirIfMissing(outer));
+    ASSERT_OK(fi_->CreateDirIfMissing(inner));
+    EXPECT_THAT(fi_->UnsyncedDirEntries(), ElementsAre(outer, inner));
+    WriteDurably(fi_.get(), inner + "/a", "deep");
+    if (c.sync_root) {
+      ASSERT_OK(fi_->SyncDir(root_));
+    }
+    if (c.sync_outer) {
+      ASSERT_OK(fi_->SyncDir(outer));
+    }
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+    EXPECT_EQ(base_->FileExists(outer), c.outer_survives);
+    EXPECT_EQ(base_->FileExists(inner), c.inner_survives);
+    EXPECT_EQ(
+        ReadAll(base_, inner + "/a"),
+        c.inner_survives ? std::optional<std::string>("deep") : std::nullopt);
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, DirectoryThatExistedBeforeTheEnvCountsAsDurable) {
+  const std::string pre = Path("pre");
+  ASSERT_OK(base_->CreateDirIfMissing(pre));
+  ASSERT_OK(fi_->CreateDirIfMissing(pre));  // finds it there: nothing new
+  EXPECT_THAT(fi_->UnsyncedDirEntries(), IsEmpty());
+  WriteDurably(fi_.get(), pre + "/a", "kept");
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_EQ(ReadAll(base_, pre + "/a"), "kept");
+}
+
+TEST_P(FaultInjectionEnvTest, FailedSyncDirKeepsDirectoryCreationUndoable) {
+  const std::string sub = Path("sub");
+  ASSERT_OK(fi_->CreateDirIfMissing(sub));
+  WriteDurably(fi_.get(), sub + "/a", "x");
+  fi_->InjectError(kOpSyncDir, absl::InternalError("dir fsync failed"));
+  EXPECT_THAT(fi_->SyncDir(root_), StatusIs(absl::StatusCode::kInternal));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_FALSE(base_->FileExists(sub));
+}
+
+TEST_P(FaultInjectionEnvTest,
+       FileRenamedOutOfALostDirectorySurvivesWhereSynced) {
+  // `keep` was there before the Env; `lost` is created through it and its
+  // parent is never synced.
+  for (bool sync_target : {false, true}) {
+    SCOPED_TRACE(absl::StrCat("target directory synced: ", sync_target));
+    ResetBase();
+    const std::string keep = Path("keep");
+    const std::string lost = Path("lost");
+    ASSERT_OK(base_->CreateDirIfMissing(keep));
+    ASSERT_OK(fi_->CreateDirIfMissing(lost));
+    WriteDurably(fi_.get(), lost + "/a", "moved out");
+    ASSERT_OK(fi_->RenameFile(lost + "/a", keep + "/a"));
+    ASSERT_OK(fi_->SyncDir(lost));
+    if (sync_target) {
+      ASSERT_OK(fi_->SyncDir(keep));
+    }
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+    EXPECT_FALSE(base_->FileExists(lost));
+    // Its only durable name is the new one, if its directory was synced.
+    EXPECT_EQ(
+        ReadAll(base_, keep + "/a"),
+        sync_target ? std::optional<std::string>("moved out") : std::nullopt);
+  }
+}
+
+TEST_P(FaultInjectionEnvTest,
+       FileRenamedIntoALostDirectoryIsLostOnceItsOldNameIs) {
+  for (bool sync_source : {false, true}) {
+    SCOPED_TRACE(absl::StrCat("source directory synced: ", sync_source));
+    ResetBase();
+    const std::string keep = Path("keep");
+    const std::string lost = Path("lost");
+    ASSERT_OK(base_->CreateDirIfMissing(keep));
+    WriteDurably(fi_.get(), keep + "/a", "durable");
+    ASSERT_OK(fi_->CreateDirIfMissing(lost));
+    // Unsynced bytes written after the move are reverted wherever it lands.
+    ASSERT_OK(fi_->RenameFile(keep + "/a", lost + "/a"));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<WritableFile> file,
+                         fi_->NewAppendableFile(lost + "/a"));
+    ASSERT_OK(file->Append(" plus unsynced"));
+    ASSERT_OK(file->Close());
+    ASSERT_OK(fi_->SyncDir(lost));
+    if (sync_source) {
+      ASSERT_OK(fi_->SyncDir(keep));
+    }
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+    EXPECT_FALSE(base_->FileExists(lost));
+    // An unsynced rename is undone: the old name comes back.
+    EXPECT_EQ(
+        ReadAll(base_, keep + "/a"),
+        sync_source ? std::nullopt : std::optional<std::string>("durable"));
+  }
+}
+
+TEST_P(FaultInjectionEnvTest, DeletingAnUnsyncedDirectoryForgetsIt) {
+  const std::string sub = Path("sub");
+  ASSERT_OK(fi_->CreateDirIfMissing(sub));
+  WriteDurably(fi_.get(), sub + "/a", "x");
+  ASSERT_OK(fi_->DeleteFile(sub + "/a"));  // not synced in sub
+  ASSERT_OK(fi_->DeleteDir(sub));
+  EXPECT_THAT(fi_->UnsyncedDirEntries(), IsEmpty());
+  ASSERT_OK(fi_->SyncDir(root_));
+  // Neither the directory nor the file whose delete was never synced comes
+  // back: they were only ever under a directory that never became durable.
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+  EXPECT_FALSE(base_->FileExists(sub));
+  EXPECT_FALSE(base_->FileExists(sub + "/a"));
+  // Creating it again is a new creation, lost without a sync of the parent.
+  ASSERT_OK(fi_->CreateDirIfMissing(sub));
+  EXPECT_THAT(fi_->UnsyncedDirEntries(), ElementsAre(sub));
+  ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 2));
+  EXPECT_FALSE(base_->FileExists(sub));
+}
+
+// CreateDirsDurably (env/env.h): every level it creates survives a power cut,
+// and so does a file made durable in the deepest one; plain CreateDirIfMissing
+// calls of the same levels lose it all.
+TEST_P(FaultInjectionEnvTest, CreateDirsDurablyMakesEveryNewLevelSurvive) {
+  for (bool durably : {true, false}) {
+    SCOPED_TRACE(durably ? "CreateDirsDurably" : "CreateDirIfMissing");
+    ResetBase();
+    const std::string deep = Path("a/b/c");
+    if (durably) {
+      ASSERT_OK(CreateDirsDurably(fi_.get(), deep));
+    } else {
+      for (const char* level : {"a", "a/b", "a/b/c"}) {
+        ASSERT_OK(fi_->CreateDirIfMissing(Path(level)));
+      }
+    }
+    EXPECT_EQ(fi_->UnsyncedDirEntries().empty(), durably);
+    WriteDurably(fi_.get(), deep + "/f", "deep");
+    ASSERT_OK(fi_->SimulateCrash(CrashMode::kDropUnsynced, 1));
+    EXPECT_EQ(ReadAll(base_, deep + "/f"),
+              durably ? std::optional<std::string>("deep") : std::nullopt);
+    EXPECT_EQ(base_->FileExists(Path("a")), durably);
+  }
+  // A level already there is left alone: its parent is not synced for it.
+  ASSERT_OK(fi_->CreateDirIfMissing(Path("a")));
+  ASSERT_OK(CreateDirsDurably(fi_.get(), Path("a")));
+  EXPECT_THAT(fi_->UnsyncedDirEntries(), ElementsAre(Path("a")));
+}
+
+TEST_P(FaultInjectionEnvTest,
+       LostDirectoriesAreRemovedTheSameWayForEqualSeeds) {
+  auto run = [&](uint64_t seed) {
+    ResetBase();
+    testutil::Random rnd(11);
+    EXPECT_OK(fi_->CreateDirIfMissing(Path("kept")));
+    EXPECT_OK(fi_->SyncDir(root_));
+    EXPECT_OK(fi_->CreateDirIfMissing(Path("lost")));
+    for (const char* dir : {"kept", "lost"}) {
+      WriteFile(absl::StrCat(dir, "/f"), rnd.RandomBytes(700),
+                rnd.RandomBytes(900), /*sync_dir=*/false);
+      EXPECT_OK(fi_->SyncDir(Path(dir)));
+    }
+    EXPECT_OK(fi_->SimulateCrash(CrashMode::kTornSectors, seed));
+    return std::make_pair(ReadAll(base_, Path("kept/f")),
+                          base_->FileExists(Path("lost")));
+  };
+  const auto first = run(5);
+  EXPECT_TRUE(first.first.has_value());
+  EXPECT_FALSE(first.second);
+  EXPECT_EQ(run(5), first);
 }
 
 // ---- TruncateFile. ----

@@ -22,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "env/env.h"
 #include "kv/checkpoint_file.h"
 #include "kv/record_codec.h"
 #include "port/mutex.h"
@@ -157,9 +158,10 @@ absl::Status KvStore::Impl::Open() {
   if (options_.dir.empty()) {
     return absl::InvalidArgumentError("KvStoreOptions::dir is empty");
   }
-  const bool existed = env_->FileExists(options_.dir);
-  absl::Status s = env_->CreateDirIfMissing(options_.dir);
-  if (s.ok()) s = env_->CreateDirIfMissing(ckpt_dir_);
+  // Each directory created here is durable in its parent before anything is
+  // written in it (docs/DURABILITY.md, section 1, `Open`; section 5).
+  absl::Status s = CreateDirsDurably(env_, options_.dir);
+  if (s.ok()) s = CreateDirsDurably(env_, ckpt_dir_);
   if (!s.ok()) return s;
 
   // Every checkpoint name on disk, newest first; temporary ones are leftovers
@@ -185,16 +187,6 @@ absl::Status KvStore::Impl::Open() {
       SegmentedWal::Open(wal_options);
   if (!wal.ok()) return wal.status();
   wal_ = std::move(*wal);
-  // The WAL syncs its own directory; the entries of wal/ and checkpoints/ in
-  // the data directory (and of the data directory in its parent) are ours.
-  s = env_->SyncDir(options_.dir);
-  if (s.ok() && !existed) {
-    const size_t slash = options_.dir.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) {
-      s = env_->SyncDir(options_.dir.substr(0, slash));
-    }
-  }
-  if (!s.ok()) return s;
 
   const uint64_t next_lsn = wal_->next_lsn();
   uint64_t floor = wal_->recovery_report().first_lsn;

@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "env/env.h"
 #include "gflags/gflags.h"
 #include "kv/cluster.h"
 #include "kv/cluster_config.h"
@@ -137,7 +138,9 @@ int RunCluster(const segwal::kv::KvStoreOptions& store_options,
   options.election_timeout_ms = FLAGS_raft_election_timeout_ms;
   options.heartbeat_timeout_ms = FLAGS_raft_heartbeat_ms;
   options.max_value_size = store_options.max_value_size;
-  if (absl::Status s = segwal::Env::Default()->CreateDirIfMissing(FLAGS_dir); !s.ok()) {
+  // Durable in its parent before the raft store writes under it
+  // (docs/DURABILITY.md, section 1, `Open`).
+  if (absl::Status s = segwal::CreateDirsDurably(segwal::Env::Default(), FLAGS_dir); !s.ok()) {
     Die(1, absl::StrCat("cannot create ", FLAGS_dir, ": ", s.ToString()));
   }
   segwal::kv::ClusterNode node(options);

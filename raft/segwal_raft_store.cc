@@ -14,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/crc32c.h"
+#include "env/env.h"
 
 namespace segwal {
 namespace raftstore {
@@ -202,8 +203,12 @@ absl::StatusOr<std::unique_ptr<SegwalRaftStore>> SegwalRaftStore::Open(
     return absl::InvalidArgumentError("raft store: options.dir is empty");
   }
   Env* env = options.env != nullptr ? options.env : Env::Default();
+  // Each directory created here is durable in its parent before anything is
+  // written in it: a store directory whose own entry a power cut can take
+  // would take acknowledged terms, votes and entries with it
+  // (docs/DURABILITY.md, section 1, `Open`; section 6).
   for (const std::string& d : {options.dir, SnapshotDir(options.dir)}) {
-    absl::Status s = env->CreateDirIfMissing(d);
+    absl::Status s = CreateDirsDurably(env, d);
     if (!s.ok()) return Annotate(s, "raft store: creating " + d);
   }
   SegmentedWalOptions wal_options = options.wal;

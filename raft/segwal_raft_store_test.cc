@@ -334,6 +334,42 @@ TEST_F(SegwalRaftStoreTest, TermAndVoteAreDurableOnReturn) {
   EXPECT_EQ((*store)->voted_for(), 2u);
 }
 
+// A power cut (FaultInjectionEnv) removes every directory whose creation was
+// never synced into its parent, with everything in it. Open creates the store
+// directory (right under "/", or several missing levels deep) and snapshots/,
+// syncing each new level's parent first, so what was durable on return stays.
+TEST_F(SegwalRaftStoreTest,
+       StoreInAFreshDirectoryKeepsTermVoteEntriesAndSnapshot) {
+  for (const std::string dir : {"/raft", "/srv/raft/node1"}) {
+    SCOPED_TRACE(dir);
+    std::unique_ptr<Env> mem = NewMemEnv();
+    FaultInjectionEnv fi(mem.get());
+    SegwalRaftStoreOptions o = Options();
+    o.dir = dir;
+    o.env = &fi;
+    {
+      auto store = SegwalRaftStore::Open(o);
+      ASSERT_OK(store.status());
+      ASSERT_OK((*store)->Bootstrap(kChange, "conf"));
+      AppendN(store->get(), 4, 1);  // 2..5
+      ASSERT_OK((*store)->PutSnapshot(MakeSnapshot(3, 1, "state@3"), 2));
+      ASSERT_OK((*store)->SetTerm(3));
+      ASSERT_OK((*store)->SetVote(2));
+      fi.SetFilesystemActive(false);  // the process dies here
+    }
+    ASSERT_OK(fi.SimulateCrash(CrashMode::kDropUnsynced, 1));
+    auto store = SegwalRaftStore::Open(o);
+    ASSERT_OK(store.status());
+    EXPECT_EQ((*store)->term(), 3u);
+    EXPECT_EQ((*store)->voted_for(), 2u);
+    LoadedRaftLog l = LoadOf(store->get());
+    ASSERT_TRUE(l.snapshot.has_value());
+    EXPECT_EQ(l.snapshot->index, 3u);
+    EXPECT_EQ(l.snapshot->data, "state@3");
+    EXPECT_EQ((*store)->next_index(), 6u);
+  }
+}
+
 TEST_F(SegwalRaftStoreTest, SetTermResetsTheVote) {
   auto store = OpenStore();
   ASSERT_OK(store->SetTerm(3));

@@ -474,33 +474,6 @@ SegmentedWal::Impl::~Impl() {
 SegmentedWal::SegmentedWal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SegmentedWal::~SegmentedWal() = default;
 
-namespace {
-
-absl::Status CreateDirs(Env* env, const std::string& dir) {
-  // Creates every missing level of an absolute or relative path, and syncs
-  // the parent of each level it creates: a WAL directory whose own entry is
-  // not durable loses every segment in it to a power cut, however well the
-  // segments were synced (docs/DURABILITY.md, section 1, `Open`).
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos == dir.size() || dir[pos] == '/') {
-      const std::string prefix = dir.substr(0, pos);
-      if (prefix.empty() || prefix.back() == '/') continue;
-      if (env->FileExists(prefix)) continue;
-      absl::Status s = env->CreateDirIfMissing(prefix);
-      if (!s.ok() && !absl::IsAlreadyExists(s)) return s;
-      const size_t slash = prefix.find_last_of('/');
-      const std::string parent = slash == std::string::npos ? "."
-                                 : slash == 0               ? "/"
-                                                            : prefix.substr(0, slash);
-      s = env->SyncDir(parent);
-      if (!s.ok()) return Annotate(s, "syncing " + parent + " after creating " + prefix);
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
     const SegmentedWalOptions& options) {
   if (options.wal_dir.empty()) {
@@ -540,7 +513,9 @@ absl::StatusOr<std::unique_ptr<SegmentedWal>> SegmentedWal::Open(
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   SegmentedWalOptions opts = options;
   opts.wal_dir = dir;
-  absl::Status s = CreateDirs(env, dir);
+  // Each level Open creates is durable in its parent before any segment is
+  // written in it (docs/DURABILITY.md, section 1, `Open`).
+  absl::Status s = CreateDirsDurably(env, dir);
   if (!s.ok()) return Annotate(s, "creating WAL directory " + dir);
   auto lock = env->LockFile(dir + "/" + kLockFileName);
   if (!lock.ok()) {

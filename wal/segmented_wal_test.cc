@@ -286,6 +286,56 @@ TEST_F(SegmentedWalTest, OpenFailsWhenTheParentOfANewDirectoryCannotBeSynced) {
               AllOf(HasSubstr("/data/wal"), HasSubstr("injected EIO")));
 }
 
+// Reports OK without syncing for every SyncDir of a directory above `dir`:
+// an Open that skipped the parent syncs of the levels it creates.
+class ParentSyncDroppingEnv : public EnvWrapper {
+ public:
+  ParentSyncDroppingEnv(Env* target, std::string dir)
+      : EnvWrapper(target), dir_(std::move(dir)) {}
+  absl::Status SyncDir(const std::string& d) override {
+    if (d == "/" || absl::StartsWith(dir_, d + "/")) return absl::OkStatus();
+    return EnvWrapper::SyncDir(d);
+  }
+
+ private:
+  const std::string dir_;
+};
+
+// Through FaultInjectionEnv, whose power cut removes every directory whose
+// creation was never synced into its parent (with all under it): a WAL opened
+// in a fresh nested directory keeps its synced records, because Open synced
+// the parent of each level it created; the same history with those parent
+// syncs dropped loses the whole tree, segments synced or not.
+TEST_F(SegmentedWalTest,
+       WalInAFreshNestedDirectoryKeepsSyncedRecordsAcrossAPowerCut) {
+  for (bool drop_parent_syncs : {false, true}) {
+    SCOPED_TRACE(absl::StrCat("parent syncs dropped: ", drop_parent_syncs));
+    std::unique_ptr<Env> mem = NewMemEnv();
+    FaultInjectionEnv fault_env(mem.get());
+    ParentSyncDroppingEnv dropping(&fault_env, "/data/db/wal");
+    SegmentedWalOptions options = SmallSegments(2048);
+    options.wal_dir = "/data/db/wal";
+    options.env = drop_parent_syncs ? static_cast<Env*>(&dropping) : &fault_env;
+    std::vector<WalRecord> expected;
+    {
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                           SegmentedWal::Open(options));
+      ASSERT_NO_FATAL_FAILURE(AppendRandom(wal.get(), 40, kPayload, &expected));
+      ASSERT_OK(wal->Sync());
+      ASSERT_GT(wal->active_segment_first_lsn(), 1u) << "several segments";
+    }
+    ASSERT_OK(fault_env.SimulateCrash(CrashMode::kDropUnsynced, 3));
+    options.env = &fault_env;
+    if (drop_parent_syncs) {
+      EXPECT_FALSE(mem->FileExists("/data"));
+      expected.clear();
+    }
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
+                         SegmentedWal::Open(options));
+    ASSERT_NO_FATAL_FAILURE(ExpectReplay(*wal, expected));
+  }
+}
+
 // ===================== Rollover =====================
 
 TEST_P(SegmentedWalEnvTest,
