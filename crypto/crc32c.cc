@@ -12,6 +12,8 @@
 #include <isa-l/crc.h>
 #endif
 
+#include "util/coding.h"
+
 // The build compiles with -msse4.2 (.bazelrc); the CPU is still checked at run
 // time before this code is used.
 #if defined(__x86_64__) && defined(__SSE4_2__)
@@ -51,14 +53,6 @@ constexpr Tables MakeTables() {
 
 constexpr Tables kTables = MakeTables();
 static_assert(kTables[0][1] == 0xF26B8303u, "CRC32C table is wrong");
-
-// Little-endian load that works on any byte order and alignment; compilers turn
-// it into a single load on little-endian machines.
-inline uint32_t LoadLE32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-         (static_cast<uint32_t>(p[2]) << 16) |
-         (static_cast<uint32_t>(p[3]) << 24);
-}
 
 #ifdef SEGWAL_CRC32C_HAVE_SSE42
 // One crc32 instruction per 8 bytes: latency-bound, but with no set-up cost, so
@@ -174,18 +168,19 @@ const Implementation& Chosen() {
 }  // namespace
 
 uint32_t ExtendPortable(uint32_t init_crc, const char* data, size_t n) {
-  const auto* p = reinterpret_cast<const uint8_t*>(data);
   uint32_t crc = ~init_crc;
+  // Slicing-by-8 takes its input as little-endian words, on any host.
   while (n >= 8) {
-    uint32_t lo = LoadLE32(p) ^ crc;
-    uint32_t hi = LoadLE32(p + 4);
+    uint32_t lo = DecodeFixed32(data) ^ crc;
+    uint32_t hi = DecodeFixed32(data + 4);
     crc = kTables[7][lo & 0xff] ^ kTables[6][(lo >> 8) & 0xff] ^
           kTables[5][(lo >> 16) & 0xff] ^ kTables[4][lo >> 24] ^
           kTables[3][hi & 0xff] ^ kTables[2][(hi >> 8) & 0xff] ^
           kTables[1][(hi >> 16) & 0xff] ^ kTables[0][hi >> 24];
-    p += 8;
+    data += 8;
     n -= 8;
   }
+  const auto* p = reinterpret_cast<const uint8_t*>(data);
   while (n > 0) {
     crc = kTables[0][(crc ^ *p) & 0xff] ^ (crc >> 8);
     ++p;

@@ -14,6 +14,7 @@
 #include "absl/base/const_init.h"
 #include "absl/strings/str_format.h"
 #include "port/mutex.h"
+#include "util/coding.h"
 
 namespace segwal {
 
@@ -30,7 +31,7 @@ std::shared_ptr<SegmentCipher::SealObserver>* g_observer
     ABSL_GUARDED_BY(g_observer_mu) = nullptr;
 
 void MakeNonce(uint64_t lsn, uint8_t nonce[SegmentCipher::kNonceSize]) {
-  for (int i = 0; i < 8; ++i) nonce[i] = static_cast<uint8_t>(lsn >> (8 * i));
+  EncodeFixed64(reinterpret_cast<char*>(nonce), lsn);
   memset(nonce + 8, 0, SegmentCipher::kNonceSize - 8);
 }
 
@@ -64,10 +65,8 @@ absl::StatusOr<std::unique_ptr<SegmentCipher>> SegmentCipher::Create(
   }
   uint8_t info[sizeof(kSubkeyInfoLabel) - 1 + 8];
   memcpy(info, kSubkeyInfoLabel, sizeof(kSubkeyInfoLabel) - 1);
-  for (int i = 0; i < 8; ++i) {
-    info[sizeof(kSubkeyInfoLabel) - 1 + i] =
-        static_cast<uint8_t>(first_lsn >> (8 * i));
-  }
+  EncodeFixed64(reinterpret_cast<char*>(info) + sizeof(kSubkeyInfoLabel) - 1,
+                first_lsn);
   uint8_t subkey[kSubkeySize];
   const absl::string_view ikm = master.bytes();
   if (!HKDF(subkey, sizeof(subkey), EVP_sha256(), Bytes(ikm), ikm.size(),

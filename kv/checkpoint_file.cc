@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crc32c.h"
 #include "kv/record_codec.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace kv {
@@ -26,27 +27,6 @@ constexpr size_t kChunk = 1 << 20;
 constexpr char kPrefix[] = "checkpoint-";
 constexpr char kSuffix[] = ".ckpt";
 constexpr char kTmpSuffix[] = ".ckpt.tmp";
-
-void PutFixed32(std::string* dst, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 4);
-}
-void PutFixed64(std::string* dst, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 8);
-}
-uint32_t DecodeFixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(p[i])} << (8 * i);
-  return v;
-}
-uint64_t DecodeFixed64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
-  return v;
-}
 
 // Reads a file front to back, extending a CRC32C over the body bytes it
 // returns, and keeps a window of bytes so an entry can be parsed whole.

@@ -9,7 +9,6 @@
 #include <cstring>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "kv/cluster_command.h"
@@ -376,57 +375,14 @@ CommandReply ClusterNode::Execute(const std::vector<std::string>& args) {
     if (name == c.name) spec = &c;
   }
   if (spec == nullptr) return executor_->Execute(args);
-  const int argc = static_cast<int>(args.size());
-  if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
-    return ReplyOf(
-        ErrorBytes(absl::StrCat("wrong number of arguments for '", name, "' command")));
+  if (absl::Status s = CheckArity(name, spec->arity, args.size()); !s.ok()) {
+    return ReplyOf(ErrorBytes(s.message()));
   }
-  Mutation m;
-  if (name == "set") {
-    if (args.size() > 3) {
-      return ReplyOf(ErrorBytes(absl::StrCat("SET option '", args[3],
-                                             "' is not supported by segkv (plain SET only)")));
-    }
-    m.op = KvOp::kSet;
-    m.keys = {args[1]};
-    m.values = {args[2]};
-    return SubmitWrite(m, false);
-  }
-  if (name == "del") {
-    m.op = KvOp::kDel;
-    m.keys.assign(args.begin() + 1, args.end());
-    return SubmitWrite(m, true);
-  }
-  if (name == "mset") {
-    if (args.size() % 2 != 1) {
-      return ReplyOf(ErrorBytes("wrong number of arguments for 'mset' command"));
-    }
-    m.op = KvOp::kMSet;
-    for (size_t i = 1; i < args.size(); i += 2) {
-      m.keys.push_back(args[i]);
-      m.values.push_back(args[i + 1]);
-    }
-    return SubmitWrite(m, false);
-  }
-  if (name == "incr" || name == "incrby") {
-    m.op = KvOp::kIncrBy;
-    m.keys = {args[1]};
-    m.delta = 1;
-    if (name == "incrby" &&
-        (args[2].empty() || args[2][0] == '+' ||
-         absl::ascii_isspace(static_cast<unsigned char>(args[2][0])) ||
-         !absl::SimpleAtoi(args[2], &m.delta))) {
-      return ReplyOf(ErrorBytes("value is not an integer or out of range"));
-    }
-    return SubmitWrite(m, true);
-  }
-  if (name == "flushall") {
-    for (size_t i = 1; i < args.size(); ++i) {
-      const std::string mode = absl::AsciiStrToLower(args[i]);
-      if (mode != "async" && mode != "sync") return ReplyOf(ErrorBytes("syntax error"));
-    }
-    m.op = KvOp::kFlushAll;
-    return SubmitWrite(m, false);
+  if (name == "set" || name == "del" || name == "mset" || name == "incr" ||
+      name == "incrby" || name == "flushall") {
+    absl::StatusOr<Mutation> m = ParseWriteCommand(name, args);
+    if (!m.ok()) return ReplyOf(ErrorBytes(m.status().message()));
+    return SubmitWrite(*m, RepliesWithInteger(m->op));
   }
   if (name == "get" || name == "mget" || name == "exists" || name == "dbsize" ||
       name == "keys") {

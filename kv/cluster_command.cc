@@ -5,23 +5,10 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace kv {
-
-namespace {
-
-void PutFixed32(std::string* dst, uint32_t v) {
-  for (int i = 0; i < 4; ++i) dst->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint32_t GetFixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-
-}  // namespace
 
 std::string EncodeClusterCommand(const Mutation& m) {
   const std::string payload = EncodeRecord(m, 0);
@@ -41,8 +28,8 @@ absl::StatusOr<DecodedRecord> DecodeClusterCommand(absl::string_view entry) {
     return absl::DataLossError(absl::StrCat(
         "segkv raft entry of ", entry.size(), " bytes: not a multiple of 8 of at least 8"));
   }
-  const uint64_t len = GetFixed32(entry.data());
-  const uint32_t type = GetFixed32(entry.data() + 4);
+  const uint64_t len = DecodeFixed32(entry.data());
+  const uint32_t type = DecodeFixed32(entry.data() + 4);
   if (len > entry.size() - 8 || entry.size() - 8 - len >= 8) {
     return absl::DataLossError(absl::StrCat("segkv raft entry of ", entry.size(),
                                             " bytes claims a payload of ", len));

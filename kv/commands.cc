@@ -25,6 +25,7 @@ namespace {
 using Args = std::vector<std::string>;
 
 struct Context {
+  const char* name;  // the command's, lower case
   KvStore* store;
   const ServerCounters* counters;
   const CommandExecutor* executor;
@@ -99,16 +100,11 @@ CommandReply Echo(const Context&, const Args& args) {
   return Reply(std::move(out));
 }
 
-CommandReply Set(const Context& ctx, const Args& args) {
-  if (args.size() > 3) {
-    return Error(absl::StrCat("SET option '", args[3],
-                              "' is not supported by segkv (plain SET only)"));
-  }
-  Mutation m;
-  m.op = KvOp::kSet;
-  m.keys = {args[1]};
-  m.values = {args[2]};
-  return Write(ctx, m, false);
+// SET, DEL, MSET, INCR, INCRBY, FLUSHALL.
+CommandReply WriteCommand(const Context& ctx, const Args& args) {
+  absl::StatusOr<Mutation> m = ParseWriteCommand(ctx.name, args);
+  if (!m.ok()) return Error(m.status().message());
+  return Write(ctx, *m, RepliesWithInteger(m->op));
 }
 
 CommandReply Get(const Context& ctx, const Args& args) {
@@ -136,51 +132,9 @@ CommandReply MGet(const Context& ctx, const Args& args) {
   return Reply(std::move(out), r.depends_on_lsn);
 }
 
-CommandReply Del(const Context& ctx, const Args& args) {
-  Mutation m;
-  m.op = KvOp::kDel;
-  m.keys = Views(args, 1);
-  return Write(ctx, m, true);
-}
-
 CommandReply Exists(const Context& ctx, const Args& args) {
   ReadResult r = ctx.store->Exists(Views(args, 1));
   return Integer(r.integer, r.depends_on_lsn);
-}
-
-CommandReply MSet(const Context& ctx, const Args& args) {
-  if (args.size() % 2 != 1) {
-    return Error("wrong number of arguments for 'mset' command");
-  }
-  Mutation m;
-  m.op = KvOp::kMSet;
-  for (size_t i = 1; i < args.size(); i += 2) {
-    m.keys.push_back(args[i]);
-    m.values.push_back(args[i + 1]);
-  }
-  return Write(ctx, m, false);
-}
-
-CommandReply IncrByDelta(const Context& ctx, const std::string& key,
-                         int64_t delta) {
-  Mutation m;
-  m.op = KvOp::kIncrBy;
-  m.keys = {key};
-  m.delta = delta;
-  return Write(ctx, m, true);
-}
-
-CommandReply Incr(const Context& ctx, const Args& args) {
-  return IncrByDelta(ctx, args[1], 1);
-}
-
-CommandReply IncrBy(const Context& ctx, const Args& args) {
-  int64_t delta = 0;
-  if (!absl::SimpleAtoi(args[2], &delta) || args[2].empty() ||
-      std::isspace(static_cast<unsigned char>(args[2][0])) || args[2][0] == '+') {
-    return Error("value is not an integer or out of range");
-  }
-  return IncrByDelta(ctx, args[1], delta);
 }
 
 CommandReply DbSize(const Context& ctx, const Args&) {
@@ -194,16 +148,6 @@ CommandReply Keys(const Context& ctx, const Args& args) {
   AppendArrayHeader(&out, r.keys.size());
   for (const std::string& k : r.keys) AppendBulk(&out, k);
   return Reply(std::move(out), r.depends_on_lsn);
-}
-
-CommandReply FlushAll(const Context& ctx, const Args& args) {
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string mode = absl::AsciiStrToLower(args[i]);
-    if (mode != "async" && mode != "sync") return Error("syntax error");
-  }
-  Mutation m;
-  m.op = KvOp::kFlushAll;
-  return Write(ctx, m, false);
 }
 
 CommandReply Save(const Context& ctx, const Args&) {
@@ -257,27 +201,27 @@ const CommandSpec kCommands[] = {
      "Ping the server"},
     {"echo", 2, "fast stale", 0, 0, 0, Echo, "connection",
      "Echo the given string"},
-    {"set", -3, "write denyoom", 1, 1, 1, Set, "string",
+    {"set", -3, "write denyoom", 1, 1, 1, WriteCommand, "string",
      "Set the string value of a key (durable before the reply)"},
     {"get", 2, "readonly fast", 1, 1, 1, Get, "string",
      "Get the value of a key"},
-    {"del", -2, "write", 1, -1, 1, Del, "generic",
+    {"del", -2, "write", 1, -1, 1, WriteCommand, "generic",
      "Delete keys"},
     {"exists", -2, "readonly fast", 1, -1, 1, Exists, "generic",
      "Determine how many of the keys exist"},
-    {"mset", -3, "write denyoom", 1, -1, 2, MSet, "string",
+    {"mset", -3, "write denyoom", 1, -1, 2, WriteCommand, "string",
      "Set several keys atomically"},
     {"mget", -2, "readonly fast", 1, -1, 1, MGet, "string",
      "Get the values of all the given keys"},
-    {"incr", 2, "write denyoom fast", 1, 1, 1, Incr, "string",
+    {"incr", 2, "write denyoom fast", 1, 1, 1, WriteCommand, "string",
      "Increment the integer value of a key by one"},
-    {"incrby", 3, "write denyoom fast", 1, 1, 1, IncrBy, "string",
+    {"incrby", 3, "write denyoom fast", 1, 1, 1, WriteCommand, "string",
      "Increment the integer value of a key by the given amount"},
     {"dbsize", 1, "readonly fast", 0, 0, 0, DbSize, "server",
      "Return the number of keys"},
     {"keys", 2, "readonly", 0, 0, 0, Keys, "generic",
      "Find all keys matching the given pattern"},
-    {"flushall", -1, "write", 0, 0, 0, FlushAll, "server",
+    {"flushall", -1, "write", 0, 0, 0, WriteCommand, "server",
      "Remove all keys"},
     {"save", 1, "admin noscript", 0, 0, 0, Save, "server",
      "Take a checkpoint now and truncate the log behind the previous one"},
@@ -408,6 +352,70 @@ CommandReply Config(const Context&, const Args& args) {
 
 }  // namespace
 
+absl::Status CheckArity(absl::string_view name, int arity, size_t argc) {
+  const int n = static_cast<int>(argc);
+  if ((arity > 0 && n != arity) || (arity < 0 && n < -arity)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("wrong number of arguments for '", name, "' command"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Mutation> ParseWriteCommand(
+    absl::string_view name, const std::vector<std::string>& args) {
+  Mutation m;
+  if (name == "set") {
+    if (args.size() > 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SET option '", args[3],
+                       "' is not supported by segkv (plain SET only)"));
+    }
+    m.op = KvOp::kSet;
+    m.keys = {args[1]};
+    m.values = {args[2]};
+  } else if (name == "del") {
+    m.op = KvOp::kDel;
+    m.keys = Views(args, 1);
+  } else if (name == "mset") {
+    if (args.size() % 2 != 1) {
+      return absl::InvalidArgumentError(
+          "wrong number of arguments for 'mset' command");
+    }
+    m.op = KvOp::kMSet;
+    for (size_t i = 1; i < args.size(); i += 2) {
+      m.keys.push_back(args[i]);
+      m.values.push_back(args[i + 1]);
+    }
+  } else if (name == "incr" || name == "incrby") {
+    m.op = KvOp::kIncrBy;
+    m.keys = {args[1]};
+    m.delta = 1;
+    if (name == "incrby" &&
+        (!absl::SimpleAtoi(args[2], &m.delta) || args[2].empty() ||
+         std::isspace(static_cast<unsigned char>(args[2][0])) ||
+         args[2][0] == '+')) {
+      return absl::InvalidArgumentError(
+          "value is not an integer or out of range");
+    }
+  } else if (name == "flushall") {
+    for (size_t i = 1; i < args.size(); ++i) {
+      const std::string mode = absl::AsciiStrToLower(args[i]);
+      if (mode != "async" && mode != "sync") {
+        return absl::InvalidArgumentError("syntax error");
+      }
+    }
+    m.op = KvOp::kFlushAll;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", name, "' is not a write command"));
+  }
+  return m;
+}
+
+bool RepliesWithInteger(KvOp op) {
+  return op == KvOp::kDel || op == KvOp::kIncrBy;
+}
+
 std::string WalFailureError(const std::string& cause) {
   return absl::StrCat("segkv: the WAL failed, writes are refused until restart: ",
                       cause);
@@ -428,13 +436,11 @@ CommandReply CommandExecutor::Execute(const std::vector<std::string>& args) {
     return Error(absl::StrCat("unknown command '", args[0].substr(0, 128),
                               "', with args beginning with: ", with));
   }
-  const int argc = static_cast<int>(args.size());
-  if ((spec->arity > 0 && argc != spec->arity) ||
-      (spec->arity < 0 && argc < -spec->arity)) {
-    return Error(absl::StrCat("wrong number of arguments for '", spec->name,
-                              "' command"));
+  if (absl::Status s = CheckArity(spec->name, spec->arity, args.size());
+      !s.ok()) {
+    return Error(s.message());
   }
-  Context ctx{store_, counters_, this};
+  Context ctx{spec->name, store_, counters_, this};
   return spec->handler(ctx, args);
 }
 

@@ -25,6 +25,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "kv/kv_store.h"
 
 namespace segwal {
@@ -95,6 +98,27 @@ struct ServerCounters {
 std::string CommonInfoSections(const ServerCounters& c,
                                absl::string_view redis_mode,
                                const std::string& section, bool all);
+
+// Redis's arity rule, as the command tables write it: arity > 0 means exactly
+// `arity` arguments, arity < 0 at least -arity (the name counts as one).
+// InvalidArgument with the text of Redis's reply, "wrong number of arguments
+// for '<name>' command", when `argc` breaks it.
+absl::Status CheckArity(absl::string_view name, int arity, size_t argc);
+
+// The Mutation a write command asks for, the one reading of write arguments
+// for both segkv modes. `name` is the command's name in lower case: "set",
+// "del", "mset", "incr", "incrby" or "flushall"; `args` is the whole command
+// (name first), of an arity CheckArity accepted. InvalidArgument, with the
+// text of Redis's error reply, for arguments segkv refuses: a SET option, an
+// odd number of MSET arguments, an INCRBY delta that is not an integer, a
+// FLUSHALL mode other than ASYNC or SYNC. The mutation's keys and values view
+// `args`.
+absl::StatusOr<Mutation> ParseWriteCommand(absl::string_view name,
+                                           const std::vector<std::string>& args);
+
+// True if the reply to a write of `op` is the WriteResult's integer (DEL,
+// INCR, INCRBY), false if it is +OK.
+bool RepliesWithInteger(KvOp op);
 
 class CommandExecutor {
  public:

@@ -157,16 +157,11 @@ TEST_P(KvCrashTest, AcknowledgedWritesSurviveEveryPowerCut) {
     ASSERT_OK(opened.status());
     const State recovered = ReadAll(opened->get());
     opened->reset();
-    State expect = state;
-    for (size_t k = 0; k < acked; ++k) ApplyToModel(submitted[k], &expect);
-    bool matched = recovered == expect;
-    for (size_t k = acked; !matched && k < submitted.size(); ++k) {
-      ApplyToModel(submitted[k], &expect);
-      matched = recovered == expect;
-    }
-    ASSERT_TRUE(matched) << "recovered " << Describe(recovered) << "\nbefore the cycle "
-                         << Describe(state) << "\n" << acked << " of "
-                         << submitted.size() << " acknowledged";
+    ASSERT_TRUE(testutil::RecoveredStateKeepsAcknowledgedPrefix(
+        state, submitted, acked, recovered, ApplyToModel))
+        << "recovered " << Describe(recovered) << "\nbefore the cycle "
+        << Describe(state) << "\n" << acked << " of " << submitted.size()
+        << " acknowledged";
     state = recovered;
   }
   EXPECT_GT(acked_total, 0u);

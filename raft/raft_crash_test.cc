@@ -383,17 +383,12 @@ TEST_P(RaftCrashTest, AcknowledgedEntriesTermAndVoteSurviveEveryPowerCut) {
     const ModelLog recovered = ModelLog::From(*loaded);
     reopened->reset();
     EXPECT_GE(recovered.term, acked_term) << "term went back";
-    ModelLog expect = state;
-    for (size_t k = 0; k < acked; ++k) records[k].ApplyTo(&expect);
-    bool matched = recovered == expect;
-    for (size_t k = acked; !matched && k < records.size(); ++k) {
-      records[k].ApplyTo(&expect);
-      matched = recovered == expect;
-    }
-    ASSERT_TRUE(matched) << "recovered " << recovered.Describe() << "\nall submitted "
-                         << expect.Describe() << "\nbefore the cycle "
-                         << state.Describe() << "\n" << acked << " of " << records.size()
-                         << " records acknowledged";
+    ASSERT_TRUE(testutil::RecoveredStateKeepsAcknowledgedPrefix(
+        state, records, acked, recovered,
+        [](const Record& r, ModelLog* m) { r.ApplyTo(m); }))
+        << "recovered " << recovered.Describe() << "\nall submitted "
+        << submitted.Describe() << "\nbefore the cycle " << state.Describe()
+        << "\n" << acked << " of " << records.size() << " records acknowledged";
     state = recovered;
   }
   EXPECT_GT(acked_entries, 0u);

@@ -5,33 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "raft/segwal_raft_store.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace raftstore {
 namespace {
 
 constexpr size_t kEntryHeaderSize = 20;  // index, term, type (fixed32)
-
-void PutFixed32(std::string* dst, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 4);
-}
-void PutFixed64(std::string* dst, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 8);
-}
-uint32_t Fixed32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(p[i])} << (8 * i);
-  return v;
-}
-uint64_t Fixed64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
-  return v;
-}
 
 absl::Status BadSize(uint64_t lsn, const char* what, size_t got, size_t want) {
   return absl::DataLossError(absl::StrCat("raft store: ", what, " record at LSN ",
@@ -84,7 +64,8 @@ std::string EncodeLogStartRecord(const LogStartRecord& r) {
 absl::StatusOr<LogStartRecord> DecodeLogStartRecord(uint64_t lsn,
                                                     absl::string_view payload) {
   if (payload.size() != 16) return BadSize(lsn, "log start", payload.size(), 16);
-  return LogStartRecord{Fixed64(payload.data()), Fixed64(payload.data() + 8)};
+  return LogStartRecord{DecodeFixed64(payload.data()),
+                        DecodeFixed64(payload.data() + 8)};
 }
 
 absl::StatusOr<EntryRecord> DecodeEntryRecord(uint64_t lsn,
@@ -95,9 +76,9 @@ absl::StatusOr<EntryRecord> DecodeEntryRecord(uint64_t lsn,
         " bytes, shorter than its 20-byte header"));
   }
   EntryRecord e;
-  e.index = Fixed64(payload.data());
-  e.term = Fixed64(payload.data() + 8);
-  const uint32_t type = Fixed32(payload.data() + 16);
+  e.index = DecodeFixed64(payload.data());
+  e.term = DecodeFixed64(payload.data() + 8);
+  const uint32_t type = DecodeFixed32(payload.data() + 16);
   if (type > 0xffff) {
     return absl::DataLossError(absl::StrCat("raft store: entry record at LSN ",
                                             lsn, " has entry type ", type));
@@ -110,13 +91,14 @@ absl::StatusOr<EntryRecord> DecodeEntryRecord(uint64_t lsn,
 absl::StatusOr<uint64_t> DecodeTruncateRecord(uint64_t lsn,
                                               absl::string_view payload) {
   if (payload.size() != 8) return BadSize(lsn, "truncate", payload.size(), 8);
-  return Fixed64(payload.data());
+  return DecodeFixed64(payload.data());
 }
 
 absl::StatusOr<TermVoteRecord> DecodeTermVoteRecord(uint64_t lsn,
                                                     absl::string_view payload) {
   if (payload.size() != 16) return BadSize(lsn, "term/vote", payload.size(), 16);
-  return TermVoteRecord{Fixed64(payload.data()), Fixed64(payload.data() + 8)};
+  return TermVoteRecord{DecodeFixed64(payload.data()),
+                        DecodeFixed64(payload.data() + 8)};
 }
 
 absl::StatusOr<SnapshotRefRecord> DecodeSnapshotRefRecord(
@@ -124,9 +106,10 @@ absl::StatusOr<SnapshotRefRecord> DecodeSnapshotRefRecord(
   if (payload.size() != 32) {
     return BadSize(lsn, "snapshot reference", payload.size(), 32);
   }
-  return SnapshotRefRecord{Fixed64(payload.data()), Fixed64(payload.data() + 8),
-                           Fixed64(payload.data() + 16),
-                           Fixed64(payload.data() + 24)};
+  return SnapshotRefRecord{DecodeFixed64(payload.data()),
+                           DecodeFixed64(payload.data() + 8),
+                           DecodeFixed64(payload.data() + 16),
+                           DecodeFixed64(payload.data() + 24)};
 }
 
 void RaftLogState::ResetLog(uint64_t start) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crc32c.h"
 #include "env/env.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace raftstore {
@@ -26,30 +27,24 @@ constexpr char kSnapshotPrefix[] = "snapshot-";
 constexpr char kSnapshotSuffix[] = ".snap";
 constexpr char kTmpSuffix[] = ".tmp";
 
-void PutFixed32(std::string* dst, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 4);
-}
-void PutFixed64(std::string* dst, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 8);
-}
-
 // Reads little-endian fields from a buffer, remembering the first overrun.
 class Cursor {
  public:
   explicit Cursor(absl::string_view in) : in_(in) {}
   bool ok() const { return ok_; }
   size_t offset() const { return pos_; }
-  uint64_t Fixed(int bytes) {
-    if (!Has(bytes)) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) {
-      v |= uint64_t{static_cast<unsigned char>(in_[pos_ + i])} << (8 * i);
-    }
-    pos_ += bytes;
+  // Each read returns 0 (or an empty view) and moves nothing once a read has
+  // overrun the buffer.
+  uint32_t Fixed32() {
+    if (!Has(4)) return 0;
+    const uint32_t v = DecodeFixed32(in_.data() + pos_);
+    pos_ += 4;
+    return v;
+  }
+  uint64_t Fixed64() {
+    if (!Has(8)) return 0;
+    const uint64_t v = DecodeFixed64(in_.data() + pos_);
+    pos_ += 8;
     return v;
   }
   absl::string_view Bytes(uint64_t n) {
@@ -103,7 +98,7 @@ absl::StatusOr<RaftSnapshot> DecodeSnapshotFile(const std::string& path,
   }
   const absl::string_view body = file.substr(0, file.size() - 4);
   Cursor crc_cursor(file.substr(file.size() - 4));
-  const uint32_t stored_crc = static_cast<uint32_t>(crc_cursor.Fixed(4));
+  const uint32_t stored_crc = crc_cursor.Fixed32();
   if (crc32c::Unmask(stored_crc) != crc32c::Value(body)) {
     return corrupt(body.size(), "checksum mismatch");
   }
@@ -112,25 +107,25 @@ absl::StatusOr<RaftSnapshot> DecodeSnapshotFile(const std::string& path,
       absl::string_view(kSnapshotMagic, sizeof(kSnapshotMagic))) {
     return corrupt(0, "bad magic");
   }
-  const uint64_t version = c.Fixed(4);
+  const uint64_t version = c.Fixed32();
   if (version != kSnapshotVersion) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, ": unknown snapshot file version ", version));
   }
-  c.Fixed(4);  // flags
+  c.Fixed32();  // flags
   RaftSnapshot s;
-  s.index = c.Fixed(8);
-  s.term = c.Fixed(8);
-  s.configuration_index = c.Fixed(8);
-  const uint64_t servers = c.Fixed(4);
+  s.index = c.Fixed64();
+  s.term = c.Fixed64();
+  s.configuration_index = c.Fixed64();
+  const uint64_t servers = c.Fixed32();
   for (uint64_t i = 0; c.ok() && i < servers; ++i) {
     RaftServerInfo server;
-    server.id = c.Fixed(8);
-    server.role = static_cast<int32_t>(c.Fixed(4));
-    server.address = std::string(c.Bytes(c.Fixed(4)));
+    server.id = c.Fixed64();
+    server.role = static_cast<int32_t>(c.Fixed32());
+    server.address = std::string(c.Bytes(c.Fixed32()));
     s.configuration.push_back(std::move(server));
   }
-  s.data = std::string(c.Bytes(c.Fixed(8)));
+  s.data = std::string(c.Bytes(c.Fixed64()));
   if (!c.ok() || c.offset() != body.size()) {
     return corrupt(c.offset(), "fields do not fill the file exactly");
   }

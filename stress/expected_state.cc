@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/crc32c.h"
 #include "testutil/log_bounds.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace stress {
@@ -23,19 +24,6 @@ constexpr size_t kPinSize = 28;
 constexpr size_t kFixedSize = 48;
 static_assert(kFixedSize + ExpectedState::kMaxPins * kPinSize + 4 <= kSlotSize);
 
-void Put32(std::string* s, uint32_t v) { s->append(reinterpret_cast<char*>(&v), 4); }
-void Put64(std::string* s, uint64_t v) { s->append(reinterpret_cast<char*>(&v), 8); }
-uint32_t Get32(const char* p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-uint64_t Get64(const char* p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
-}
-
 absl::Status Errno(const std::string& what, const std::string& path) {
   const int err = errno;
   const std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
@@ -45,45 +33,45 @@ absl::Status Errno(const std::string& what, const std::string& path) {
 
 std::string EncodeSlot(const ExpectedState& st, uint64_t counter) {
   std::string s(kSlotMagic, 8);
-  Put64(&s, counter);
-  Put64(&s, st.seed);
-  Put32(&s, st.generation);
-  Put32(&s, static_cast<uint32_t>(st.pins.size()));
-  Put64(&s, st.acked_lsn);
-  Put64(&s, st.truncate_floor);
+  PutFixed64(&s, counter);
+  PutFixed64(&s, st.seed);
+  PutFixed32(&s, st.generation);
+  PutFixed32(&s, static_cast<uint32_t>(st.pins.size()));
+  PutFixed64(&s, st.acked_lsn);
+  PutFixed64(&s, st.truncate_floor);
   for (const Pin& p : st.pins) {
-    Put64(&s, p.lsn);
-    Put32(&s, p.id.generation);
-    Put32(&s, p.id.thread);
-    Put64(&s, p.id.seq);
-    Put32(&s, p.crc);
+    PutFixed64(&s, p.lsn);
+    PutFixed32(&s, p.id.generation);
+    PutFixed32(&s, p.id.thread);
+    PutFixed64(&s, p.id.seq);
+    PutFixed32(&s, p.crc);
   }
   s.resize(kSlotSize - 4, '\0');
-  Put32(&s, crc32c::Value(s));
+  PutFixed32(&s, crc32c::Value(s));
   return s;
 }
 
 bool DecodeSlot(const char* p, ExpectedState* st, uint64_t* counter) {
   if (memcmp(p, kSlotMagic, 8) != 0) return false;
-  if (Get32(p + kSlotSize - 4) != crc32c::Value(p, kSlotSize - 4)) return false;
+  if (DecodeFixed32(p + kSlotSize - 4) != crc32c::Value(p, kSlotSize - 4)) return false;
   // Layout: magic 0, counter 8, seed 16, generation 24, pin count 28,
   // acked 32, floor 40, pins from 48 (28 bytes each), CRC in the last 4.
-  const uint32_t pins = Get32(p + 28);
+  const uint32_t pins = DecodeFixed32(p + 28);
   if (pins > ExpectedState::kMaxPins) return false;
-  *counter = Get64(p + 8);
-  st->seed = Get64(p + 16);
-  st->generation = Get32(p + 24);
+  *counter = DecodeFixed64(p + 8);
+  st->seed = DecodeFixed64(p + 16);
+  st->generation = DecodeFixed32(p + 24);
   st->pins.clear();
-  st->acked_lsn = Get64(p + 32);
-  st->truncate_floor = Get64(p + 40);
+  st->acked_lsn = DecodeFixed64(p + 32);
+  st->truncate_floor = DecodeFixed64(p + 40);
   const char* q = p + kFixedSize;
   for (uint32_t i = 0; i < pins; ++i, q += kPinSize) {
     Pin pin;
-    pin.lsn = Get64(q);
-    pin.id.generation = Get32(q + 8);
-    pin.id.thread = Get32(q + 12);
-    pin.id.seq = Get64(q + 16);
-    pin.crc = Get32(q + 24);
+    pin.lsn = DecodeFixed64(q);
+    pin.id.generation = DecodeFixed32(q + 8);
+    pin.id.thread = DecodeFixed32(q + 12);
+    pin.id.seq = DecodeFixed64(q + 16);
+    pin.crc = DecodeFixed32(q + 24);
     st->pins.push_back(pin);
   }
   return true;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/crc32c.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace stress {
@@ -13,19 +14,6 @@ namespace {
 constexpr uint32_t kMagic = 0x53525453;  // "STRS"
 constexpr size_t kFixedSize = 40;
 constexpr size_t kCrcSize = 4;
-
-void Put32(char* p, uint32_t v) { memcpy(p, &v, 4); }
-void Put64(char* p, uint64_t v) { memcpy(p, &v, 8); }
-uint32_t Get32(const char* p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-uint64_t Get64(const char* p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
-}
 
 uint64_t IdHash(uint64_t seed, const RecordId& id) {
   return Mix64(Mix64(seed ^ (uint64_t{id.generation} << 32 | id.thread)) ^
@@ -58,16 +46,16 @@ StressRecord MakeRecord(uint64_t seed, const RecordId& id, uint64_t prev_lsn,
   r.database_id = IdHash(seed, id);
   r.payload.resize(kFixedSize + body_len + kCrcSize);
   char* p = r.payload.data();
-  Put32(p, kMagic);
-  Put32(p + 4, id.generation);
-  Put32(p + 8, id.thread);
-  Put32(p + 12, body_len);
-  Put64(p + 16, id.seq);
-  Put64(p + 24, prev_lsn);
-  Put64(p + 32, seed);
+  EncodeFixed32(p, kMagic);
+  EncodeFixed32(p + 4, id.generation);
+  EncodeFixed32(p + 8, id.thread);
+  EncodeFixed32(p + 12, body_len);
+  EncodeFixed64(p + 16, id.seq);
+  EncodeFixed64(p + 24, prev_lsn);
+  EncodeFixed64(p + 32, seed);
   FillBody(seed, id, p + kFixedSize, body_len);
-  Put32(p + kFixedSize + body_len,
-        crc32c::Value(p, kFixedSize + body_len));
+  EncodeFixed32(p + kFixedSize + body_len,
+                crc32c::Value(p, kFixedSize + body_len));
   return r;
 }
 
@@ -77,22 +65,22 @@ std::string DecodeRecord(const WalRecord& record, DecodedRecord* out) {
     return absl::StrCat("payload of ", s.size(), " bytes is too short");
   }
   const char* p = s.data();
-  if (Get32(p) != kMagic) return "payload magic mismatch";
-  const uint32_t body_len = Get32(p + 12);
+  if (DecodeFixed32(p) != kMagic) return "payload magic mismatch";
+  const uint32_t body_len = DecodeFixed32(p + 12);
   if (s.size() != kFixedSize + uint64_t{body_len} + kCrcSize) {
     return absl::StrCat("payload of ", s.size(), " bytes, body length says ",
                         body_len);
   }
-  const uint32_t crc = Get32(p + kFixedSize + body_len);
+  const uint32_t crc = DecodeFixed32(p + kFixedSize + body_len);
   if (crc != crc32c::Value(p, kFixedSize + body_len)) {
     return "payload checksum mismatch";
   }
   DecodedRecord d;
-  d.id.generation = Get32(p + 4);
-  d.id.thread = Get32(p + 8);
-  d.id.seq = Get64(p + 16);
-  d.prev_lsn = Get64(p + 24);
-  d.seed = Get64(p + 32);
+  d.id.generation = DecodeFixed32(p + 4);
+  d.id.thread = DecodeFixed32(p + 8);
+  d.id.seq = DecodeFixed64(p + 16);
+  d.prev_lsn = DecodeFixed64(p + 24);
+  d.seed = DecodeFixed64(p + 32);
   d.crc = crc;
   std::string body(body_len, '\0');
   FillBody(d.seed, d.id, body.data(), body_len);

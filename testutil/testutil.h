@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -66,6 +67,31 @@ class TempDir {
 
 // Removes `path` and everything below it (POSIX). Missing is fine.
 void RemoveTree(const std::string& path);
+
+// ---- Crash checks against a model. ----
+
+// The durability rule of a crash test that models what it wrote as a state
+// and a list of changes: after a power cut, the recovered state must be
+// `before` with the first `acked` of `submitted` applied (acknowledged changes
+// survive) and possibly more of them, in the order submitted (an
+// unacknowledged change may survive, but only with every change before it;
+// nothing is invented). `apply(change, &state)` applies one change. True if
+// `recovered` is one of those states.
+// REQUIRES: acked <= submitted.size().
+template <typename State, typename Change, typename Apply>
+bool RecoveredStateKeepsAcknowledgedPrefix(const State& before,
+                                           const std::vector<Change>& submitted,
+                                           size_t acked, const State& recovered,
+                                           Apply apply) {
+  State expect = before;
+  for (size_t k = 0; k < acked; ++k) apply(submitted[k], &expect);
+  bool matched = recovered == expect;
+  for (size_t k = acked; !matched && k < submitted.size(); ++k) {
+    apply(submitted[k], &expect);
+    matched = recovered == expect;
+  }
+  return matched;
+}
 
 // ---- absl::Status matchers and macros. ----
 

@@ -5,38 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "crypto/crc32c.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace wal_format {
-
-void PutFixed32(std::string* dst, uint32_t v) {
-  char buf[4];
-  for (int i = 0; i < 4; ++i) buf[i] = static_cast<char>(v >> (8 * i));
-  dst->append(buf, 4);
-}
-
-void PutFixed64(std::string* dst, uint64_t v) {
-  char buf[8];
-  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(v >> (8 * i));
-  dst->append(buf, 8);
-}
-
-uint16_t DecodeFixed16(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint16_t>(u[0] | (u[1] << 8));
-}
-
-uint32_t DecodeFixed32(const char* p) {
-  uint32_t v;
-  memcpy(&v, p, 4);  // x86-64 and the format are both little-endian
-  return v;
-}
-
-uint64_t DecodeFixed64(const char* p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
-}
 
 std::string EncodeSegmentHeader(const SegmentHeader& h) {
   std::string out;
@@ -93,18 +65,15 @@ uint32_t SegmentSeed(const SegmentHeader& h) {
 
 void EncodeRecordHeaderFields(const RecordHeader& h,
                               char out[kRecordHeaderFieldsSize]) {
-  auto put = [&out](size_t at, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
-  };
-  put(0, h.payload_length, 4);
-  put(4, h.flags, 2);
-  put(6, 0, 2);
-  put(8, h.lsn, 8);
-  put(16, h.durable_lsn, 8);
-  put(24, h.tenant_id, 8);
-  put(32, h.database_id, 8);
-  put(40, h.record_type, 4);
-  put(44, h.vshard_id, 4);
+  EncodeFixed32(out, h.payload_length);
+  EncodeFixed16(out + 4, h.flags);
+  EncodeFixed16(out + 6, 0);
+  EncodeFixed64(out + 8, h.lsn);
+  EncodeFixed64(out + 16, h.durable_lsn);
+  EncodeFixed64(out + 24, h.tenant_id);
+  EncodeFixed64(out + 32, h.database_id);
+  EncodeFixed32(out + 40, h.record_type);
+  EncodeFixed32(out + 44, h.vshard_id);
 }
 
 void AppendRecord(uint32_t seed, const RecordHeader& h,
@@ -125,12 +94,8 @@ void FinishRecordFrame(uint32_t seed, size_t start, std::string* dst) {
   const uint32_t payload_crc =
       crc32c::Extend(header_crc, frame + kRecordHeaderSize,
                      dst->size() - start - kRecordHeaderSize);
-  char crcs[8];
-  for (int i = 0; i < 4; ++i) {
-    crcs[i] = static_cast<char>(crc32c::Mask(header_crc) >> (8 * i));
-    crcs[4 + i] = static_cast<char>(crc32c::Mask(payload_crc) >> (8 * i));
-  }
-  memcpy(dst->data() + start, crcs, 8);
+  EncodeFixed32(dst->data() + start, crc32c::Mask(header_crc));
+  EncodeFixed32(dst->data() + start + 4, crc32c::Mask(payload_crc));
 }
 
 bool DecodeRecordHeader(uint32_t seed, const char* p, RecordHeader* h,

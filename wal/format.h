@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "util/coding.h"
 
 namespace segwal {
 namespace wal_format {
@@ -157,12 +158,13 @@ bool ParseSegmentFileName(absl::string_view name, uint64_t* first_lsn);
 std::string SpareFileName(uint64_t id);
 bool ParseSpareFileName(absl::string_view name, uint64_t* id);
 
-// Little-endian helpers.
-void PutFixed32(std::string* dst, uint32_t v);
-void PutFixed64(std::string* dst, uint64_t v);
-uint32_t DecodeFixed32(const char* p);
-uint64_t DecodeFixed64(const char* p);
-uint16_t DecodeFixed16(const char* p);
+// Every integer field of the format is little-endian, in util/coding.h's
+// codec; it is also reachable under these names.
+using ::segwal::DecodeFixed16;
+using ::segwal::DecodeFixed32;
+using ::segwal::DecodeFixed64;
+using ::segwal::PutFixed32;
+using ::segwal::PutFixed64;
 
 }  // namespace wal_format
 }  // namespace segwal
