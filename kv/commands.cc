@@ -390,10 +390,9 @@ absl::StatusOr<Mutation> ParseWriteCommand(
     m.op = KvOp::kIncrBy;
     m.keys = {args[1]};
     m.delta = 1;
-    if (name == "incrby" &&
-        (!absl::SimpleAtoi(args[2], &m.delta) || args[2].empty() ||
-         std::isspace(static_cast<unsigned char>(args[2][0])) ||
-         args[2][0] == '+')) {
+    // The delta follows the same rule as the stored value (Redis's
+    // string2ll): "5 ", " 5", "+5", "05" and "-0" are not integers.
+    if (name == "incrby" && !ParseRedisInt64(args[2], &m.delta)) {
       return absl::InvalidArgumentError(
           "value is not an integer or out of range");
     }

@@ -89,7 +89,7 @@ TEST(ParseWriteCommandTest, RefusedArgumentsGetRedisErrorTexts) {
             "SET option 'EX' is not supported by segkv (plain SET only)");
   EXPECT_EQ(error("mset", {"mset", "a", "1", "b"}),
             "wrong number of arguments for 'mset' command");
-  for (const char* delta : {"x", "", " 5", "+5", "99999999999999999999"}) {
+  for (const char* delta : {"x", "", " 5", "5 ", "+5", "05", "-0", "99999999999999999999"}) {
     EXPECT_EQ(error("incrby", {"incrby", "n", delta}),
               "value is not an integer or out of range")
         << "delta '" << delta << "'";
