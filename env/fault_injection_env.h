@@ -155,6 +155,10 @@ enum class CrashMode {
                   // garbage
 };
 
+// Every crash mode, in declaration order (for tests that cycle through them).
+inline constexpr CrashMode kAllCrashModes[] = {
+    CrashMode::kDropUnsynced, CrashMode::kTornTail, CrashMode::kTornSectors};
+
 // "kDropUnsynced", "kTornTail" or "kTornSectors" (for test names and traces).
 const char* CrashModeName(CrashMode mode);
 

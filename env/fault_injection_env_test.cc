@@ -30,9 +30,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-constexpr CrashMode kAllModes[] = {
-    CrashMode::kDropUnsynced, CrashMode::kTornTail, CrashMode::kTornSectors};
-
 enum class BaseKind { kMem, kPosix };
 
 std::string BaseKindName(const ::testing::TestParamInfo<BaseKind>& info) {
@@ -220,7 +217,7 @@ TEST_P(FaultInjectionEnvTest, SyncsAccumulate) {
 
 TEST_P(FaultInjectionEnvTest, FullySyncedFileSurvivesEveryMode) {
   const std::string data = testutil::Random(3).RandomBytes(2000);
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     for (uint64_t seed = 0; seed < 10; ++seed) {
       ResetBase();
       WriteFile("a", data, "");
@@ -307,7 +304,7 @@ TEST_P(FaultInjectionEnvTest, TornSectorsKeepsSyncedBytesAndTearsSectors) {
 }
 
 TEST_P(FaultInjectionEnvTest, EqualSeedsGiveIdenticalResults) {
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     ResetBase();
     RunMixedHistory();
     ASSERT_OK(fi_->SimulateCrash(mode, 42));
@@ -362,7 +359,7 @@ TEST_P(FaultInjectionEnvTest, MixedHistoryDropUnsyncedIsExact) {
 // ---- Directory entries. ----
 
 TEST_P(FaultInjectionEnvTest, UnsyncedCreateVanishes) {
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     ResetBase();
     WriteFile("a", "synced data", "", /*sync_dir=*/false);
     EXPECT_THAT(fi_->UnsyncedDirEntries(), ElementsAre(Path("a")));
@@ -506,7 +503,7 @@ void WriteDurably(FaultInjectionEnv* fi, const std::string& path,
 
 TEST_P(FaultInjectionEnvTest,
        CreatedDirectoryVanishesWhenItsParentWasNotSynced) {
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     ResetBase();
     const std::string sub = Path("sub");
     ASSERT_OK(fi_->CreateDirIfMissing(sub));
@@ -518,7 +515,7 @@ TEST_P(FaultInjectionEnvTest,
 }
 
 TEST_P(FaultInjectionEnvTest, SyncedFileInALostDirectoryIsLostToo) {
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     ResetBase();
     const std::string sub = Path("sub");
     ASSERT_OK(fi_->CreateDirIfMissing(sub));
@@ -539,7 +536,7 @@ TEST_P(FaultInjectionEnvTest, SyncedFileInALostDirectoryIsLostToo) {
 }
 
 TEST_P(FaultInjectionEnvTest, DirectoryCreationSurvivesOnceParentIsSynced) {
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     ResetBase();
     const std::string sub = Path("sub");
     ASSERT_OK(fi_->CreateDirIfMissing(sub));
@@ -1259,7 +1256,7 @@ TEST_P(FaultInjectionEnvTest, SyncedOverwriteSurvivesEveryMode) {
   const std::string old = rnd.RandomBytes(3000);
   const std::string written = rnd.RandomBytes(2500);  // [1000, 3500)
   const std::string expected = Patched(old, 1000, written);
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     for (uint64_t seed = 0; seed < 10; ++seed) {
       ResetBase();
       WriteFile("a", old, "");
@@ -1470,7 +1467,7 @@ TEST_P(FaultInjectionEnvTest,
   ASSERT_OK(file->Sync());
   ASSERT_OK(file->Close());
   EXPECT_THAT(fi_->FilesWithUnsyncedData(), IsEmpty());
-  for (CrashMode mode : kAllModes) {
+  for (CrashMode mode : kAllCrashModes) {
     ASSERT_OK(fi_->SimulateCrash(mode, 1));
     EXPECT_EQ(Contents("a"), "fresh") << "mode " << static_cast<int>(mode);
   }

@@ -176,8 +176,7 @@ TEST_P(KvCrashTest, AcknowledgedWritesSurviveEveryPowerCut) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModes, KvCrashTest,
-                         ::testing::Values(CrashMode::kDropUnsynced, CrashMode::kTornTail,
-                                           CrashMode::kTornSectors),
+                         ::testing::ValuesIn(kAllCrashModes),
                          [](const auto& info) {
                            return std::string(CrashModeName(info.param)).substr(1);
                          });

@@ -403,8 +403,7 @@ TEST_P(RaftCrashTest, AcknowledgedEntriesTermAndVoteSurviveEveryPowerCut) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModes, RaftCrashTest,
-                         ::testing::Values(CrashMode::kDropUnsynced, CrashMode::kTornTail,
-                                           CrashMode::kTornSectors),
+                         ::testing::ValuesIn(kAllCrashModes),
                          [](const auto& info) {
                            return std::string(CrashModeName(info.param)).substr(1);
                          });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -422,8 +423,6 @@ void AddStats(const GenerationStats& g, GenerationStats* total) {
 
 CycleReport RunCycles(const StressOptions& options, FaultInjectionEnv* fault,
                       uint64_t seed, int cycles) {
-  static constexpr CrashMode kModes[] = {
-      CrashMode::kDropUnsynced, CrashMode::kTornTail, CrashMode::kTornSectors};
   CycleReport report;
   ExpectedState initial;
   initial.seed = seed;
@@ -465,7 +464,7 @@ CycleReport RunCycles(const StressOptions& options, FaultInjectionEnv* fault,
     report.cycles++;
     if (fault != nullptr) {
       const uint64_t x = Mix64(state.seed ^ Mix64(state.generation));
-      const CrashMode mode = kModes[x % 3];
+      const CrashMode mode = kAllCrashModes[x % std::size(kAllCrashModes)];
       absl::Status c;
       if ((x >> 8) % 2 == 0) {  // power loss with the WAL still open
         c = fault->SimulateCrash(mode, x);

@@ -3,6 +3,8 @@
 // return, background seals run off the appending thread and in order, and a
 // failed or interrupted seal never names a later segment.
 
+#include <iterator>
+
 #include "wal/segmented_wal_test_harness.h"
 
 namespace segwal {
@@ -388,8 +390,6 @@ TEST_F(SegmentedWalTest, FailedBackgroundSealPoisonsAndTheNextSegmentIsNeverName
 // for its invariant over many cycles, not replayed from a seed (the seeded
 // crash loops in wal_crash_test seal in line).
 TEST_F(SegmentedWalTest, PowerLossDuringBackgroundSealsLosesNoAcknowledgedRecord) {
-  const CrashMode kModes[] = {CrashMode::kDropUnsynced, CrashMode::kTornTail,
-                              CrashMode::kTornSectors};
   for (int cycle = 0; cycle < 40; ++cycle) {
     SCOPED_TRACE(absl::StrCat("cycle ", cycle));
     std::unique_ptr<Env> mem = NewMemEnv();
@@ -420,7 +420,7 @@ TEST_F(SegmentedWalTest, PowerLossDuringBackgroundSealsLosesNoAcknowledgedRecord
       // The crash: whatever the sealer is doing stops here.
       fault_env.SetFilesystemActive(false);
     }
-    ASSERT_OK(fault_env.SimulateCrash(kModes[cycle % 3], rnd_.Uniform(1 << 30)));
+    ASSERT_OK(fault_env.SimulateCrash(kAllCrashModes[cycle % std::size(kAllCrashModes)], rnd_.Uniform(1 << 30)));
     fault_env.SetFilesystemActive(true);
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SegmentedWal> wal,
                          SegmentedWal::Open(options));

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1402,8 +1403,6 @@ TEST(WalToolCrashTest,
   const uint64_t seed = testutil::TestSeed(20261123);
   const int cycles =
       static_cast<int>(testutil::EnvInt("SEGWAL_TOOL_CRASH_CYCLES", 300));
-  const CrashMode modes[] = {CrashMode::kDropUnsynced, CrashMode::kTornTail,
-                             CrashMode::kTornSectors};
   for (int cycle = 0; cycle < cycles; ++cycle) {
     SCOPED_TRACE(absl::StrCat("seed ", seed, " cycle ", cycle));
     testutil::Random rnd(seed + cycle);
@@ -1431,7 +1430,7 @@ TEST(WalToolCrashTest,
         ASSERT_OK((*wal)->Flush());
       }
     }
-    const CrashMode mode = modes[rnd.Uniform(3)];
+    const CrashMode mode = kAllCrashModes[rnd.Uniform(std::size(kAllCrashModes))];
     ASSERT_OK(fault.SimulateCrash(mode, seed + cycle));
     wal->reset();
 
