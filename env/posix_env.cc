@@ -42,6 +42,7 @@ using posix_internal::ClosedError;
 using posix_internal::ErrnoText;
 using posix_internal::FallocateKeepSize;
 using posix_internal::NewPosixIoUringWritableFile;
+using posix_internal::PosixBufferedFile;
 using posix_internal::StartWriteBack;
 
 int OpenRetry(const std::string& path, int flags, mode_t mode = 0644) {
@@ -103,93 +104,24 @@ absl::Status PwriteAll(int fd, const std::string& path, const char* data,
 
 // ---- Writable files. ----
 
-// Buffered writes through the page cache. See posix_env.h.
-class PosixWritableFile final : public WritableFile {
+// Buffered writes through the page cache (write(2), fdatasync(2)). See
+// posix_env.h.
+class PosixWritableFile final : public PosixBufferedFile {
  public:
   PosixWritableFile(std::string path, int fd, uint64_t initial_size)
-      : path_(std::move(path)),
-        fd_(fd),
-        buf_(new char[kPosixWritableBufferSize]),
-        size_(initial_size) {}
+      : PosixBufferedFile(std::move(path), fd, initial_size) {}
   ~PosixWritableFile() override {
-    if (fd_ >= 0) Close().IgnoreError();
-  }
-
-  absl::Status Append(absl::string_view data) override {
-    if (absl::Status s = CheckUsable("write"); !s.ok()) return s;
-    size_ += data.size();
-    const size_t fits = std::min(data.size(), kPosixWritableBufferSize - len_);
-    std::memcpy(buf_.get() + len_, data.data(), fits);
-    len_ += fits;
-    data.remove_prefix(fits);
-    if (data.empty()) return absl::OkStatus();
-    // The buffer is full; empty it, then buffer the rest if it is small.
-    if (absl::Status s = FlushBuffer(); !s.ok()) return s;
-    if (data.size() < kPosixWritableBufferSize) {
-      std::memcpy(buf_.get(), data.data(), data.size());
-      len_ = data.size();
-      return absl::OkStatus();
-    }
-    return Poison(WriteAll(fd_, path_, data.data(), data.size()));
-  }
-
-  absl::Status Flush() override {
-    if (absl::Status s = CheckUsable("write"); !s.ok()) return s;
-    return FlushBuffer();
-  }
-
-  absl::Status Sync() override {
-    if (absl::Status s = CheckUsable("fdatasync"); !s.ok()) return s;
-    if (absl::Status s = FlushBuffer(); !s.ok()) return s;
-    if (::fdatasync(fd_) != 0) {
-      return Poison(PosixError("fdatasync", path_, errno));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status RangeSync(uint64_t offset, uint64_t nbytes) override {
-    if (absl::Status s = CheckUsable("sync_file_range"); !s.ok()) return s;
-    StartWriteBack(fd_, offset, nbytes);
-    return absl::OkStatus();
-  }
-
-  absl::Status Close() override {
-    if (fd_ < 0) return ClosedError("close", path_);
-    absl::Status s = error_.ok() ? FlushBuffer() : error_;
-    if (::close(fd_) != 0 && s.ok()) s = PosixError("close", path_, errno);
-    fd_ = -1;
-    return s;
-  }
-
-  uint64_t Size() const override { return size_; }
-
-  absl::Status Allocate(uint64_t offset, uint64_t len) override {
-    if (fd_ < 0) return ClosedError("fallocate", path_);
-    return FallocateKeepSize(fd_, path_, offset, len);
+    if (fd() >= 0) Close().IgnoreError();
   }
 
  private:
-  absl::Status CheckUsable(absl::string_view op) const {
-    if (fd_ < 0) return ClosedError(op, path_);
-    return error_;
+  absl::Status WriteThrough(const char* data, size_t n, bool sync) override {
+    if (absl::Status s = WriteAll(fd(), path(), data, n); !s.ok()) return s;
+    if (sync && ::fdatasync(fd()) != 0) {
+      return PosixError("fdatasync", path(), errno);
+    }
+    return absl::OkStatus();
   }
-  // Remembers the first failure: see "poisoned" in posix_env.h.
-  absl::Status Poison(absl::Status s) {
-    if (!s.ok() && error_.ok()) error_ = s;
-    return s;
-  }
-  absl::Status FlushBuffer() {
-    const size_t n = len_;
-    len_ = 0;
-    return Poison(WriteAll(fd_, path_, buf_.get(), n));
-  }
-
-  const std::string path_;
-  int fd_;  // -1 once closed
-  const std::unique_ptr<char[]> buf_;
-  size_t len_ = 0;  // bytes in buf_
-  uint64_t size_;   // file size the caller sees: written + buffered
-  absl::Status error_;
 };
 
 // O_DIRECT writes through an aligned staging buffer. See posix_env.h.

@@ -1,13 +1,18 @@
 // The errno -> absl::Status mapping of the POSIX Env (PosixError, promised in
-// env/posix_env.h) and the small system-call helpers its files share
-// (env/posix_io.h). No state, no locks.
+// env/posix_env.h), the small system-call helpers its files share, and the
+// write buffer of its plain and io_uring files (PosixBufferedFile; all in
+// env/posix_io.h). No shared state, no locks.
 
 #include "env/posix_io.h"
 
 #include <fcntl.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "env/posix_env.h"
@@ -89,6 +94,78 @@ absl::Status FallocateKeepSize(int fd, const std::string& path,
 void StartWriteBack(int fd, uint64_t offset, uint64_t nbytes) {
   (void)::sync_file_range(fd, static_cast<off64_t>(offset),
                           static_cast<off64_t>(nbytes), SYNC_FILE_RANGE_WRITE);
+}
+
+PosixBufferedFile::PosixBufferedFile(std::string path, int fd,
+                                     uint64_t initial_size)
+    : path_(std::move(path)),
+      fd_(fd),
+      buf_(new char[kPosixWritableBufferSize]),
+      size_(initial_size) {}
+
+absl::Status PosixBufferedFile::Append(absl::string_view data) {
+  if (absl::Status s = CheckUsable("write"); !s.ok()) return s;
+  size_ += data.size();
+  const size_t fits = std::min(data.size(), kPosixWritableBufferSize - len_);
+  std::memcpy(buf_.get() + len_, data.data(), fits);
+  len_ += fits;
+  data.remove_prefix(fits);
+  if (data.empty()) return absl::OkStatus();
+  // The buffer is full; empty it, then buffer the rest if it is small.
+  if (absl::Status s = FlushBuffer(/*sync=*/false); !s.ok()) return s;
+  if (data.size() < kPosixWritableBufferSize) {
+    std::memcpy(buf_.get(), data.data(), data.size());
+    len_ = data.size();
+    return absl::OkStatus();
+  }
+  return Poison(WriteThrough(data.data(), data.size(), /*sync=*/false));
+}
+
+absl::Status PosixBufferedFile::Flush() {
+  if (absl::Status s = CheckUsable("write"); !s.ok()) return s;
+  return FlushBuffer(/*sync=*/false);
+}
+
+absl::Status PosixBufferedFile::Sync() {
+  if (absl::Status s = CheckUsable("fdatasync"); !s.ok()) return s;
+  return FlushBuffer(/*sync=*/true);
+}
+
+absl::Status PosixBufferedFile::RangeSync(uint64_t offset, uint64_t nbytes) {
+  if (absl::Status s = CheckUsable("sync_file_range"); !s.ok()) return s;
+  StartWriteBack(fd_, offset, nbytes);
+  return absl::OkStatus();
+}
+
+absl::Status PosixBufferedFile::Close() {
+  if (fd_ < 0) return ClosedError("close", path_);
+  absl::Status s = error_.ok() ? FlushBuffer(/*sync=*/false) : error_;
+  ReleaseBeforeClose();
+  if (::close(fd_) != 0 && s.ok()) s = PosixError("close", path_, errno);
+  fd_ = -1;
+  return s;
+}
+
+absl::Status PosixBufferedFile::Allocate(uint64_t offset, uint64_t len) {
+  if (fd_ < 0) return ClosedError("fallocate", path_);
+  return FallocateKeepSize(fd_, path_, offset, len);
+}
+
+absl::Status PosixBufferedFile::CheckUsable(absl::string_view op) const {
+  if (fd_ < 0) return ClosedError(op, path_);
+  return error_;
+}
+
+absl::Status PosixBufferedFile::Poison(absl::Status s) {
+  if (!s.ok() && error_.ok()) error_ = s;
+  return s;
+}
+
+absl::Status PosixBufferedFile::FlushBuffer(bool sync) {
+  const size_t n = len_;
+  len_ = 0;
+  if (n == 0 && !sync) return absl::OkStatus();
+  return Poison(WriteThrough(buf_.get(), n, sync));
 }
 
 }  // namespace posix_internal

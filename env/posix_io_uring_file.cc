@@ -127,72 +127,20 @@ void NoteUringFallback(const std::string& why) {
   }
 }
 
-// Buffered like the plain PosixWritableFile (env/posix_env.cc), but the buffer
-// goes to the kernel through the file's own io_uring. See posix_env.h.
-class PosixUringWritableFile final : public WritableFile {
+// Buffered like the plain PosixWritableFile (env/posix_env.cc: both are
+// PosixBufferedFiles), but the buffer goes to the kernel through the file's
+// own io_uring. See posix_env.h.
+class PosixUringWritableFile final : public PosixBufferedFile {
  public:
   // Takes ownership of fd and of the initialized `ring`. Writes start at
   // `offset` (the file's size as the caller sees it).
   PosixUringWritableFile(std::string path, int fd, const struct io_uring& ring,
                          uint64_t offset)
-      : path_(std::move(path)),
-        fd_(fd),
+      : PosixBufferedFile(std::move(path), fd, offset),
         ring_(ring),
-        buf_(new char[kPosixWritableBufferSize]),
-        write_offset_(offset),
-        size_(offset) {}
+        write_offset_(offset) {}
   ~PosixUringWritableFile() override {
-    if (fd_ >= 0) Close().IgnoreError();
-  }
-
-  absl::Status Append(absl::string_view data) override {
-    if (absl::Status s = CheckUsable("write"); !s.ok()) return s;
-    size_ += data.size();
-    const size_t fits = std::min(data.size(), kPosixWritableBufferSize - len_);
-    std::memcpy(buf_.get() + len_, data.data(), fits);
-    len_ += fits;
-    data.remove_prefix(fits);
-    if (data.empty()) return absl::OkStatus();
-    if (absl::Status s = FlushBuffer(/*sync=*/false); !s.ok()) return s;
-    if (data.size() < kPosixWritableBufferSize) {
-      std::memcpy(buf_.get(), data.data(), data.size());
-      len_ = data.size();
-      return absl::OkStatus();
-    }
-    return Write(data.data(), data.size(), /*sync=*/false);
-  }
-
-  absl::Status Flush() override {
-    if (absl::Status s = CheckUsable("write"); !s.ok()) return s;
-    return FlushBuffer(/*sync=*/false);
-  }
-
-  absl::Status Sync() override {
-    if (absl::Status s = CheckUsable("fdatasync"); !s.ok()) return s;
-    return FlushBuffer(/*sync=*/true);
-  }
-
-  absl::Status RangeSync(uint64_t offset, uint64_t nbytes) override {
-    if (absl::Status s = CheckUsable("sync_file_range"); !s.ok()) return s;
-    StartWriteBack(fd_, offset, nbytes);
-    return absl::OkStatus();
-  }
-
-  absl::Status Close() override {
-    if (fd_ < 0) return ClosedError("close", path_);
-    absl::Status s = error_.ok() ? FlushBuffer(/*sync=*/false) : error_;
-    // Nothing is in flight: every submission was waited for.
-    ExitRing(&ring_);
-    if (::close(fd_) != 0 && s.ok()) s = PosixError("close", path_, errno);
-    fd_ = -1;
-    return s;
-  }
-
-  uint64_t Size() const override { return size_; }
-
-  absl::Status Allocate(uint64_t offset, uint64_t len) override {
-    if (fd_ < 0) return ClosedError("fallocate", path_);
-    return FallocateKeepSize(fd_, path_, offset, len);
+    if (fd() >= 0) Close().IgnoreError();
   }
 
  private:
@@ -202,25 +150,13 @@ class PosixUringWritableFile final : public WritableFile {
   // Largest write in one request (the kernel would cut it near 2 GiB anyway).
   static constexpr size_t kMaxWrite = size_t{1} << 30;
 
-  absl::Status CheckUsable(absl::string_view op) const {
-    if (fd_ < 0) return ClosedError(op, path_);
-    return error_;
-  }
-  absl::Status Poison(absl::Status s) {
-    if (!s.ok() && error_.ok()) error_ = s;
-    return s;
-  }
-  absl::Status FlushBuffer(bool sync) {
-    const size_t n = len_;
-    len_ = 0;
-    if (n == 0 && !sync) return absl::OkStatus();
-    return Write(buf_.get(), n, sync);
-  }
+  // Nothing is in flight at Close: every submission was waited for.
+  void ReleaseBeforeClose() override { ExitRing(&ring_); }
 
   // Writes [data, data + n) at write_offset_ and then, if `sync`, makes the
   // file's data durable. A full write and its fsync go in one submission; each
   // round makes progress (bytes written) or ends with an error.
-  absl::Status Write(const char* data, size_t n, bool sync) {
+  absl::Status WriteThrough(const char* data, size_t n, bool sync) override {
     bool synced = !sync;
     while (n > 0 || !synced) {
       const size_t chunk = std::min(n, kMaxWrite);
@@ -230,7 +166,7 @@ class PosixUringWritableFile final : public WritableFile {
       // The queue is empty between calls, so two entries are always free.
       if (chunk > 0) {
         struct io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        io_uring_prep_write(sqe, fd_, data, static_cast<unsigned>(chunk),
+        io_uring_prep_write(sqe, fd(), data, static_cast<unsigned>(chunk),
                             write_offset_);
         io_uring_sqe_set_data64(sqe, kWriteTag);
         if (with_sync) sqe->flags |= IOSQE_IO_LINK;
@@ -238,7 +174,7 @@ class PosixUringWritableFile final : public WritableFile {
       }
       if (with_sync) {
         struct io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+        io_uring_prep_fsync(sqe, fd(), IORING_FSYNC_DATASYNC);
         io_uring_sqe_set_data64(sqe, kSyncTag);
         ++queued;
       }
@@ -246,19 +182,19 @@ class PosixUringWritableFile final : public WritableFile {
       int sync_res = -ECANCELED;
       if (absl::Status s = SubmitAndReap(queued, &write_res, &sync_res);
           !s.ok()) {
-        return Poison(s);
+        return s;
       }
       bool wrote_all = true;
       if (chunk > 0) {
         if (write_res == -EINTR) continue;  // as write(2): try again
         if (write_res < 0) {
-          return Poison(PosixError("write", path_, -write_res));
+          return PosixError("write", path(), -write_res);
         }
         if (write_res == 0) {
           // write(2) never returns 0 for n > 0 on a file; do not spin on it.
-          return Poison(absl::InternalError(
-              absl::StrCat("write ", path_, ": no progress at offset ",
-                           write_offset_, " (", chunk, " bytes submitted)")));
+          return absl::InternalError(
+              absl::StrCat("write ", path(), ": no progress at offset ",
+                           write_offset_, " (", chunk, " bytes submitted)"));
         }
         const size_t written = static_cast<size_t>(write_res);
         data += written;
@@ -270,7 +206,7 @@ class PosixUringWritableFile final : public WritableFile {
       if (sync_res == 0 && wrote_all) {
         synced = true;
       } else if (sync_res < 0 && sync_res != -ECANCELED && sync_res != -EINTR) {
-        return Poison(PosixError("fdatasync", path_, -sync_res));
+        return PosixError("fdatasync", path(), -sync_res);
       }
       // Else the fsync was cancelled by a short write (or by a signal): it is
       // issued again after the rest of the bytes.
@@ -294,7 +230,7 @@ class PosixUringWritableFile final : public WritableFile {
       if (r <= 0) {
         // Requests not taken stay in the submission queue; the caller poisons
         // the file, so they are never submitted.
-        status = PosixError("io_uring_enter", path_, r < 0 ? -r : EAGAIN);
+        status = PosixError("io_uring_enter", path(), r < 0 ? -r : EAGAIN);
         break;
       }
       submitted += static_cast<unsigned>(r);
@@ -306,7 +242,7 @@ class PosixUringWritableFile final : public WritableFile {
       struct io_uring_cqe* cqe = nullptr;
       const int w = io_uring_wait_cqe(&ring_, &cqe);
       if (w == -EINTR) continue;
-      if (w < 0) return PosixError("io_uring_wait_cqe", path_, -w);
+      if (w < 0) return PosixError("io_uring_wait_cqe", path(), -w);
       int res = cqe->res;
       const uint64_t tag = io_uring_cqe_get_data64(cqe);
       io_uring_cqe_seen(&ring_, cqe);
@@ -334,14 +270,8 @@ class PosixUringWritableFile final : public WritableFile {
     return false;
   }
 
-  const std::string path_;
-  int fd_;  // -1 once closed
   struct io_uring ring_;
-  const std::unique_ptr<char[]> buf_;
-  size_t len_ = 0;         // bytes in buf_
-  uint64_t write_offset_;  // file offset of buf_[0]: where the next write goes
-  uint64_t size_;          // file size the caller sees: written + buffered
-  absl::Status error_;
+  uint64_t write_offset_;  // where the next WriteThrough writes
 };
 
 }  // namespace
