@@ -482,31 +482,15 @@ std::string ClusterNode::Info(const std::string& section_arg) {
   const bool all = section.empty() || section == "all" || section == "default" ||
                    section == "everything";
   std::string out;
-  auto line = [&out](absl::string_view key, const auto& value) {
-    absl::StrAppend(&out, key, ":", value, "\r\n");
-  };
   out.append(CommonInfoSections(*counters_, "cluster", section, all));
   if (all || section == "replication") {
     out.append(ReplicationInfo());
     out.append("\r\n");
   }
   if (all || section == "segwal") {
-    const WalStats w = io_->store()->wal()->GetStats();
-    out.append("# Segwal\r\n");
-    line("wal_appends", w.appends);
-    line("wal_syncs", w.syncs);
-    line("wal_durable_lsn", w.durable_lsn);
-    line("wal_segments_on_disk", w.segments_on_disk);
-    line("wal_bytes_on_disk", w.bytes_on_disk);
-    line("wal_poisoned", w.poisoned ? absl::StrCat("yes (", w.poisoned_reason, ")")
-                                    : std::string("no"));
-    out.append("\r\n");
+    out.append(SegwalInfoSection(io_->store()->wal()->GetStats()));
   }
-  if (all || section == "keyspace") {
-    out.append("# Keyspace\r\n");
-    if (fsm_.size() > 0) line("db0", absl::StrCat("keys=", fsm_.size(), ",expires=0,avg_ttl=0"));
-    out.append("\r\n");
-  }
+  if (all || section == "keyspace") out.append(KeyspaceInfoSection(fsm_.size()));
   if (out.size() >= 2) out.resize(out.size() - 2);
   return out;
 }

@@ -478,6 +478,51 @@ std::string CommonInfoSections(const ServerCounters& c,
   return out;
 }
 
+std::string SegwalInfoSection(const WalStats& w) {
+  std::string out;
+  auto line = [&out](absl::string_view key, const auto& value) {
+    absl::StrAppend(&out, key, ":", value, "\r\n");
+  };
+  out.append("# Segwal\r\n");
+  line("wal_appends", w.appends);
+  line("wal_bytes_appended", w.bytes_appended);
+  line("wal_bytes_framed", w.bytes_framed);
+  line("wal_bytes_written", w.bytes_written);
+  line("wal_sync_requests", w.sync_requests);
+  line("wal_syncs", w.syncs);
+  line("wal_records_per_sync_avg", absl::StrFormat("%.2f", w.records_per_sync.Average()));
+  line("wal_records_per_sync_max", w.records_per_sync.max);
+  line("wal_sync_latency_micros_avg",
+       absl::StrFormat("%.1f", w.sync_latency_micros.Average()));
+  line("wal_sync_latency_micros_p99", w.sync_latency_micros.Percentile(99));
+  line("wal_sync_latency_micros_max", w.sync_latency_micros.max);
+  line("wal_rollovers", w.rollovers);
+  line("wal_segments_deleted", w.segments_deleted);
+  line("wal_spares_zero_filled", w.spares_zero_filled);
+  line("wal_spares_recycled", w.spares_recycled);
+  line("wal_segments_from_spares", w.segments_from_spares);
+  line("wal_spare_failures", w.spare_failures);
+  line("wal_padding_bytes", w.padding_bytes);
+  line("wal_direct_io", w.direct_io ? std::string("on")
+                        : w.direct_io_fallback.empty()
+                            ? std::string("off")
+                            : absl::StrCat("off (", w.direct_io_fallback, ")"));
+  line("wal_segments_on_disk", w.segments_on_disk);
+  line("wal_bytes_on_disk", w.bytes_on_disk);
+  line("wal_durable_lsn", w.durable_lsn);
+  line("wal_poisoned", w.poisoned ? absl::StrCat("yes (", w.poisoned_reason, ")")
+                                  : std::string("no"));
+  out.append("\r\n");
+  return out;
+}
+
+std::string KeyspaceInfoSection(uint64_t keys) {
+  std::string out = "# Keyspace\r\n";
+  if (keys > 0) absl::StrAppend(&out, "db0:keys=", keys, ",expires=0,avg_ttl=0\r\n");
+  out.append("\r\n");
+  return out;
+}
+
 std::string CommandExecutor::Info(const std::string& section_arg) const {
   const std::string section = absl::AsciiStrToLower(section_arg);
   const bool all = section.empty() || section == "all" ||
@@ -529,43 +574,9 @@ std::string CommandExecutor::Info(const std::string& section_arg) const {
     out.append("\r\n");
   }
   if (want("segwal")) {
-    const WalStats w = store_->wal().GetStats();
-    out.append("# Segwal\r\n");
-    line("wal_appends", w.appends);
-    line("wal_bytes_appended", w.bytes_appended);
-    line("wal_bytes_framed", w.bytes_framed);
-    line("wal_bytes_written", w.bytes_written);
-    line("wal_sync_requests", w.sync_requests);
-    line("wal_syncs", w.syncs);
-    line("wal_records_per_sync_avg", absl::StrFormat("%.2f", w.records_per_sync.Average()));
-    line("wal_records_per_sync_max", w.records_per_sync.max);
-    line("wal_sync_latency_micros_avg",
-         absl::StrFormat("%.1f", w.sync_latency_micros.Average()));
-    line("wal_sync_latency_micros_p99", w.sync_latency_micros.Percentile(99));
-    line("wal_sync_latency_micros_max", w.sync_latency_micros.max);
-    line("wal_rollovers", w.rollovers);
-    line("wal_segments_deleted", w.segments_deleted);
-    line("wal_spares_zero_filled", w.spares_zero_filled);
-    line("wal_spares_recycled", w.spares_recycled);
-    line("wal_segments_from_spares", w.segments_from_spares);
-    line("wal_spare_failures", w.spare_failures);
-    line("wal_padding_bytes", w.padding_bytes);
-    line("wal_direct_io", w.direct_io ? std::string("on")
-                          : w.direct_io_fallback.empty()
-                              ? std::string("off")
-                              : absl::StrCat("off (", w.direct_io_fallback, ")"));
-    line("wal_segments_on_disk", w.segments_on_disk);
-    line("wal_bytes_on_disk", w.bytes_on_disk);
-    line("wal_durable_lsn", w.durable_lsn);
-    line("wal_poisoned", w.poisoned ? absl::StrCat("yes (", w.poisoned_reason, ")")
-                                    : std::string("no"));
-    out.append("\r\n");
+    out.append(SegwalInfoSection(store_->wal().GetStats()));
   }
-  if (want("keyspace")) {
-    out.append("# Keyspace\r\n");
-    if (st.keys > 0) line("db0", absl::StrCat("keys=", st.keys, ",expires=0,avg_ttl=0"));
-    out.append("\r\n");
-  }
+  if (want("keyspace")) out.append(KeyspaceInfoSection(st.keys));
   // Redis ends the text without the last blank line.
   if (out.size() >= 2) out.resize(out.size() - 2);
   return out;

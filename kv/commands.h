@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "kv/kv_store.h"
+#include "wal/segmented_wal.h"  // WalStats
 
 namespace segwal {
 namespace kv {
@@ -98,6 +99,10 @@ struct ServerCounters {
 std::string CommonInfoSections(const ServerCounters& c,
                                absl::string_view redis_mode,
                                const std::string& section, bool all);
+// INFO's "# Segwal" section (the log's WalStats) and "# Keyspace" section,
+// each ending in a blank line; the single node and the cluster print both.
+std::string SegwalInfoSection(const WalStats& w);
+std::string KeyspaceInfoSection(uint64_t keys);
 
 // Redis's arity rule, as the command tables write it: arity > 0 means exactly
 // `arity` arguments, arity < 0 at least -arity (the name counts as one).

@@ -1,5 +1,6 @@
-// The argument rules both segkv modes share (kv/commands.h): the arity check
-// and the reading of write commands into Mutations, with Redis's error texts.
+// What both segkv modes share (kv/commands.h): the arity check, the reading
+// of write commands into Mutations with Redis's error texts, and the INFO
+// sections about the log and the keyspace.
 
 #include "kv/commands.h"
 
@@ -96,6 +97,35 @@ TEST(ParseWriteCommandTest, RefusedArgumentsGetRedisErrorTexts) {
   }
   EXPECT_EQ(error("flushall", {"flushall", "now"}), "syntax error");
   EXPECT_EQ(error("get", {"get", "k"}), "'get' is not a write command");
+}
+
+TEST(InfoSectionTest, SegwalSectionShowsTheLogsStateAndPoisoning) {
+  WalStats w;
+  w.appends = 7;
+  w.syncs = 3;
+  w.durable_lsn = 6;
+  w.poisoned = true;
+  w.poisoned_reason = "fdatasync /wal/x: Input/output error";
+  const std::string info = SegwalInfoSection(w);
+  EXPECT_EQ(info.rfind("# Segwal\r\n", 0), 0u) << info;
+  EXPECT_NE(info.find("\r\nwal_appends:7\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("\r\nwal_syncs:3\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("\r\nwal_durable_lsn:6\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("\r\nwal_poisoned:yes (fdatasync /wal/x: Input/output error)\r\n"),
+            std::string::npos)
+      << info;
+  EXPECT_NE(info.find("\r\nwal_direct_io:off\r\n"), std::string::npos) << info;
+  ASSERT_GE(info.size(), 4u);
+  EXPECT_EQ(info.substr(info.size() - 4), "\r\n\r\n");  // ends in a blank line
+
+  w.poisoned = false;
+  EXPECT_NE(SegwalInfoSection(w).find("\r\nwal_poisoned:no\r\n"), std::string::npos);
+}
+
+TEST(InfoSectionTest, KeyspaceListsDb0OnlyWhenItHasKeys) {
+  EXPECT_EQ(KeyspaceInfoSection(0), "# Keyspace\r\n\r\n");
+  EXPECT_EQ(KeyspaceInfoSection(12),
+            "# Keyspace\r\ndb0:keys=12,expires=0,avg_ttl=0\r\n\r\n");
 }
 
 }  // namespace

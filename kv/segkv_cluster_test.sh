@@ -127,6 +127,11 @@ got=$(redis-cli -c -p "${CPORT[$follower]}" GET k 2>&1)
 info=$(redis-cli -p "${CPORT[$leader]}" INFO replication | tr -d '\r')
 grep -q "^raft_state:leader$" <<<"$info" || fail "INFO replication on the leader: $info"
 grep -q "^raft_leader_id:$leader$" <<<"$info" || fail "INFO replication leader id: $info"
+# The log's section is the single node's (kv/commands.cc, SegwalInfoSection).
+info=$(redis-cli -p "${CPORT[$leader]}" INFO segwal | tr -d '\r')
+grep -q "^wal_poisoned:no$" <<<"$info" || fail "INFO segwal on the leader: $info"
+grep -q "^wal_sync_latency_micros_p99:[0-9]" <<<"$info" || fail "INFO segwal sync latency: $info"
+grep -q "^wal_syncs:[1-9]" <<<"$info" || fail "INFO segwal syncs: $info"
 
 # ---- Load; SIGKILL the leader in the middle; go on; restart it.
 "$CLIENT" --mode=cluster_load --ports="${CPORT[1]},${CPORT[2]},${CPORT[3]}" --window=16 \
