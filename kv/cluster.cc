@@ -21,6 +21,7 @@ struct ClusterNode::ApplyRequest {
   struct raft_apply req{};
   ClusterNode* node = nullptr;
   std::shared_ptr<DeferredReply> reply;
+  KvOp op = KvOp::kSet;
   bool integer_reply = false;
 };
 
@@ -231,6 +232,7 @@ CommandReply ClusterNode::SubmitWrite(const Mutation& m, bool integer_reply) {
   req->req.data = req;
   req->node = this;
   req->reply = std::make_shared<DeferredReply>();
+  req->op = m.op;
   req->integer_reply = integer_reply;
   const int rv = raft_apply(&raft_, &req->req, &buf, 1, OnApplied);
   if (rv != 0) {
@@ -248,9 +250,7 @@ void ClusterNode::OnApplied(struct raft_apply* raw, int status, void* result) {
   std::unique_ptr<ApplyRequest> req(static_cast<ApplyRequest*>(raw->data));
   std::string out;
   if (status != 0) {
-    out = CodedError(absl::StrCat("TRYAGAIN the write was not committed by this leader (",
-                                  raft_strerror(status),
-                                  "); it may still be applied: retry idempotent writes"));
+    out = CodedError(UncommittedWriteError(req->op, raft_strerror(status)));
   } else {
     const auto* r = static_cast<const KvFsm::Result*>(result);
     if (!r->error.empty()) {

@@ -9,8 +9,9 @@
 //     committed and applied the entry, so "+OK" means a majority has it
 //     durable. A follower answers "-MOVED 0 HOST:CLIENTPORT" naming the
 //     leader; with no leader known (election), "-TRYAGAIN ...". A write whose
-//     leader lost leadership before it committed answers "-TRYAGAIN ...": it
-//     may or may not be applied later (retry idempotent writes).
+//     leader lost leadership before it committed may or may not be applied
+//     later: it answers "-TRYAGAIN ..." if repeating it is safe, and INCR or
+//     INCRBY "-UNCERTAIN ..." (UncommittedWriteError, kv/cluster_command.h).
 //   - Reads (GET, MGET, EXISTS, DBSIZE, KEYS) on the leader are linearizable:
 //     they wait for a raft_barrier appended after they arrived (one barrier
 //     serves every read that arrived before it was appended), then read the

@@ -85,5 +85,14 @@ absl::Status ValidateMutation(const Mutation& m, size_t max_key_size,
   return absl::OkStatus();
 }
 
+std::string UncommittedWriteError(KvOp op, absl::string_view why) {
+  if (op == KvOp::kIncrBy) {
+    return absl::StrCat("UNCERTAIN the increment was not committed by this leader (", why,
+                        ") and may still be applied: read the key before retrying");
+  }
+  return absl::StrCat("TRYAGAIN the write was not committed by this leader (", why,
+                      "); it may still be applied, and repeating it is safe");
+}
+
 }  // namespace kv
 }  // namespace segwal

@@ -42,6 +42,15 @@ absl::StatusOr<DecodedRecord> DecodeClusterCommand(absl::string_view entry);
 absl::Status ValidateMutation(const Mutation& m, size_t max_key_size,
                               size_t max_value_size);
 
+// The error text (without the leading '-') for a write of kind `op` that raft
+// accepted but this leader did not commit (it lost leadership or shut down;
+// `why` is raft's reason). The next leader may still commit and apply it.
+// Writes whose repetition leaves the same state (SET, DEL, MSET, FLUSHALL)
+// get "TRYAGAIN ...", which cluster clients retry on their own; INCR and
+// INCRBY, which would then count twice, get "UNCERTAIN ...", which no client
+// retries by itself: read the key before deciding to write again.
+std::string UncommittedWriteError(KvOp op, absl::string_view why);
+
 }  // namespace kv
 }  // namespace segwal
 

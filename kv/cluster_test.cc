@@ -81,6 +81,25 @@ TEST(ClusterCommandTest, ValidateRefusesWhatTheSingleNodeRefuses) {
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateMutation(m, 4, 4)));
 }
 
+// A write raft accepted but this leader did not commit may still be applied:
+// only writes that are safe to repeat may answer with the code cluster
+// clients retry on (TRYAGAIN); an increment must not (it would count twice).
+TEST(ClusterCommandTest, UncommittedIncrementIsNotAnswerRetryable) {
+  for (KvOp op : {KvOp::kSet, KvOp::kDel, KvOp::kMSet, KvOp::kFlushAll}) {
+    const std::string e = UncommittedWriteError(op, "leadership lost");
+    EXPECT_EQ(e.rfind("TRYAGAIN ", 0), 0u) << e;
+    EXPECT_NE(e.find("(leadership lost)"), std::string::npos) << e;
+    EXPECT_NE(e.find("may still be applied"), std::string::npos) << e;
+  }
+  const std::string incr = UncommittedWriteError(KvOp::kIncrBy, "leadership lost");
+  EXPECT_EQ(incr.rfind("UNCERTAIN ", 0), 0u) << incr;
+  EXPECT_EQ(incr.find("TRYAGAIN"), std::string::npos) << incr;
+  EXPECT_NE(incr.find("(leadership lost)"), std::string::npos) << incr;
+  EXPECT_NE(incr.find("read the key before retrying"), std::string::npos) << incr;
+  // One line: it becomes a RESP simple error.
+  EXPECT_EQ(incr.find_first_of("\r\n"), std::string::npos);
+}
+
 std::string Entry(const Mutation& m) { return EncodeClusterCommand(m); }
 
 TEST(KvFsmTest, ApplyDecidesIncrByAndDelOnEveryMember) {
