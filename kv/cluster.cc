@@ -21,8 +21,7 @@ struct ClusterNode::ApplyRequest {
   struct raft_apply req{};
   ClusterNode* node = nullptr;
   std::shared_ptr<DeferredReply> reply;
-  KvOp op = KvOp::kSet;
-  bool integer_reply = false;
+  KvOp op = KvOp::kSet;  // what the reply says (RepliesWithInteger)
 };
 
 struct ClusterNode::ReadRequest {
@@ -215,7 +214,7 @@ std::string ClusterNode::Redirect() {
 
 // ---------------------------------------------------------------- writes
 
-CommandReply ClusterNode::SubmitWrite(const Mutation& m, bool integer_reply) {
+CommandReply ClusterNode::SubmitWrite(const Mutation& m) {
   CheckLeadership();
   if (!LeaderReady()) return ReplyOf(Redirect());
   if (absl::Status s = ValidateMutation(m, options_.max_key_size, options_.max_value_size);
@@ -233,7 +232,6 @@ CommandReply ClusterNode::SubmitWrite(const Mutation& m, bool integer_reply) {
   req->node = this;
   req->reply = std::make_shared<DeferredReply>();
   req->op = m.op;
-  req->integer_reply = integer_reply;
   const int rv = raft_apply(&raft_, &req->req, &buf, 1, OnApplied);
   if (rv != 0) {
     raft_free(buf.base);  // not transferred when raft_apply fails
@@ -255,7 +253,7 @@ void ClusterNode::OnApplied(struct raft_apply* raw, int status, void* result) {
     const auto* r = static_cast<const KvFsm::Result*>(result);
     if (!r->error.empty()) {
       out = ErrorBytes(r->error);
-    } else if (req->integer_reply) {
+    } else if (RepliesWithInteger(req->op)) {
       AppendInteger(&out, r->integer);
     } else {
       out = "+OK\r\n";
@@ -382,7 +380,7 @@ CommandReply ClusterNode::Execute(const std::vector<std::string>& args) {
       name == "incrby" || name == "flushall") {
     absl::StatusOr<Mutation> m = ParseWriteCommand(name, args);
     if (!m.ok()) return ReplyOf(ErrorBytes(m.status().message()));
-    return SubmitWrite(*m, RepliesWithInteger(m->op));
+    return SubmitWrite(*m);
   }
   if (name == "get" || name == "mget" || name == "exists" || name == "dbsize" ||
       name == "keys") {

@@ -94,7 +94,7 @@ class ClusterNode : public CommandHandler {
   void CheckLeadership();
   // The error reply for a member that cannot serve (MOVED or TRYAGAIN).
   std::string Redirect();
-  CommandReply SubmitWrite(const Mutation& m, bool integer_reply);
+  CommandReply SubmitWrite(const Mutation& m);
   CommandReply QueueRead(const std::vector<std::string>& args);
   void KickReads();
   std::string EvaluateRead(const std::vector<std::string>& args) const;
